@@ -13,7 +13,9 @@ from ove_ros.streaming import AdvantageRecord, StreamingAdvantage
 FAST = settings(max_examples=80, deadline=None)
 
 
-def stream_episode(s: StreamingAdvantage, values, success, rewards=None, first_tick=0) -> list[AdvantageRecord]:
+def stream_episode(
+    s: StreamingAdvantage, values, success, rewards=None, first_tick=0
+) -> list[AdvantageRecord]:
     out = []
     for i, v in enumerate(values):
         kw = {} if rewards is None else {"reward": float(rewards[i])}
