@@ -61,9 +61,9 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
     except (OSError, ValueError) as exc:
         raise FileNotFoundError(
             f"tokenizer {str(name_or_path)!r} is not available offline (not a directory with tokenizer files "
-            f"and not in the Hugging Face cache): {str(exc).rstrip('.')}. Download it on a machine with network access "
-            f"(e.g. `huggingface-cli download {GEMMA_TOKENIZER_ID}`) and copy the directory here, or use "
-            "build_local_tokenizer() for a model trained with the local tokenizer"
+            f"and not in the Hugging Face cache): {str(exc).rstrip('.')}. Download it on a machine with "
+            f"network access (e.g. `huggingface-cli download {GEMMA_TOKENIZER_ID}`) and copy the directory "
+            "here, or use build_local_tokenizer() for a model trained with the local tokenizer"
         ) from exc
     return configure_tokenizer(tok)
 

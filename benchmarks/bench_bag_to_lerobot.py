@@ -1,0 +1,279 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Throughput of the rosbag2 -> LeRobot converter on a generated recording.
+
+Writes a bag with N cameras (default 3 x 640x480 rgb8 at 30 Hz) and joint states (default 200 Hz) for
+``--seconds`` (default 20), then converts it once per variant: reading alone (both passes, no dataset), and
+the dataset written with each storage choice LeRobot 0.4.4 offers (streaming h264 / libsvtav1 video, the PNG
+round trip before encoding, PNG images in parquet), and optionally resized cameras. Reports frames converted
+per second and the real-time factor (recorded seconds per wall second), prints a table and writes JSON to
+``benchmarks/results/bag_to_lerobot.json``.
+
+    python benchmarks/bench_bag_to_lerobot.py [--seconds 20] [--variants read,h264,...] [--storage mcap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "test"))
+
+from training import ros_types  # noqa: E402
+from training.bag_config import BagConversionConfig, load_config  # noqa: E402
+from training.bag_reader import index_bag, iter_frames, plan_episodes  # noqa: E402
+from training.bag_to_lerobot import convert_bags  # noqa: E402
+
+from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "bag_to_lerobot.json"
+
+
+@dataclass
+class Variant:
+    name: str
+    overrides: list[str]
+    note: str
+
+
+VARIANTS = {
+    "read": Variant("read", [], "both bag passes + image decoding + resampling, no dataset written"),
+    "h264": Variant("h264", ["video.vcodec=h264"], "video, h264, streaming encoder (the default)"),
+    "h264_1thread": Variant(
+        "h264_1thread", ["video.vcodec=h264", "video.encoder_threads=1"], "h264, one thread per camera"
+    ),
+    "svtav1": Variant("svtav1", ["video.vcodec=libsvtav1"], "video, libsvtav1 (LeRobot's default codec)"),
+    "h264_png": Variant(
+        "h264_png",
+        ["video.vcodec=h264", "video.streaming_encoding=false"],
+        "h264 via temporary PNG files, encoded per episode",
+    ),
+    "images": Variant("images", ["video.use_videos=false"], "PNG images inside parquet, no video"),
+    "h264_224": Variant(
+        "h264_224",
+        [
+            "video.vcodec=h264",
+            "cameras.0.resize=[224,224]",
+            "cameras.1.resize=[224,224]",
+            "cameras.2.resize=[224,224]",
+        ],
+        "h264 with every camera resized to 224x224 (the value model's input size)",
+    ),
+}
+DEFAULT_VARIANTS = "read,h264,h264_1thread,svtav1,h264_png,images,h264_224"
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = platform.processor() or "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") if Path("/proc/cpuinfo").exists() else open(os.devnull) as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = None
+    if Path("/proc/meminfo").exists():
+        first = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()
+        mem_gib = round(int(first[1]) / 2**20, 1)
+    versions = {}
+    for module in ("lerobot", "rosbags", "av", "numpy", "cv2"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - a missing version is only reported
+            versions[module] = None
+    return {
+        "cpu": cpu,
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": mem_gib,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gpu": None,
+        "versions": versions,
+    }
+
+
+def bench_config(spec: BagSpec, fps: int, overrides: list[str]) -> BagConversionConfig:
+    cams = ", ".join(f"{{name: {c.name}, topic: {c.topic}}}" for c in spec.cameras)
+    joints = ", ".join(spec.joint_names)
+    base = [
+        f"fps={fps}",
+        "task=benchmark",
+        f"cameras=[{cams}]",
+        f"state={{topic: {spec.joint_topic}, joints: [{joints}]}}",
+        "progress=false",
+        "validate_decode=false",
+    ]
+    return load_config(None, base + overrides)
+
+
+def run_read(bag: Path, config: BagConversionConfig) -> int:
+    typestore = ros_types.make_typestore()
+    index = index_bag(bag, config, typestore)
+    plans = plan_episodes(index, config)
+    return sum(1 for _ in iter_frames(index, plans, config, typestore))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--cameras", type=int, default=3)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--camera-hz", type=float, default=30.0)
+    parser.add_argument("--joint-hz", type=float, default=200.0)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    parser.add_argument(
+        "--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {sorted(VARIANTS)}"
+    )
+    parser.add_argument("--workdir", help="where to write the bag and datasets (default: a temp dir)")
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    os.environ.setdefault("SVT_LOG", "1")
+    warnings.simplefilter("ignore")
+    import av.logging
+    import datasets
+    import lerobot.datasets.lerobot_dataset  # noqa: F401 - imported before timing (several seconds here)
+
+    datasets.disable_progress_bars()
+    av.logging.set_libav_level(av.logging.ERROR)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_bag_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        spec = BagSpec(
+            duration_s=args.seconds,
+            cameras=[
+                CameraSpec(
+                    f"cam{c}",
+                    f"/cam{c}/image_raw",
+                    width=args.width,
+                    height=args.height,
+                    rate_hz=args.camera_hz,
+                )
+                for c in range(args.cameras)
+            ],
+            joint_names=tuple(f"joint_{k}" for k in range(7)),
+            joint_rate_hz=args.joint_hz,
+            action_topic=None,
+            pattern="scene",
+        )
+        bag = work / "bench_bag"
+        shutil.rmtree(bag, ignore_errors=True)
+        started = time.perf_counter()
+        write_bag(bag, spec, args.storage)
+        write_s = time.perf_counter() - started
+        bag_mb = sum(p.stat().st_size for p in bag.iterdir()) / 2**20
+        print(
+            f"bag: {args.cameras} x {args.width}x{args.height} @ {args.camera_hz:g} Hz + joints @ "
+            f"{args.joint_hz:g} Hz, {args.seconds:g} s, {bag_mb:.0f} MiB {args.storage} "
+            f"(written in {write_s:.1f} s)"
+        )
+
+        rows = []
+        for name in names:
+            variant = VARIANTS[name]
+            overrides = [
+                o
+                for o in variant.overrides
+                if not o.startswith("cameras.") or int(o.split(".")[1]) < args.cameras
+            ]
+            config = bench_config(spec, args.fps, overrides)
+            out = work / f"ds_{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            started = time.perf_counter()
+            if name == "read":
+                frames = run_read(bag, config)
+            else:
+                frames = convert_bags([bag], out, f"bench/{name}", config, outcome="success").frames
+            wall = time.perf_counter() - started
+            size_mb = (
+                sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20 if out.exists() else 0.0
+            )
+            shutil.rmtree(out, ignore_errors=True)
+            recorded = frames / args.fps
+            row = {
+                "variant": name,
+                "note": variant.note,
+                "overrides": overrides,
+                "frames": frames,
+                "wall_s": round(wall, 2),
+                "frames_per_s": round(frames / wall, 1),
+                "camera_images_per_s": round(frames * args.cameras / wall, 1),
+                "realtime_factor": round(recorded / wall, 2),
+                "dataset_mib": round(size_mb, 1),
+            }
+            rows.append(row)
+            print(
+                f"  {name:13s} {frames} frames in {wall:6.1f} s: {row['frames_per_s']:7.1f} frames/s, "
+                f"{row['realtime_factor']:5.2f}x real time, {size_mb:6.1f} MiB"
+            )
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"bag -> LeRobot, {args.seconds:g} s recording ({args.cameras} cameras "
+        f"{args.width}x{args.height}), target >= 10x real time"
+    )
+    for column in ("variant", "frames/s", "images/s", "x real time", "MiB", "what"):
+        table.add_column(column, justify="left" if column in ("variant", "what") else "right")
+    for r in rows:
+        table.add_row(
+            r["variant"],
+            f"{r['frames_per_s']:.1f}",
+            f"{r['camera_images_per_s']:.1f}",
+            f"{r['realtime_factor']:.2f}",
+            f"{r['dataset_mib']:.1f}",
+            r["note"],
+        )
+    Console().print(table)
+    result = {
+        "benchmark": "bag_to_lerobot",
+        "machine": machine(),
+        "recording": {
+            "seconds": args.seconds,
+            "cameras": args.cameras,
+            "width": args.width,
+            "height": args.height,
+            "camera_hz": args.camera_hz,
+            "joint_hz": args.joint_hz,
+            "fps": args.fps,
+            "storage": args.storage,
+            "bag_mib": round(bag_mb, 1),
+            "image_content": "textured scene with a moving block (bag_fixtures)",
+        },
+        "target_realtime_factor": 10.0,
+        "results": rows,
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, output)
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

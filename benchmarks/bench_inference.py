@@ -1,0 +1,259 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Per-tick latency of the value model: plain eager ``model(batch)`` vs the InferenceEngine.
+
+Random weights, 3 cameras sending 480x640 RGB frames, one task, a 14-joint state. For each configuration and
+device it times, in one process and on the same model object:
+
+* ``eager-fp32``: ``model(batch)`` under ``torch.no_grad`` with tokenization and frame conversion every tick;
+* ``engine-fp32`` (CPU) / ``engine-bf16`` and ``engine-bf16-graphs`` (CUDA): the engine's tick;
+* ``engine-int8`` (CPU): the engine with dynamic int8 Linear weights (numbers change slightly);
+* ``engine-compile`` with ``--compile`` (slow to build on small CPUs).
+
+Usage::
+
+    python benchmarks/bench_inference.py --configs tiny,full --devices cpu,cuda --iters 20 --warmup 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ove_ros.bundle import BundleMetadata  # noqa: E402
+from ove_ros.engine import EngineConfig, InferenceEngine  # noqa: E402
+from ove_ros.model import OpenValueEstimator, ValueModelConfig  # noqa: E402
+
+FRAME_HW = (480, 640)
+STATE_DIM = 14
+TASK = "pick up the bottle and place it in the bin"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    import transformers
+
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def build_model(name: str, num_cameras: int) -> OpenValueEstimator:
+    """Random weights. The full model skips transformers' init (a minute on 2 cores) and fills N(0, 0.02)."""
+    from transformers.modeling_utils import no_init_weights
+
+    cfg = (ValueModelConfig.tiny if name == "tiny" else ValueModelConfig.full)(
+        num_cameras=num_cameras, state_dim=STATE_DIM
+    )
+    torch.manual_seed(0)
+    with no_init_weights():
+        model = OpenValueEstimator(cfg)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("bias"):
+                p.zero_()
+            elif p.ndim == 1:
+                p.fill_(1.0 if "layer_norm" in pname or "layernorm" in pname else 0.0)
+            else:
+                p.normal_(0.0, 0.02)
+        model.projector.gain.fill_(1.0)
+        model.match_token_scale()
+    model.set_state_stats([-3.0] * STATE_DIM, [3.0] * STATE_DIM)
+    return model.eval()
+
+
+def summarize(times: list[float]) -> dict[str, float]:
+    ms = sorted(t * 1e3 for t in times)
+    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+    return {
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(p99, 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+        "min_ms": round(ms[0], 2),
+    }
+
+
+def time_ticks(tick, iters: int, warmup: int, sync) -> list[float]:
+    for _ in range(warmup):
+        tick(0)
+    sync()
+    times = []
+    for i in range(iters):
+        start = time.perf_counter()
+        tick(i + 1)
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    dev = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    model = build_model(name, args.cameras).to(dev)
+    build_s = time.perf_counter() - t0
+    metadata = BundleMetadata.from_model(model)
+    rng = np.random.default_rng(0)
+    frames = [
+        [rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8) for _ in range(args.cameras)] for _ in range(4)
+    ]
+    states = rng.uniform(-2, 2, (4, STATE_DIM))
+    rows: list[dict[str, Any]] = []
+
+    def record(variant: str, times: list[float], extra: dict[str, Any] | None = None) -> None:
+        row = {"config": name, "device": device, "variant": variant, "iters": len(times), **summarize(times)}
+        row.update(load_avg=load_average(), measured=time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {}))
+        rows.append(row)
+        print(f"  {name:5s} {device:5s} {variant:20s} p50 {row['p50_ms']:10.1f} ms  "
+              f"p99 {row['p99_ms']:10.1f} ms  (load {row['load_avg']})", flush=True)
+
+    def eager_tick(i: int) -> None:
+        k = i % 4
+        images = torch.stack([torch.from_numpy(f) for f in frames[k]]).to(dev).permute(0, 3, 1, 2)
+        batch = {
+            "observation.images": (images.float() / 255.0)[None],
+            "observation.state": torch.from_numpy(states[k : k + 1]),
+            "task": [TASK],
+        }
+        with torch.no_grad():
+            model.predict(batch)["value"].cpu()
+
+    eager_times = time_ticks(eager_tick, args.iters, args.warmup, sync)
+    record("eager-fp32", eager_times, {"build_s": round(build_s, 1)})
+
+    def engine_variant(variant: str, **cfg: Any) -> None:
+        t = time.perf_counter()
+        config = EngineConfig(device=device, warmup_iters=args.warmup, **cfg)
+        engine = InferenceEngine(model, metadata, config)
+        engine.warmup()
+        setup = time.perf_counter() - t
+
+        def tick(i: int) -> None:
+            k = i % 4
+            engine.infer(frames[k], states[k], TASK)
+
+        times = time_ticks(tick, args.iters, 0, sync)
+        record(variant, times, {"setup_s": round(setup, 1), **engine.describe()})
+
+    if dev.type == "cuda":
+        engine_variant("engine-bf16", dtype="bfloat16")
+        engine_variant("engine-bf16-graphs", dtype="bfloat16", cuda_graphs=True)
+        if args.compile:
+            engine_variant("engine-bf16-compile", dtype="bfloat16", compile=True)
+    else:
+        engine_variant("engine-fp32", dtype="float32")
+        if args.compile:
+            engine_variant("engine-fp32-compile", dtype="float32", compile=True)
+        if not args.no_int8:
+            engine_variant("engine-int8", dtype="float32", quantize="int8")  # quantizes the model in place
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for r in rows:
+            print(f"{r['config']:6s} {r['device']:6s} {r['variant']:22s} "
+                  f"{r['p50_ms']:10.1f} {r['p99_ms']:10.1f}")
+        return
+    table = Table(title="value model tick latency")
+    for col in ("config", "device", "variant", "p50 ms", "p99 ms", "iters", "load"):
+        table.add_column(col, justify="right" if "ms" in col or col in ("iters", "load") else "left")
+    for r in rows:
+        table.add_row(r["config"], r["device"], r["variant"], f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                      str(r["iters"]), str(r["load_avg"]))
+    Console().print(table)
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="tiny,full", help="comma list of tiny, full")
+    p.add_argument("--devices", default="cpu,cuda", help="comma list of cpu, cuda (cuda skipped if absent)")
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--cameras", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to build on CPU)")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 CPU variant")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/inference.json"))
+    args = p.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    configs = [c for c in args.configs.split(",") if c]
+    devices = [d for d in args.devices.split(",") if d]
+    bad = [c for c in configs if c not in ("tiny", "full")] + [d for d in devices if d not in ("cpu", "cuda")]
+    if bad or args.iters < 1 or args.warmup < 0:
+        p.error(f"bad choice(s) {bad}: configs in tiny,full; devices in cpu,cuda; iters >= 1; warmup >= 0")
+    if "cuda" in devices and not torch.cuda.is_available():
+        print("CUDA is not available: skipping cuda", flush=True)
+        devices.remove("cuda")
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    rows: list[dict[str, Any]] = []
+    for name in configs:
+        for device in devices:
+            rows += bench_one(name, device, args)
+    print_table(rows)
+    doc = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}
+    if args.out.exists():  # keep earlier rows for other configs/devices, replace re-measured ones
+        try:
+            old = json.loads(args.out.read_text()).get("results", [])
+        except (OSError, ValueError):
+            old = []
+        fresh = {(r["config"], r["device"], r["variant"]) for r in rows}
+        doc["results"] = [r for r in old if (r["config"], r["device"], r["variant"]) not in fresh] + rows
+    write_json(args.out, doc)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

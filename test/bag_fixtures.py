@@ -1,0 +1,202 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Write synthetic rosbag2 recordings (mcap or sqlite3) with rosbags, for the converter's tests and benchmark.
+
+Every value is a known function of the message's time or sequence number, so a test can tell which message a
+converted frame came from:
+- camera ``c``, message ``n`` is a flat image of RGB ``expected_rgb(c, n)`` (``pattern="flat"``), or a
+  textured scene with a moving block (``pattern="scene"``, for realistic encoder load);
+- joint ``k`` at time ``t`` (seconds since the bag start) has position ``k + t``, velocity ``-k``;
+- the action (Float64MultiArray, no header) at time ``t`` is ``[t, -t]``.
+Receive times are the stamps plus ``receive_delay_ns``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from training import ros_types
+
+START_NS = 1_700_000_000_000_000_000
+NS = 1_000_000_000
+
+
+@dataclass
+class CameraSpec:
+    name: str = "front"
+    topic: str = "/camera/front/image_raw"
+    encoding: str = "rgb8"  # raw encoding, or the compressed format ("jpeg", "png") with compressed=True
+    compressed: bool = False
+    width: int = 32
+    height: int = 24
+    rate_hz: float = 30.0
+    gaps: tuple[tuple[float, float], ...] = ()  # [from, to) seconds without messages
+
+
+@dataclass
+class EventSpec:
+    time_s: float
+    event: int  # ros_types.EVENT_START / EVENT_END
+    outcome: int = ros_types.OUTCOME_UNKNOWN
+    task: str = ""
+    episode_id: str = ""
+
+
+@dataclass
+class BagSpec:
+    duration_s: float = 1.0
+    cameras: list[CameraSpec] = field(default_factory=lambda: [CameraSpec()])
+    joint_topic: str = "/joint_states"
+    joint_names: tuple[str, ...] = ("j1", "j2", "j3")
+    joint_rate_hz: float = 100.0
+    action_topic: str | None = "/joint_command"
+    action_rate_hz: float = 30.0
+    events_topic: str = "/episode_events"
+    events: list[EventSpec] = field(default_factory=list)
+    receive_delay_ns: int = 2_000_000
+    zero_stamp_topics: tuple[str, ...] = ()  # topics whose header stamps are written as 0
+    pattern: str = "flat"  # "flat" or "scene"
+    start_ns: int = START_NS
+
+
+def expected_rgb(camera: int, seq: int) -> tuple[int, int, int]:
+    """The colour of message ``seq`` of camera number ``camera`` with ``pattern="flat"``."""
+    return (seq * 7) % 256, (40 * camera + 20) % 256, 128
+
+
+def message_times(rate_hz: float, duration_s: float, gaps=()) -> list[float]:
+    """Seconds since the bag start of a stream's messages (k / rate within the duration, minus the gaps)."""
+    count = int(np.floor(duration_s * rate_hz + 1e-9)) + 1
+    times = [k / rate_hz for k in range(count)]
+    return [t for t in times if not any(a <= t < b for a, b in gaps)]
+
+
+def _layout(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """RGB uint8 pixels -> the array layout of a raw ``encoding``."""
+    if encoding == "rgb8":
+        return rgb
+    if encoding == "bgr8":
+        return rgb[:, :, ::-1]
+    if encoding in ("rgba8", "bgra8"):
+        alpha = np.full(rgb.shape[:2] + (1,), 255, dtype=np.uint8)
+        return np.concatenate([rgb if encoding == "rgba8" else rgb[:, :, ::-1], alpha], axis=2)
+    if encoding in ("mono8", "8UC1"):
+        return rgb[:, :, 0]
+    if encoding in ("mono16", "16UC1"):
+        return rgb[:, :, 0].astype(np.uint16) * 257
+    return rgb  # unknown encodings are written as RGB bytes (to test the converter's error)
+
+
+class _Scene:
+    """A textured background with a block moving across it (some work for a video encoder)."""
+
+    def __init__(self, camera: int, width: int, height: int):
+        rng = np.random.default_rng(camera)
+        yy, xx = np.mgrid[0:height, 0:width]
+        base = np.stack(
+            [xx * 200 // max(width, 1), yy * 200 // max(height, 1), (xx + yy) % 64 + 64 * camera], -1
+        )
+        texture = rng.integers(0, 16, (height, width, 1))
+        self.base = np.clip(base + texture, 0, 255).astype(np.uint8)
+        self.width, self.height = width, height
+
+    def frame(self, seq: int) -> np.ndarray:
+        img = self.base.copy()
+        size = max(self.height // 4, 2)
+        x = (seq * 5) % max(self.width - size, 1)
+        img[self.height // 3 : self.height // 3 + size, x : x + size] = (230, 40, 40)
+        return img
+
+
+def write_bag(path: str | Path, spec: BagSpec | None = None, storage: str = "mcap") -> Path:
+    """Write ``spec`` as a rosbag2 directory at ``path`` (which must not exist) and return it."""
+    spec = spec or BagSpec()
+    path = Path(path)
+    typestore = ros_types.make_typestore()
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    pending: list[tuple[int, int, object, str]] = []  # (receive time, order, message, topic)
+
+    def add(t_s: float, msg, topic: str) -> None:
+        pending.append((spec.start_ns + round(t_s * NS) + spec.receive_delay_ns, len(pending), msg, topic))
+
+    def stamp(t_s: float, topic: str) -> int:
+        return 0 if topic in spec.zero_stamp_topics else spec.start_ns + round(t_s * NS)
+
+    types: dict[str, str] = {}
+    for c, cam in enumerate(spec.cameras):
+        types[cam.topic] = ros_types.COMPRESSED_IMAGE if cam.compressed else ros_types.IMAGE
+        scene = _Scene(c, cam.width, cam.height) if spec.pattern == "scene" else None
+        for seq, t in enumerate(message_times(cam.rate_hz, spec.duration_s, cam.gaps)):
+            rgb = scene.frame(seq) if scene else np.empty((cam.height, cam.width, 3), dtype=np.uint8)
+            if scene is None:
+                rgb[:] = expected_rgb(c, seq)
+            if cam.compressed:
+                ok, data = cv2.imencode(f".{cam.encoding}", np.ascontiguousarray(rgb[:, :, ::-1]))
+                assert ok
+                msg = ros_types.compressed_image_msg(
+                    typestore, data.tobytes(), stamp(t, cam.topic), cam.encoding
+                )
+            else:
+                pixels = _layout(rgb, cam.encoding)
+                msg = ros_types.image_msg(typestore, pixels, stamp(t, cam.topic), cam.encoding, cam.name)
+            add(t, msg, cam.topic)
+    if spec.joint_topic:
+        types[spec.joint_topic] = ros_types.JOINT_STATE
+        n = len(spec.joint_names)
+        for t in message_times(spec.joint_rate_hz, spec.duration_s):
+            position = [k + t for k in range(n)]
+            msg = ros_types.joint_state_msg(
+                typestore, stamp(t, spec.joint_topic), spec.joint_names, position, [-k for k in range(n)]
+            )
+            add(t, msg, spec.joint_topic)
+    if spec.action_topic:
+        types[spec.action_topic] = ros_types.FLOAT64_ARRAY
+        for t in message_times(spec.action_rate_hz, spec.duration_s):
+            add(t, ros_types.float64_array_msg(typestore, [t, -t]), spec.action_topic)
+    if spec.events:
+        types[spec.events_topic] = ros_types.EPISODE_EVENT
+        for ev in spec.events:
+            msg = ros_types.episode_event_msg(
+                typestore, stamp(ev.time_s, spec.events_topic), ev.event, ev.outcome, ev.task, ev.episode_id
+            )
+            add(ev.time_s, msg, spec.events_topic)
+
+    pending.sort(key=lambda item: (item[0], item[1]))
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        conns = {
+            topic: writer.add_connection(topic, msgtype, typestore=typestore)
+            for topic, msgtype in types.items()
+        }
+        for received, _, msg, topic in pending:
+            writer.write(conns[topic], received, typestore.serialize_cdr(msg, types[topic]))
+    return path
+
+
+def storage_file(bag: str | Path) -> Path:
+    """The single .mcap / .db3 file of a bag written by ``write_bag``."""
+    files = [p for p in Path(bag).iterdir() if p.suffix in (".mcap", ".db3")]
+    assert len(files) == 1, files
+    return files[0]
+
+
+def truncate_bag(bag: str | Path, keep_fraction: float = 0.5) -> Path:
+    """Cut the bag's storage file short, as a crashed recorder or an interrupted copy leaves it."""
+    target = storage_file(bag)
+    data = target.read_bytes()
+    target.write_bytes(data[: int(len(data) * keep_fraction)])
+    return target
+
+
+def corrupt_bag(bag: str | Path, offset_fraction: float = 0.5, length: int = 4096) -> Path:
+    """Overwrite bytes in the middle of the storage file with garbage (same size)."""
+    target = storage_file(bag)
+    data = bytearray(target.read_bytes())
+    start = int(len(data) * offset_fraction)
+    data[start : start + length] = bytes((i * 37 + 11) % 256 for i in range(min(length, len(data) - start)))
+    target.write_bytes(bytes(data))
+    return target

@@ -1,0 +1,118 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Small synthetic LeRobot v3 datasets (written with lerobot's own writer) and a tiny trained run, for tests.
+
+Import the fixtures into a test module to use them::
+
+    from dataset_fixtures import synthetic_dataset, trained_run  # noqa: F401
+
+Datasets are built once per test session per spec and shared (tests must not modify them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from training.config import Config, load_config
+from training.synthetic import SyntheticSpec, episode_plan, make_synthetic_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_YAML = REPO_ROOT / "training" / "configs" / "tiny.yaml"
+
+# The learnable dataset of the training tests: half the episodes fail, 32 px frames (the tiny model's size).
+LEARNABLE = SyntheticSpec(num_episodes=8, min_length=6, max_length=10, failure_every=2, image_size=32, seed=3)
+
+
+def make_dataset(root: Path, repo_id: str = "synthetic/values", **spec: Any) -> Path:
+    """Write a synthetic dataset at ``root`` (see :class:`training.synthetic.SyntheticSpec`)."""
+    return make_synthetic_dataset(root, repo_id, SyntheticSpec(**spec))
+
+
+def plan(**spec: Any) -> list[tuple[int, bool, str]]:
+    """(length, success, task) per episode of the dataset ``make_dataset(**spec)`` writes."""
+    return episode_plan(SyntheticSpec(**spec))
+
+
+def tiny_config(
+    output_root: Path, dataset_root: Path, repo_id: str = "synthetic/values", **overrides: Any
+) -> Config:
+    """``training/configs/tiny.yaml`` pointed at a dataset, quiet and single-threaded, plus overrides."""
+    base = {
+        "output_root": str(output_root),
+        "data.root": str(dataset_root),
+        "data.repo_id": repo_id,
+        "data.num_workers": 0,
+        "data.cache_dir": str(Path(output_root) / "cache"),
+        "wandb.mode": "disabled",
+        "training.num_threads": 1,
+        "training.log_every": 1,
+    }
+    base.update(overrides)
+    return load_config(TINY_YAML, [f"{k}={_yaml_value(v)}" for k, v in base.items()], require_run_name=False)
+
+
+def _yaml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_yaml_value(x) for x in v) + "]"
+    return str(v)
+
+
+class DatasetFactory:
+    """Builds each distinct spec once per session under one temp directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: dict[str, Path] = {}
+
+    def __call__(self, **spec: Any) -> Path:
+        full = asdict(SyntheticSpec(**spec))
+        key = hashlib.sha1(json.dumps(full, sort_keys=True, default=list).encode()).hexdigest()[:12]
+        if key not in self._made:
+            self._made[key] = make_dataset(self.root / f"ds_{key}", **spec)
+        return self._made[key]
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> DatasetFactory:
+    """``synthetic_dataset(**spec) -> Path`` of a (shared, read-only) synthetic dataset."""
+    return DatasetFactory(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture(scope="session")
+def learnable_dataset(synthetic_dataset: DatasetFactory) -> Path:
+    return synthetic_dataset(**asdict(LEARNABLE))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, learnable_dataset: Path) -> dict[str, Any]:
+    """A tiny model trained briefly on the learnable dataset: {"cfg", "result", "dataset"}."""
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = tiny_config(
+        out,
+        learnable_dataset,
+        run_name="shared",
+        **{
+            "training.steps": 30,
+            "training.warmup_steps": 3,
+            "training.val_every": 0,
+            "training.save_every": 30,
+            "training.learning_rate": 3e-3,
+            "training.ema_decay": 0.9,
+            "data.batch_size": 8,
+            "data.val_episodes": [0, 1],
+        },
+    )
+    result = train(cfg)
+    return {"cfg": cfg, "result": result, "dataset": learnable_dataset}

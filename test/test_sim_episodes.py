@@ -1,0 +1,112 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The simulated episodes (pure, no ROS): outcomes, determinism, frame contents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ove_ros.sim.episodes import (
+    ROBOT_JOINTS,
+    TASKS,
+    SimConfig,
+    SimWorld,
+    episode_id,
+    episode_schedule,
+    plan_mistakes,
+)
+
+# Six seeds per task: with fail_fraction 0.5 these give each task both outcomes (deterministic by seed).
+SEEDS = range(6)
+
+
+@pytest.fixture(scope="module")
+def blind_world():
+    """No cameras: physics and experts only (fast)."""
+    with SimWorld(SimConfig(cameras=())) as world:
+        yield world
+
+
+def test_expert_with_mistakes_gives_both_outcomes(blind_world):
+    outcomes: dict[str, list[bool]] = {}
+    for task in blind_world.config.tasks:
+        for seed in SEEDS:
+            episode = blind_world.rollout(task, seed)
+            outcomes.setdefault(task, []).append(episode.success)
+            frames = len(episode.frames)
+            if episode.success:
+                assert episode.frames[-1].success and not any(f.success for f in episode.frames[:-1])
+                assert frames <= blind_world.config.max_steps
+            else:
+                assert frames == blind_world.config.max_steps  # failures run to the cap
+            if not episode.plan.failure:
+                assert episode.success, f"{task} seed {seed}: the expert without a fatal mistake failed"
+    for task, results in outcomes.items():
+        assert any(results) and not all(results), f"{task}: outcomes {results} are not mixed"
+
+
+def test_fatal_mistakes_fail_and_the_fraction_is_about_half():
+    config = SimConfig(cameras=())
+    plans = [plan_mistakes(task, seed, config) for task in config.tasks for seed in range(200)]
+    failing = sum(bool(p.failure) for p in plans) / len(plans)
+    assert 0.4 < failing < 0.6
+    for task in config.tasks:
+        modes = {plan_mistakes(task, s, config).failure for s in range(200)} - {""}
+        assert modes == set(TASKS[task].failures)
+    wrong = [p for p in plans if p.failure == "wrong_target"]
+    # Decoys lie beside the table, outside MetaWorld's goal region (|x| <= 0.1), so the mistake is visible.
+    assert all(abs(p.decoy[0]) > 0.2 for p in wrong)
+    with SimWorld(SimConfig(cameras=(), tasks=("pick-place-v3",))) as world:
+        seeds = [s for s in range(40) if plan_mistakes("pick-place-v3", s, world.config).failure][:4]
+        results = [world.rollout("pick-place-v3", s).success for s in seeds]
+    assert sum(results) <= 1, f"fatal mistakes should mostly fail, got {results}"
+
+
+def test_episodes_are_deterministic_by_seed(blind_world):
+    a = blind_world.rollout("push-v3", 3)
+    blind_world.rollout("reach-v3", 11)  # other episodes in between must not leak state
+    b = blind_world.rollout("push-v3", 3)
+    c = blind_world.rollout("push-v3", 4)
+    assert a.plan == b.plan
+    assert len(a.frames) == len(b.frames)
+    positions = [np.stack([f.position for f in e.frames]) for e in (a, b)]
+    np.testing.assert_array_equal(*positions)
+    assert not np.array_equal(a.frames[0].position, c.frames[0].position) or a.plan != c.plan
+    assert a.episode_id == episode_id("push-v3", 3) == "push-v3/seed3"
+
+
+def test_frames_have_the_right_shapes_and_images_change():
+    config = SimConfig(tasks=("reach-v3",), cameras=("topview", "gripperPOV"), image_size=48, max_steps=12)
+    with SimWorld(config) as world:
+        frames = list(world.frames("reach-v3", 5))
+        again = list(world.frames("reach-v3", 5))
+    assert 2 <= len(frames) <= 12
+    for frame in frames:
+        assert set(frame.images) == {"topview", "gripperPOV"}
+        for image in frame.images.values():
+            assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+        assert frame.position.shape == frame.velocity.shape == (len(ROBOT_JOINTS),)
+        assert np.isfinite(frame.position).all()
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[1].time == pytest.approx(world.dt) and world.dt == pytest.approx(0.0125)
+    # Real renders: not blank, the arm moves between the first and last frame, and rendering repeats exactly.
+    first, last = frames[0].images["topview"], frames[-1].images["topview"]
+    assert first.std() > 10
+    assert np.abs(first.astype(int) - last.astype(int)).mean() > 0.5
+    np.testing.assert_array_equal(first, again[0].images["topview"])
+
+
+def test_schedule_cycles_tasks_with_new_seeds():
+    train = episode_schedule(("reach-v3", "push-v3"), 4, 0)
+    held_out = episode_schedule(("reach-v3", "push-v3"), 2, 1000)
+    expected = [("reach-v3", 0), ("push-v3", 1), ("reach-v3", 2), ("push-v3", 3)]
+    assert [(s.task, s.seed) for s in train] == expected
+    assert {s.seed for s in held_out}.isdisjoint({s.seed for s in train})
+
+
+def test_config_rejects_unknown_names():
+    with pytest.raises(ValueError, match="known tasks"):
+        SimConfig(tasks=("fly-v3",))
+    with pytest.raises(ValueError, match="cameras"):
+        SimConfig(cameras=("nosuchcam",))

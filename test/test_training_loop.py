@@ -1,0 +1,174 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The training loop: it learns, it checkpoints, and a resumed run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from training import checkpoint as ckpt
+from training.config import ConfigError
+from training.ema import EMA
+from training.sampler import ResumableBatchSampler, global_batch
+from training.train import lr_lambda, train
+
+from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
+
+
+def _records(run_dir, split):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
+def test_short_run_lowers_the_loss_and_raises_explained_variance(tmp_path, learnable_dataset):  # noqa: F811
+    cfg = tiny_config(
+        tmp_path,
+        learnable_dataset,
+        run_name="learn",
+        **{
+            "training.steps": 48,
+            "training.warmup_steps": 4,
+            "training.learning_rate": 3e-3,
+            "training.val_every": 8,
+            "training.save_every": 48,
+            "training.ema_decay": 0.8,
+            "training.target_encoding": "hl_gauss",
+            "data.batch_size": 12,
+            "data.val_episodes": [0, 1],  # one success, one failure: the targets vary
+        },
+    )
+    result = train(cfg)
+    assert result.step == 48 and result.checkpoint is not None and ckpt.is_checkpoint(result.checkpoint)
+    val = _records(result.run_dir, "val")
+    assert [r["step"] for r in val] == [8, 16, 24, 32, 40, 48]
+    assert val[-1]["loss"] < val[0]["loss"]
+    assert val[-1]["ev"] > val[0]["ev"] + 0.2
+    assert val[-1]["ev"] > 0.4
+    train_loss = [r["loss"] for r in _records(result.run_dir, "train")]
+    assert np.mean(train_loss[-8:]) < np.mean(train_loss[:8])
+    assert result.val_metrics["per_task"]["pick the bottle"]["count"] == val[-1]["count"]
+    for key in ("loss", "mae", "rmse", "ev"):
+        assert math.isfinite(result.val_metrics[key])
+    assert (result.run_dir / "config.yaml").is_file()
+
+
+def test_resumed_run_matches_an_uninterrupted_run(tmp_path, learnable_dataset):  # noqa: F811
+    common = {
+        "training.steps": 8,
+        "training.warmup_steps": 2,
+        "training.learning_rate": 2e-3,
+        "training.val_every": 0,
+        "training.save_every": 2,
+        "training.keep_last": 2,
+        "training.ema_decay": 0.9,
+        "training.gradient_accumulation_steps": 2,
+        "data.batch_size": 5,
+    }
+    full = train(tiny_config(tmp_path, learnable_dataset, run_name="full", **common))
+    # Same run stopped after 3 steps (between checkpoints: it saves at its stop), then resumed twice.
+    part = train(
+        tiny_config(
+            tmp_path, learnable_dataset, run_name="part", **common, **{"training.max_steps_this_run": 3}
+        )
+    )
+    assert part.step == 3
+    with pytest.raises(ConfigError, match="training.resume=true"):
+        train(tiny_config(tmp_path, learnable_dataset, run_name="part", **common))
+    mid = train(
+        tiny_config(
+            tmp_path,
+            learnable_dataset,
+            run_name="part",
+            **common,
+            **{"training.resume": True, "training.max_steps_this_run": 2},
+        )
+    )
+    assert mid.step == 5
+    done = train(
+        tiny_config(tmp_path, learnable_dataset, run_name="part", **common, **{"training.resume": True})
+    )
+    assert done.step == 8
+
+    a, b = full.checkpoint, done.checkpoint
+    for name in (ckpt.MODEL_FILE, ckpt.EMA_FILE):
+        wa, wb = ckpt.load_state_dict(a / name), ckpt.load_state_dict(b / name)
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), f"{name}:{k} differs after resume"
+    sa, sb = ckpt.load_training_state(a), ckpt.load_training_state(b)
+    assert sa["scheduler"] == sb["scheduler"] and sa["data"] == sb["data"]
+    for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"])
+    # Same losses step by step, and the metrics log has one record per step.
+    la = [(r["step"], r["loss"]) for r in _records(full.run_dir, "train")]
+    lb = [(r["step"], r["loss"]) for r in _records(done.run_dir, "train")]
+    assert la == lb and [s for s, _ in la] == list(range(1, 9))
+    # keep_last=2: only the newest two checkpoints stay, and "last" names the newest.
+    names = [p.name for p in ckpt.list_checkpoints(full.run_dir)]
+    assert names == [ckpt.checkpoint_name(6), ckpt.checkpoint_name(8)]
+    assert ckpt.latest_checkpoint(full.run_dir) == a
+    assert not list(ckpt.checkpoints_dir(full.run_dir).glob(".*"))  # no temp leftovers
+
+
+def test_resume_from_names_a_checkpoint(tmp_path, learnable_dataset):  # noqa: F811
+    common = {
+        "training.steps": 4,
+        "training.warmup_steps": 0,
+        "training.val_every": 0,
+        "training.save_every": 2,
+        "training.ema_decay": 0.0,
+        "data.batch_size": 4,
+    }
+    first = train(
+        tiny_config(tmp_path, learnable_dataset, run_name="r", **common, **{"training.max_steps_this_run": 2})
+    )
+    resumed = train(
+        tiny_config(tmp_path, learnable_dataset, run_name="r", resume_from=str(first.checkpoint), **common)
+    )
+    assert resumed.step == 4
+    assert not (resumed.checkpoint / ckpt.EMA_FILE).exists()  # EMA off
+    assert ckpt.read_meta(resumed.checkpoint)["step"] == 4
+
+
+def test_sampler_order_is_a_function_of_the_batch_number():
+    n, bs = 10, 4
+    s = ResumableBatchSampler(n, bs, seed=1)
+    it = iter(s)
+    first = [next(it) for _ in range(6)]
+    resumed = iter(ResumableBatchSampler(n, bs, seed=1, start_batch=3))
+    assert [next(resumed) for _ in range(3)] == first[3:]
+    stream = np.concatenate([global_batch(n, bs, 1, b) for b in range(5)])  # 20 samples = 2 epochs
+    assert sorted(stream[:10].tolist()) == list(range(10)) and sorted(stream[10:].tolist()) == list(range(10))
+    r0 = ResumableBatchSampler(n, 2, seed=1, rank=0, world_size=2).batch_indices(0)
+    r1 = ResumableBatchSampler(n, 2, seed=1, rank=1, world_size=2).batch_indices(0)
+    assert r0 + r1 == global_batch(n, 4, 1, 0).tolist()
+    assert ResumableBatchSampler(n, bs, seed=2).batch_indices(0) != first[0]
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    f = lr_lambda(steps=100, warmup=10, min_ratio=0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.55)
+    assert f(100) == pytest.approx(0.1) and f(200) == pytest.approx(0.1)
+    assert all(f(s) >= f(s + 1) for s in range(10, 100))
+
+
+def test_ema_tracks_weights_and_swaps_back():
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, decay=0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.num_updates = 100  # past the warm-up: decay 0.5
+    ema.update(model)
+    np.testing.assert_allclose(ema.shadow["weight"], before["weight"] + 0.5, rtol=1e-6)
+    current = model.weight.detach().clone()
+    with ema.swapped_into(model):
+        assert torch.allclose(model.weight, before["weight"] + 0.5)
+    assert torch.equal(model.weight, current)
+    assert torch.allclose(ema.state_dict_for(model)["weight"], before["weight"] + 0.5)

@@ -1,0 +1,228 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Typed configuration of the rosbag2 -> LeRobot conversion, and the episode labels file.
+
+The YAML file maps topics to dataset features; ``key=value`` overrides (OmegaConf dotted keys, list items by
+index: ``cameras.0.topic=/cam``) are applied on top. Unknown keys and wrong types are rejected by name.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+OUTCOMES = ("success", "failure")
+SPLIT_MODES = ("auto", "events", "bag")
+VIDEO_CODECS = ("h264", "hevc", "libsvtav1")
+
+
+class BagConversionError(Exception):
+    """Any problem of the conversion that the user can fix (the message says what and how)."""
+
+
+class ConfigError(BagConversionError):
+    """Invalid conversion configuration or labels file."""
+
+
+@dataclass
+class CameraConfig:
+    """One camera topic (sensor_msgs/Image or CompressedImage) -> ``observation.images.<name>``."""
+
+    name: str = MISSING
+    topic: str = MISSING
+    # 16-bit images (16UC1, mono16): values in [0, depth_max] map linearly to [0, 255], larger ones clip.
+    depth_max: float = 65535.0
+    # Optional [width, height] to resize to (area interpolation); null keeps the recorded size.
+    resize: list[int] | None = None
+
+
+@dataclass
+class JointStateConfig:
+    """sensor_msgs/JointState -> ``observation.state`` (positions in ``joints`` order)."""
+
+    topic: str = MISSING
+    joints: list[str] = MISSING
+    velocity: bool = False  # also write observation.velocity
+    effort: bool = False  # also write observation.effort
+
+
+@dataclass
+class ActionConfig:
+    """Command topic -> ``action``: JointState (positions by name) or Float64/Float32MultiArray (flat)."""
+
+    topic: str = MISSING
+    # JointState: the joint names in the order wanted. MultiArray: one name per element (length is checked).
+    joints: list[str] = MISSING
+
+
+@dataclass
+class EpisodeConfig:
+    """How a bag is split into episodes."""
+
+    events_topic: str = "/episode_events"  # ove_ros/msg/EpisodeEvent
+    # auto: split by events when the bag has any on events_topic, else the whole bag is one episode;
+    # events: require events; bag: ignore events, one episode per bag.
+    split: str = "auto"
+
+
+@dataclass
+class VideoConfig:
+    """Camera storage, passed to ``LeRobotDataset.create`` (see benchmarks/bench_bag_to_lerobot.py)."""
+
+    use_videos: bool = True  # false: PNG images inside the parquet files (lossless, slower, larger)
+    vcodec: str = "h264"  # h264 | hevc | libsvtav1 (LeRobot's default is libsvtav1)
+    # Encode while frames arrive (no PNG round trip). The converter waits for the encoder instead of letting
+    # LeRobot drop frames when its queue is full.
+    streaming_encoding: bool = True
+    encoder_threads: int | None = None  # threads per camera encoder; null lets the codec decide
+    encoder_queue_maxsize: int = 30
+    image_writer_threads: int = 2  # only without streaming: threads writing the temporary PNG files
+
+
+@dataclass
+class BagConversionConfig:
+    """Mapping from a recording's topics to a LeRobot dataset, and the resampling rule."""
+
+    fps: int = 30
+    # A stream counts as present at a tick when its latest message at or before the tick is at most
+    # tolerance_periods / fps seconds old.
+    tolerance_periods: float = 1.5
+    task: str | None = None  # default task (an EpisodeEvent's task wins)
+    robot_type: str | None = None
+    cameras: list[CameraConfig] = field(default_factory=list)
+    state: JointStateConfig | None = None
+    action: ActionConfig | None = None
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    write_success_column: bool = True  # per-frame bool `success` (the episode's outcome)
+    validate_decode: bool = True  # after writing, decode the last frame of every episode
+    progress: bool = True
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> BagConversionConfig:
+    """Read a YAML config (or defaults when ``path`` is None), apply ``key=value`` overrides, validate."""
+    source = str(path) if path is not None else "defaults"
+    try:
+        cfg = OmegaConf.structured(BagConversionConfig)
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
+            cfg = OmegaConf.merge(cfg, loaded)
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"override {item!r} is not of the form key=value (e.g. fps=15)")
+            OmegaConf.update(cfg, key.strip(), yaml.safe_load(value), merge=True)
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid conversion config ({source}): {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse YAML ({source}): {exc}") from None
+    validate_config(config)
+    return config
+
+
+def validate_config(config: BagConversionConfig) -> None:
+    """Reject values that would only fail later, naming the key."""
+    problems: list[str] = []
+    if config.fps <= 0:
+        problems.append(f"fps must be positive, got {config.fps}")
+    if config.tolerance_periods <= 0:
+        problems.append(f"tolerance_periods must be positive, got {config.tolerance_periods}")
+    if not config.cameras and config.state is None:
+        problems.append("nothing to convert: configure at least one camera or the joint state")
+    names = [cam.name for cam in config.cameras]
+    for cam in config.cameras:
+        if not cam.name or any(ch in cam.name for ch in "./ "):
+            problems.append(f"camera name {cam.name!r} must be non-empty without '.', '/' or spaces")
+        if names.count(cam.name) > 1:
+            problems.append(f"camera name {cam.name!r} is used twice")
+        if cam.depth_max <= 0:
+            problems.append(f"camera {cam.name!r}: depth_max must be positive")
+        if cam.resize is not None and (len(cam.resize) != 2 or min(cam.resize) <= 0):
+            problems.append(f"camera {cam.name!r}: resize must be [width, height], got {cam.resize}")
+    for label, stream in (("state", config.state), ("action", config.action)):
+        if stream is None:
+            continue
+        if not stream.joints:
+            problems.append(f"{label}.joints is empty: list the joint names in the order wanted")
+        elif len(set(stream.joints)) != len(stream.joints):
+            problems.append(f"{label}.joints has duplicates: {stream.joints}")
+    if config.episodes.split not in SPLIT_MODES:
+        problems.append(f"episodes.split must be one of {SPLIT_MODES}, got {config.episodes.split!r}")
+    if config.video.vcodec not in VIDEO_CODECS:
+        problems.append(f"video.vcodec must be one of {VIDEO_CODECS}, got {config.video.vcodec!r}")
+    if config.video.encoder_queue_maxsize < 1:
+        problems.append("video.encoder_queue_maxsize must be >= 1")
+    if problems:
+        raise ConfigError("invalid conversion config: " + "; ".join(problems))
+
+
+def parse_outcome(value: object, where: str) -> str:
+    """``success`` or ``failure`` (case-insensitive); anything else is an error naming ``where``."""
+    text = str(value).strip().lower()
+    if text not in OUTCOMES:
+        raise ConfigError(f"{where}: outcome {value!r} is not one of {OUTCOMES}")
+    return text
+
+
+def load_labels(path: str | Path) -> dict[str, str]:
+    """Episode labels: ``key -> success|failure`` from a CSV (``key,outcome`` rows) or YAML mapping.
+
+    A key is a bag directory name (all its episodes), ``<bag>/<episode_id>``, ``<bag>/<n>`` (the n-th episode
+    of the bag, from 0) or a bare episode_id; see ``lookup_label`` for the order they are tried in.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"labels file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    labels: dict[str, str] = {}
+    if path.suffix.lower() == ".csv":
+        for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+            cells = [cell.strip() for cell in row]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if len(cells) != 2:
+                raise ConfigError(f"{path}:{line_no}: expected 2 columns 'key,outcome', got {len(cells)}")
+            if line_no == 1 and cells[1].lower() == "outcome":
+                continue  # header row
+            labels[cells[0]] = parse_outcome(cells[1], f"{path}:{line_no}")
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse labels file {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"labels file {path} must be a mapping 'key: success|failure'")
+        for key, value in data.items():
+            labels[str(key)] = parse_outcome(value, f"{path} key {key!r}")
+    else:
+        raise ConfigError(f"labels file {path} must end in .csv, .yaml or .yml")
+    return labels
+
+
+def lookup_label(
+    labels: dict[str, str], bag_name: str, episode_id: str, ordinal: int
+) -> tuple[str, str] | None:
+    """The most specific matching label as ``(key, outcome)``: ``<bag>/<episode_id>``, ``<bag>/<n>``,
+    ``<episode_id>``, then ``<bag>``."""
+    keys = []
+    if episode_id:
+        keys.append(f"{bag_name}/{episode_id}")
+    keys.append(f"{bag_name}/{ordinal}")
+    if episode_id:
+        keys.append(episode_id)
+    keys.append(bag_name)
+    for key in keys:
+        if key in labels:
+            return key, labels[key]
+    return None

@@ -1,0 +1,556 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Read a rosbag2 recording into episodes of frames resampled to a fixed rate.
+
+Two passes over the bag, so that nothing is guessed while streaming and images are decoded only when used:
+
+1. ``index_bag`` reads the header stamp of every message on the configured topics (camera messages are not
+   deserialized: the stamp is read from the CDR header), decodes the small messages (joint states, actions,
+   episode events) and the first image of each camera (to check its encoding and learn its size).
+2. ``iter_frames`` reads the camera topics again and yields each kept tick's frame, decoding only the images
+   that some tick uses.
+
+Resampling rule (``plan_ticks``): ticks are at ``t0 + k / fps``. At each tick every stream takes its latest
+message with stamp <= tick; the stream is present when that message is at most ``tolerance`` old. A tick
+with a missing stream is dropped and counted (per stream), never filled. Stamps are header stamps; a zero
+header stamp falls back to the bag receive time (with a warning), and messages without a header (MultiArray
+actions) always use the receive time.
+
+Episodes: with EpisodeEvent messages, each START..END pair is one episode (t0 = START stamp, last tick <= END
+stamp); frames outside them belong to no episode. Without events the whole bag is one episode, from the first
+time all streams have a message to the last time they all have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.typesys.store import Typestore
+
+from training import ros_types
+from training.bag_config import BagConversionConfig, BagConversionError, CameraConfig
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+class BagReadError(BagConversionError):
+    """The bag cannot be read (missing, truncated or corrupt)."""
+
+
+class BagContentError(BagConversionError):
+    """The bag is readable but does not hold what the config asks for."""
+
+
+@dataclass
+class EpisodeEvent:
+    """A decoded ``ove_ros/EpisodeEvent``."""
+
+    stamp: int
+    event: int
+    outcome: int
+    task: str
+    episode_id: str
+
+
+@dataclass
+class StreamIndex:
+    """All messages of one stream, sorted by stamp."""
+
+    key: str  # "camera:<name>", "state" or "action"
+    topic: str
+    msgtype: str
+    stamps: np.ndarray  # int64 ns, ascending
+    order: np.ndarray  # receive-order index of each sorted message
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # feature key -> (n, d) float32, sorted
+    zero_stamps: int = 0  # messages whose zero header stamp was replaced by the receive time
+    has_header: bool = True
+
+    @property
+    def rate_hz(self) -> float:
+        """Mean message rate over the stream's stamp span."""
+        if len(self.stamps) < 2 or self.stamps[-1] == self.stamps[0]:
+            return 0.0
+        return (len(self.stamps) - 1) * NS / float(self.stamps[-1] - self.stamps[0])
+
+
+@dataclass
+class BagIndex:
+    """What pass 1 learned about one bag."""
+
+    path: Path
+    name: str
+    streams: dict[str, StreamIndex]
+    events: list[EpisodeEvent]
+    image_shapes: dict[str, tuple[int, int, int]]  # camera name -> (H, W, 3) as written
+    has_events_topic: bool
+
+
+@dataclass
+class EpisodePlan:
+    """The ticks of one episode and, per stream, which message each kept tick uses."""
+
+    bag: str
+    bag_path: Path
+    ordinal: int  # episode number within its bag, from 0
+    episode_id: str
+    task: str | None
+    outcome: str | None  # from the END event: "success", "failure" or None
+    start_ns: int
+    end_ns: int
+    ticks: int
+    tick_stamps: np.ndarray  # stamps of the kept ticks
+    picks: dict[str, np.ndarray]  # stream key -> index into the stream's sorted messages, per kept tick
+    dropped_by_stream: dict[str, int]
+
+    @property
+    def frames(self) -> int:
+        return len(self.tick_stamps)
+
+    @property
+    def dropped(self) -> int:
+        return self.ticks - self.frames
+
+
+def camera_key(name: str) -> str:
+    return f"camera:{name}"
+
+
+def plan_ticks(
+    t0: int, t_end: int, fps: int, tolerance_ns: int, streams: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, int]]:
+    """Resample sorted stamp arrays onto ticks ``t0 + k/fps <= t_end``.
+
+    Returns ``(tick_stamps, keep, picks, missing)``: all tick stamps, a mask of the kept ticks, per stream the
+    sorted-message index used at each tick (-1 where none), and per stream how many ticks it was missing at.
+    """
+    count = ((t_end - t0) * fps) // NS + 1 if t_end >= t0 else 0
+    ticks = t0 + np.round(np.arange(count, dtype=np.float64) * (NS / fps)).astype(np.int64)
+    keep = np.ones(count, dtype=bool)
+    picks: dict[str, np.ndarray] = {}
+    missing: dict[str, int] = {}
+    for key, stamps in streams.items():
+        idx = np.searchsorted(stamps, ticks, side="right") - 1
+        present = idx >= 0
+        present[present] = (ticks[present] - stamps[idx[present]]) <= tolerance_ns
+        idx[~present] = -1
+        picks[key] = idx
+        missing[key] = int(count - present.sum())
+        keep &= present
+    return ticks, keep, picks, missing
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pass 1
+
+
+@contextlib.contextmanager
+def bag_errors(path: Path) -> Iterator[None]:
+    """Turn the many ways a damaged bag fails inside rosbags into one ``BagReadError`` naming the bag."""
+    try:
+        yield
+    except BagConversionError:
+        raise
+    except FileNotFoundError as exc:
+        raise BagReadError(
+            f"cannot read bag {path}: {exc}. Pass a rosbag2 directory (with metadata.yaml), "
+            "or a .mcap / .db3 file."
+        ) from exc
+    except (
+        ReaderError,
+        sqlite3.Error,
+        OSError,
+        EOFError,
+        struct.error,
+        ValueError,
+        IndexError,
+        KeyError,
+        AssertionError,
+    ) as exc:
+        raise BagReadError(
+            f"cannot read bag {path}: {type(exc).__name__}: {exc}. The recording is truncated or corrupt; "
+            "re-copy it, repair it (`ros2 bag reindex`, `mcap recover`) or leave it out."
+        ) from exc
+
+
+def _open(path: Path) -> Reader:
+    reader = Reader(path)
+    reader.open()
+    return reader
+
+
+def _expect_type(bag: Path, topic: str, role: str, found: str, allowed: tuple[str, ...]) -> None:
+    if found not in allowed:
+        raise BagContentError(
+            f"bag {bag}: topic {topic} ({role}) has type {found}; expected {' or '.join(allowed)}"
+        )
+
+
+class _JointPicker:
+    """Picks named joints out of JointState arrays, caching the index map per name list."""
+
+    def __init__(self, bag: Path, topic: str, joints: list[str], config_key: str):
+        self.bag, self.topic, self.joints, self.config_key = bag, topic, joints, config_key
+        self._cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def indices(self, names: list[str]) -> np.ndarray:
+        key = tuple(names)
+        if key not in self._cache:
+            lookup = {name: i for i, name in enumerate(names)}
+            absent = [j for j in self.joints if j not in lookup]
+            if absent:
+                raise BagContentError(
+                    f"bag {self.bag}: joint(s) {absent} not in {self.topic}; "
+                    f"its messages name {list(names)}. "
+                    f"Fix {self.config_key} in the config."
+                )
+            self._cache[key] = np.array([lookup[j] for j in self.joints], dtype=np.int64)
+        return self._cache[key]
+
+    def pick(self, values, names: list[str], field_name: str) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if len(values) != len(names):
+            raise BagContentError(
+                f"bag {self.bag}: a {self.topic} message has {len(names)} names but {len(values)} "
+                f"{field_name} values; set {self.config_key.rsplit('.', 1)[0]}.{field_name}=false "
+                "if it is not published"
+            )
+        return values[self.indices(names)].astype(np.float32)
+
+
+def index_bag(path: str | Path, config: BagConversionConfig, typestore: Typestore) -> BagIndex:
+    """Pass 1: stamps of every configured stream, decoded vectors and events, image shapes."""
+    path = Path(path)
+    name = path.stem if path.is_file() else path.name
+    if not path.exists():
+        raise BagReadError(f"bag {path} does not exist")
+    with bag_errors(path):
+        reader = _open(path)
+        try:
+            return _index(reader, path, name, config, typestore)
+        finally:
+            reader.close()
+
+
+def _index(
+    reader: Reader, path: Path, name: str, config: BagConversionConfig, typestore: Typestore
+) -> BagIndex:
+    ros_types.register_bag_types(typestore, reader.connections)
+    by_topic: dict[str, list] = {}
+    for conn in reader.connections:
+        by_topic.setdefault(conn.topic, []).append(conn)
+
+    def require(topic: str, role: str, allowed: tuple[str, ...]) -> str:
+        if topic not in by_topic:
+            raise BagContentError(
+                f"bag {path} has no topic {topic} ({role}); its topics are {sorted(by_topic)}. "
+                "Fix the topic in the config or leave this bag out."
+            )
+        msgtype = by_topic[topic][0].msgtype
+        _expect_type(path, topic, role, msgtype, allowed)
+        return msgtype
+
+    roles: dict[str, str] = {}  # topic -> stream key
+    msgtypes: dict[str, str] = {}
+    cams: dict[str, CameraConfig] = {}
+    for cam in config.cameras:
+        key = camera_key(cam.name)
+        msgtypes[key] = require(
+            cam.topic, f"camera {cam.name}", (ros_types.IMAGE, ros_types.COMPRESSED_IMAGE)
+        )
+        roles[cam.topic] = key
+        cams[key] = cam
+    if config.state is not None:
+        msgtypes["state"] = require(config.state.topic, "state", (ros_types.JOINT_STATE,))
+        roles[config.state.topic] = "state"
+    if config.action is not None:
+        allowed = (ros_types.JOINT_STATE, ros_types.FLOAT64_ARRAY, ros_types.FLOAT32_ARRAY)
+        msgtypes["action"] = require(config.action.topic, "action", allowed)
+        if config.action.topic in roles:
+            raise BagContentError(
+                f"topic {config.action.topic} is configured both as action and as another stream"
+            )
+        roles[config.action.topic] = "action"
+    events_topic = config.episodes.events_topic
+    has_events_topic = config.episodes.split != "bag" and events_topic in by_topic
+    if has_events_topic:
+        _expect_type(
+            path,
+            events_topic,
+            "episode events",
+            by_topic[events_topic][0].msgtype,
+            (ros_types.EPISODE_EVENT,),
+        )
+    if config.episodes.split == "events" and not has_events_topic:
+        raise BagContentError(
+            f"bag {path} has no topic {events_topic} with EpisodeEvent messages, but episodes.split=events; "
+            "use episodes.split=auto or bag to convert it as one episode"
+        )
+
+    headers = {key: ros_types.has_header(typestore, t) for key, t in msgtypes.items()}
+    stamps: dict[str, list[int]] = {key: [] for key in msgtypes}
+    zero: dict[str, int] = dict.fromkeys(msgtypes, 0)
+    vectors: dict[str, dict[str, list[np.ndarray]]] = {key: {} for key in ("state", "action")}
+    shapes: dict[str, tuple[int, int, int]] = {}
+    events: list[EpisodeEvent] = []
+    pickers: dict[str, _JointPicker] = {}
+    if config.state is not None:
+        pickers["state"] = _JointPicker(path, config.state.topic, list(config.state.joints), "state.joints")
+    if config.action is not None:
+        pickers["action"] = _JointPicker(
+            path, config.action.topic, list(config.action.joints), "action.joints"
+        )
+
+    wanted = [
+        c for topic in [*roles, events_topic if has_events_topic else None] if topic for c in by_topic[topic]
+    ]
+    for conn, received, raw in reader.messages(connections=wanted):
+        if conn.topic == events_topic and has_events_topic:
+            msg = typestore.deserialize_cdr(raw, conn.msgtype)
+            stamp = _stamp_of(msg.header.stamp) or received
+            events.append(EpisodeEvent(stamp, int(msg.event), int(msg.outcome), msg.task, msg.episode_id))
+            continue
+        key = roles[conn.topic]
+        if key.startswith("camera:"):
+            stamp = ros_types.peek_header_stamp(raw)
+            if key not in shapes:
+                shapes[key] = _decode_camera(path, cams[key], conn.msgtype, typestore, raw).shape
+        else:
+            msg = typestore.deserialize_cdr(raw, conn.msgtype)
+            stamp = _stamp_of(msg.header.stamp) if headers[key] else received
+            _collect_vectors(key, msg, conn.msgtype, config, pickers[key], vectors[key])
+        if stamp == 0:
+            stamp = received
+            zero[key] += 1
+        stamps[key].append(stamp)
+
+    streams: dict[str, StreamIndex] = {}
+    for key, values in stamps.items():
+        topic = next(t for t, k in roles.items() if k == key)
+        if not values:
+            raise BagContentError(f"bag {path}: topic {topic} ({key}) has no messages")
+        raw_stamps = np.asarray(values, dtype=np.int64)
+        order = np.argsort(raw_stamps, kind="stable")
+        sorted_values = {k: np.stack(v)[order] for k, v in vectors.get(key, {}).items()}
+        streams[key] = StreamIndex(
+            key, topic, msgtypes[key], raw_stamps[order], order, sorted_values, zero[key], headers[key]
+        )
+        if zero[key]:
+            log.warning(
+                "bag %s: %d message(s) on %s have a zero header stamp; used the bag receive time for them",
+                name,
+                zero[key],
+                topic,
+            )
+        if not headers[key]:
+            log.info("bag %s: %s has no header; its messages are timed by the bag receive time", name, topic)
+    events.sort(key=lambda e: e.stamp)
+    image_shapes = {key.split(":", 1)[1]: shape for key, shape in shapes.items()}
+    return BagIndex(path, name, streams, events, image_shapes, has_events_topic)
+
+
+def _stamp_of(stamp) -> int:
+    return int(stamp.sec) * NS + int(stamp.nanosec)
+
+
+def _collect_vectors(
+    key: str,
+    msg,
+    msgtype: str,
+    config: BagConversionConfig,
+    picker: _JointPicker,
+    out: dict[str, list[np.ndarray]],
+) -> None:
+    if msgtype == ros_types.JOINT_STATE:
+        feature = "observation.state" if key == "state" else "action"
+        out.setdefault(feature, []).append(picker.pick(msg.position, msg.name, "position"))
+        if key == "state" and config.state.velocity:
+            out.setdefault("observation.velocity", []).append(picker.pick(msg.velocity, msg.name, "velocity"))
+        if key == "state" and config.state.effort:
+            out.setdefault("observation.effort", []).append(picker.pick(msg.effort, msg.name, "effort"))
+        return
+    data = np.asarray(msg.data, dtype=np.float32)
+    if len(data) != len(config.action.joints):
+        raise BagContentError(
+            f"bag {picker.bag}: {picker.topic} carries {len(data)} values but action.joints names "
+            f"{len(config.action.joints)}; list one name per element"
+        )
+    out.setdefault("action", []).append(data)
+
+
+def _decode_camera(bag: Path, cam: CameraConfig, msgtype: str, typestore: Typestore, raw) -> np.ndarray:
+    msg = typestore.deserialize_cdr(raw, msgtype)
+    try:
+        rgb = ros_types.image_to_rgb(msg, msgtype, cam.depth_max)
+    except ros_types.UnsupportedImageError as exc:
+        raise BagContentError(f"bag {bag}: camera {cam.name} ({cam.topic}): {exc}") from None
+    if cam.resize is not None:
+        import cv2
+
+        rgb = cv2.resize(rgb, (int(cam.resize[0]), int(cam.resize[1])), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Episode planning
+
+
+def _windows(index: BagIndex) -> list[tuple[int, int, EpisodeEvent | None, EpisodeEvent | None]]:
+    """(start, end, START event, END event) of each episode of the bag."""
+    first = max(int(s.stamps[0]) for s in index.streams.values())
+    last = min(int(s.stamps[-1]) for s in index.streams.values())
+    if not index.has_events_topic or not index.events:
+        if index.has_events_topic:
+            log.warning(
+                "bag %s: no EpisodeEvent messages; converting the whole bag as one episode", index.name
+            )
+        return [(first, last, None, None)]
+    windows = []
+    open_event: EpisodeEvent | None = None
+    for event in index.events:
+        if event.event == ros_types.EVENT_START:
+            if open_event is not None:
+                log.warning(
+                    "bag %s: START at %d while an episode is open; the open one ends without an outcome",
+                    index.name,
+                    event.stamp,
+                )
+                windows.append((open_event.stamp, event.stamp - 1, open_event, None))
+            open_event = event
+        elif event.event == ros_types.EVENT_END:
+            if open_event is None:
+                log.warning("bag %s: END at %d without a START; ignored", index.name, event.stamp)
+                continue
+            windows.append((open_event.stamp, event.stamp, open_event, event))
+            open_event = None
+        else:
+            log.warning("bag %s: unknown EpisodeEvent.event %d ignored", index.name, event.event)
+    if open_event is not None:
+        log.warning(
+            "bag %s: the last episode has no END; it ends with the recording, without an outcome", index.name
+        )
+        windows.append((open_event.stamp, last, open_event, None))
+    return windows
+
+
+def plan_episodes(index: BagIndex, config: BagConversionConfig) -> list[EpisodePlan]:
+    """Split the bag into episodes and resample each one (see the module docstring)."""
+    tolerance_ns = int(round(config.tolerance_periods * NS / config.fps))
+    stamp_arrays = {key: s.stamps for key, s in index.streams.items()}
+    plans = []
+    for ordinal, (start, end, start_ev, end_ev) in enumerate(_windows(index)):
+        ticks, keep, picks, missing = plan_ticks(start, end, config.fps, tolerance_ns, stamp_arrays)
+        outcome = None
+        if end_ev is not None and end_ev.outcome == ros_types.OUTCOME_SUCCESS:
+            outcome = "success"
+        elif end_ev is not None and end_ev.outcome == ros_types.OUTCOME_FAILURE:
+            outcome = "failure"
+        task = next((e.task for e in (start_ev, end_ev) if e is not None and e.task), None)
+        episode_id = next((e.episode_id for e in (start_ev, end_ev) if e is not None and e.episode_id), "")
+        plans.append(
+            EpisodePlan(
+                bag=index.name,
+                bag_path=index.path,
+                ordinal=ordinal,
+                episode_id=episode_id,
+                task=task,
+                outcome=outcome,
+                start_ns=start,
+                end_ns=end,
+                ticks=len(ticks),
+                tick_stamps=ticks[keep],
+                picks={key: idx[keep] for key, idx in picks.items()},
+                dropped_by_stream=missing,
+            )
+        )
+    return plans
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pass 2
+
+
+def frame_vectors(index: BagIndex, plan: EpisodePlan, i: int) -> dict[str, np.ndarray]:
+    """The non-image features of kept tick ``i`` of ``plan``."""
+    out = {}
+    for key in ("state", "action"):
+        stream = index.streams.get(key)
+        if stream is not None:
+            for feature, values in stream.values.items():
+                out[feature] = values[plan.picks[key][i]]
+    return out
+
+
+def iter_frames(
+    index: BagIndex, plans: list[EpisodePlan], config: BagConversionConfig, typestore: Typestore
+) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """Pass 2: ``(plan number, frame number, features)`` for every kept tick, in order.
+
+    Camera messages arrive in receive order; each decoded image is held until the last frame using it is out.
+    """
+    cams = {camera_key(c.name): c for c in config.cameras}
+    order = [(p, i) for p, plan in enumerate(plans) for i in range(plan.frames)]
+    if not cams:
+        for p, i in order:
+            yield p, i, frame_vectors(index, plans[p], i)
+        return
+    # Per camera: the receive-order index of the message each frame uses, and how many frames use each.
+    use = {
+        key: np.concatenate([index.streams[key].order[plan.picks[key]] for plan in plans]).astype(np.int64)
+        if order
+        else np.zeros(0, dtype=np.int64)
+        for key in cams
+    }
+    refs = {key: dict(zip(*np.unique(use[key], return_counts=True), strict=True)) for key in cams}
+    ready: dict[str, dict[int, np.ndarray]] = {key: {} for key in cams}
+    seen = dict.fromkeys(cams, 0)
+    topic_key = {c.topic: key for key, c in cams.items()}
+    shapes = {camera_key(name): shape for name, shape in index.image_shapes.items()}
+    done = 0
+    with bag_errors(index.path):
+        reader = _open(index.path)
+        try:
+            conns = [c for c in reader.connections if c.topic in topic_key]
+            messages = reader.messages(connections=conns)
+            while done < len(order):
+                item = next(messages, None)
+                if item is None:
+                    raise BagReadError(
+                        f"bag {index.path}: its camera messages ended before frame {done} of {len(order)}; "
+                        "the bag changed while being converted or is damaged"
+                    )
+                conn, _, raw = item
+                key = topic_key[conn.topic]
+                j = seen[key]
+                seen[key] += 1
+                if j not in refs[key]:
+                    continue
+                image = _decode_camera(index.path, cams[key], conn.msgtype, typestore, raw)
+                if image.shape != shapes[key]:
+                    raise BagContentError(
+                        f"bag {index.path}: camera {cams[key].name} changed size from {shapes[key]} to "
+                        f"{image.shape}; set cameras[].resize to write one size"
+                    )
+                ready[key][j] = image
+                while done < len(order) and all(use[k][done] in ready[k] for k in cams):
+                    p, i = order[done]
+                    features = frame_vectors(index, plans[p], i)
+                    for k, cam in cams.items():
+                        j_used = int(use[k][done])
+                        features[f"observation.images.{cam.name}"] = ready[k][j_used]
+                        refs[k][j_used] -= 1
+                        if refs[k][j_used] == 0:
+                            del ready[k][j_used]
+                    yield p, i, features
+                    done += 1
+        finally:
+            reader.close()

@@ -1,0 +1,352 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Typed configuration of the training tools, loaded from YAML plus ``key=value`` overrides.
+
+Every command line of the training tools has the form::
+
+    python -m training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
+
+``config=`` names the YAML file (required); every other argument is an OmegaConf dotlist override applied on
+top of it. Unknown keys and wrongly typed values are rejected with the name of the offending key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ove_ros.values import TARGET_KINDS, RewardConfig
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with a default value and a description (``metadata["help"]``)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to read and how to turn its frames into value targets."""
+
+    repo_id: str = _f(
+        MISSING, "LeRobot dataset id (e.g. 'local/pick_bottle'); names the dataset's cache entry."
+    )
+    root: str | None = _f(None, "Local directory of the LeRobot v3 dataset (no download happens when set).")
+    camera_names: list[str] = _f(
+        [],
+        "Cameras fed to the model, by short name ('cam_high' for 'observation.images.cam_high'); "
+        "empty = every camera of the dataset, in the dataset's order.",
+    )
+    state_key: str = _f("observation.state", "Feature holding the joint vector.")
+    reward_key: str = _f("reward", "Feature holding the per-frame reward (see ARCHITECTURE.md).")
+    done_key: str = _f("is_done", "Feature marking the last frame of an episode (informational).")
+    precomputed_rewards: bool = _f(
+        False,
+        "True: use the reward column as is. False: only the sign of each episode's last reward "
+        "counts (success/failure) and rewards are built from step_penalty and fail_penalty.",
+    )
+    step_penalty: float = _f(1.0, "Reward -step_penalty on every frame but the last (terminal-outcome mode).")
+    fail_penalty: float = _f(100.0, "Extra penalty on the last frame of a failed episode (in steps).")
+    assume_success_without_reward: bool = _f(
+        False,
+        "Datasets without a reward column (pure demonstrations): treat every episode as a success. "
+        "Without this flag such a dataset is rejected.",
+    )
+    val_fraction: float = _f(0.1, "Fraction of the episodes held out for validation (split by episode).")
+    val_episodes: list[int] = _f([], "Explicit validation episode indices (overrides val_fraction).")
+    split_seed: int = _f(0, "Seed of the train/validation episode split.")
+    episodes: list[int] = _f([], "Restrict the dataset to these episode indices (empty = all).")
+    batch_size: int = _f(32, "Samples per optimizer micro-step and per process.")
+    eval_batch_size: int = _f(64, "Samples per forward pass during validation, evaluation and labelling.")
+    num_workers: int = _f(2, "DataLoader worker processes (0 = load in the main process).")
+    video_backend: str | None = _f(None, "'torchcodec' or 'pyav'; None picks torchcodec when it loads.")
+    cache_dir: str | None = _f(None, "Where value targets are cached; None = <output_root>/cache.")
+
+
+@dataclass
+class ModelConfig:
+    """Which value model to build (see ove_ros.model.ValueModelConfig for the architecture)."""
+
+    preset: str = _f("tiny", "'tiny' (random-init, seconds on a CPU) or 'full' (SigLIP + Gemma-3 270M).")
+    overrides: dict[str, Any] = _f(
+        {},
+        "ValueModelConfig fields to override on top of the preset (e.g. image_size: 64; vision/text dicts "
+        "are merged key by key). Camera names and state size always come from the dataset.",
+    )
+    pretrained_vision: str | None = _f(None, "Local SigLIP checkpoint directory (full preset).")
+    pretrained_text: str | None = _f(None, "Local Gemma-3 checkpoint directory (full preset).")
+    tokenizer_path: str | None = _f(None, "Local tokenizer directory; None = the built-in local tokenizer.")
+    init_from: str | None = _f(None, "Start from the weights of a bundle or checkpoint directory.")
+
+
+@dataclass
+class OptimConfig:
+    """The optimization loop."""
+
+    steps: int = _f(1000, "Total optimizer steps of the run (defines the learning-rate schedule).")
+    max_steps_this_run: int | None = _f(
+        None, "Stop this invocation after this many optimizer steps (resume later, e.g. on preemptible jobs)."
+    )
+    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW.")
+    min_lr_ratio: float = _f(0.1, "Final learning rate as a fraction of the peak (cosine decay floor).")
+    warmup_steps: int = _f(100, "Linear warm-up steps from 0 to the peak learning rate.")
+    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and norm weights).")
+    betas: list[float] = _f([0.9, 0.95], "AdamW betas.")
+    eps: float = _f(1e-8, "AdamW epsilon.")
+    grad_clip: float = _f(1.0, "Clip the global gradient norm to this value (0 = off).")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
+    mixed_precision: str = _f("bf16", "'bf16' autocast on CUDA, 'no' for fp32. CPUs always run fp32.")
+    target_encoding: str = _f("one_hot", f"Target distribution over the bins: one of {list(TARGET_KINDS)}.")
+    hl_gauss_sigma: float | None = _f(None, "Std of the HL-Gauss target in value units (None = 0.75 bins).")
+    freeze_vision: bool = _f(False, "Freeze the vision tower (train the projector, language model and head).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
+    ema_decay: float = _f(0.999, "EMA decay of the weights (0 = no EMA); ramps up as (1+s)/(10+s).")
+    seed: int = _f(0, "Seed of the weights, the data order and every random number of the run.")
+    log_every: int = _f(10, "Log training metrics every N optimizer steps.")
+    val_every: int = _f(200, "Validate every N optimizer steps (0 = only at the end).")
+    max_val_batches: int | None = _f(None, "Cap validation at this many batches (None = the whole split).")
+    save_every: int = _f(500, "Write a checkpoint every N optimizer steps (the last step is always saved).")
+    keep_last: int = _f(3, "Keep the newest K checkpoints of the run (older ones are deleted).")
+    resume: bool = _f(False, "Continue the run from its newest checkpoint under the output directory.")
+    compile: bool = _f(False, "torch.compile the vision and text towers (CUDA only).")
+    num_threads: int | None = _f(
+        None, "CPU threads of torch (None = torch's default; 1 on busy shared CPUs)."
+    )
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging."""
+
+    mode: str = _f(
+        "auto",
+        "'auto' (online when WANDB_API_KEY is set, offline otherwise), 'online', 'offline', 'disabled'.",
+    )
+    project: str | None = _f(None, "W&B project (None = the config's project).")
+    entity: str | None = _f(None, "W&B entity (team or user).")
+    tags: list[str] = _f([], "Tags of the W&B run.")
+
+
+@dataclass
+class EvaluateConfig:
+    """``python -m training.evaluate``: metrics, value-curve plots and overlay videos."""
+
+    checkpoint: str | None = _f(None, "Training checkpoint or bundle directory to evaluate.")
+    use_ema: bool = _f(True, "Evaluate the EMA weights of a training checkpoint.")
+    split: str = _f("val", "'val', 'train' or 'all' (the episode split of the checkpoint's run).")
+    output_dir: str | None = _f(None, "Where reports go; None = <run dir>/eval/<checkpoint name>.")
+    plot_episodes: int = _f(6, "Number of episodes to plot (value curve: prediction vs target).")
+    video_episodes: int = _f(1, "Number of episodes to render as an MP4 with the value drawn on the frames.")
+    video_fps: int | None = _f(None, "Frame rate of the videos; None = the dataset's.")
+
+
+@dataclass
+class AdvantageConfig:
+    """``python -m training.advantage``: write a dataset copy with an ``advantage`` column."""
+
+    checkpoint: str | None = _f(None, "Bundle or training checkpoint directory whose values are used.")
+    use_ema: bool = _f(True, "Use the EMA weights of a training checkpoint.")
+    mode: str = _f("n_step", "'n_step' (sum of N rewards + V(t+N) - V(t)) or 'mc' (G_t - V(t)).")
+    n_step: int = _f(50, "N of the n-step advantage.")
+    percentile: float = _f(30.0, "Per-task percentile used as the positive/negative threshold.")
+    output_repo_id: str | None = _f(None, "repo_id of the labelled copy (None = <repo_id>_advantage).")
+    output_root: str | None = _f(None, "Directory of the labelled copy (None = beside the source dataset).")
+    overwrite: bool = _f(False, "Replace an existing output directory.")
+
+
+@dataclass
+class SweepConfig:
+    """``python -m training.sweep``: hyper-parameter search (W&B sweeps or local Optuna)."""
+
+    spec: str = _f("training/configs/sweep.yaml", "Sweep file in W&B format (method, metric, parameters).")
+    name: str = _f("sweep", "Name of the sweep (Optuna study name, run-name prefix).")
+    n_trials: int = _f(10, "Number of trials (runs) to start.")
+    storage: str | None = _f(None, "Optuna storage URL; None = sqlite under <output_root>/<project>/sweeps.")
+    sampler_seed: int = _f(0, "Seed of the Optuna sampler.")
+    wandb_sweep_id: str | None = _f(None, "Join an existing W&B sweep instead of creating one.")
+
+
+@dataclass
+class Config:
+    """Everything a training-tool invocation needs; ``run_name`` names the output directory."""
+
+    project: str = _f("ove_ros", "Project name: the first level of the output directory and the W&B project.")
+    run_name: str | None = _f(None, "Run name: outputs go to <output_root>/<project>/<run_name>/.")
+    output_root: str = _f("outputs", "Root directory of all runs.")
+    resume_from: str | None = _f(None, "Resume from this checkpoint directory (implies training.resume).")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Dataset and targets."})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Value model."})
+    training: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "Optimization loop."})
+    wandb: WandbConfig = field(default_factory=WandbConfig, metadata={"help": "W&B logging."})
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata={"help": "Evaluation."})
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig, metadata={"help": "Advantages."})
+    sweep: SweepConfig = field(default_factory=SweepConfig, metadata={"help": "Hyper-parameter sweeps."})
+
+    @property
+    def run_dir(self) -> Path:
+        """``<output_root>/<project>/<run_name>``."""
+        if not self.run_name:
+            raise ConfigError("run_name is not set")
+        return Path(self.output_root) / self.project / self.run_name
+
+    @property
+    def reward(self) -> RewardConfig:
+        return RewardConfig(
+            step_penalty=float(self.data.step_penalty),
+            fail_penalty=float(self.data.fail_penalty),
+            precomputed_rewards=bool(self.data.precomputed_rewards),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return OmegaConf.to_container(OmegaConf.structured(self), resolve=True)  # type: ignore[return-value]
+
+    def to_yaml(self) -> str:
+        return OmegaConf.to_yaml(OmegaConf.structured(self))
+
+
+class ConfigError(ValueError):
+    """A configuration problem that names the key and what to do about it."""
+
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
+
+
+def validate(cfg: Config, require_run_name: bool = True) -> Config:
+    """Check values that types alone cannot (choices, ranges, names)."""
+    if require_run_name:
+        if not cfg.run_name:
+            raise ConfigError(
+                "run_name is not set: add `run_name: <name>` to the config file or pass run_name=<name> "
+                f"on the command line (outputs go to {cfg.output_root}/{cfg.project}/<run_name>/)"
+            )
+        if not _RUN_NAME.match(cfg.run_name):
+            raise ConfigError(f"run_name {cfg.run_name!r} may only contain letters, digits, '.', '_' and '-'")
+    t = cfg.training
+    if t.target_encoding not in TARGET_KINDS:
+        raise ConfigError(
+            f"training.target_encoding={t.target_encoding!r}; choose one of {list(TARGET_KINDS)}"
+        )
+    if t.mixed_precision not in ("bf16", "no"):
+        raise ConfigError(f"training.mixed_precision={t.mixed_precision!r}; choose 'bf16' or 'no'")
+    if t.steps < 1 or t.warmup_steps < 0 or t.gradient_accumulation_steps < 1:
+        raise ConfigError("training.steps and training.gradient_accumulation_steps must be >= 1, warmup >= 0")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"training.ema_decay={t.ema_decay} must be in [0, 1)")
+    if len(t.betas) != 2:
+        raise ConfigError(f"training.betas must have two values, got {t.betas}")
+    if cfg.data.batch_size < 1 or cfg.data.eval_batch_size < 1:
+        raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1")
+    if not 0.0 <= cfg.data.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be in [0, 1)")
+    if cfg.data.video_backend not in (None, "torchcodec", "pyav", "video_reader"):
+        raise ConfigError(f"data.video_backend={cfg.data.video_backend!r}; choose torchcodec or pyav")
+    if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
+        raise ConfigError(f"wandb.mode={cfg.wandb.mode!r}; choose auto, online, offline or disabled")
+    if cfg.advantage.mode not in ("n_step", "mc"):
+        raise ConfigError(f"advantage.mode={cfg.advantage.mode!r}; choose 'n_step' or 'mc'")
+    if cfg.advantage.n_step < 1:
+        raise ConfigError(f"advantage.n_step={cfg.advantage.n_step} must be >= 1")
+    if cfg.evaluate.split not in ("val", "train", "all"):
+        raise ConfigError(f"evaluate.split={cfg.evaluate.split!r}; choose val, train or all")
+    cfg.reward  # noqa: B018 -- RewardConfig validates the penalties
+    return cfg
+
+
+def split_cli_args(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """Separate ``config=<file>`` from the dotlist overrides; a missing ``config=`` is an error."""
+    config_path: str | None = None
+    overrides: list[str] = []
+    for arg in argv:
+        if arg.startswith("config="):
+            config_path = arg.split("=", 1)[1]
+        elif arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+        elif "=" not in arg:
+            raise ConfigError(f"argument {arg!r} is not of the form key=value (e.g. data.batch_size=32)")
+        else:
+            overrides.append(arg[2:] if arg.startswith("--") else arg)
+    if not config_path:
+        raise ConfigError("config=<file.yaml> is required, e.g. config=training/configs/tiny.yaml")
+    return config_path, overrides
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    require_run_name: bool = True,
+) -> Config:
+    """Defaults <- YAML file <- dotlist overrides, checked against the dataclasses."""
+    merged = OmegaConf.structured(Config)
+    try:
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError(f"config file {str(path)!r} does not exist")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if overrides:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+    if cfg.resume_from:
+        cfg.training.resume = True
+    return validate(cfg, require_run_name=require_run_name)
+
+
+def config_from_argv(argv: Sequence[str], require_run_name: bool = True) -> Config:
+    """``config=<file> key=value ...`` -> Config."""
+    path, overrides = split_cli_args(argv)
+    return load_config(path, overrides, require_run_name=require_run_name)
+
+
+def config_from_dict(data: dict[str, Any], require_run_name: bool = False) -> Config:
+    """Rebuild a Config saved with ``Config.to_dict`` (e.g. from a checkpoint)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(data))
+        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid stored configuration: {exc}") from exc
+    return validate(cfg, require_run_name=require_run_name)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically) so a run can be reproduced from its directory."""
+    from training.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), cfg.to_yaml())
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) of every field, for ``--help`` output and docs."""
+    from dataclasses import MISSING as DC_MISSING
+    from dataclasses import fields, is_dataclass
+
+    rows: list[tuple[str, str, str]] = []
+    for f in fields(cls):
+        key = f"{prefix}{f.name}"
+        if f.default_factory is not DC_MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = f.default
+        if is_dataclass(default):
+            rows.extend(describe(type(default), key + "."))
+            continue
+        rows.append(
+            (key, json.dumps(default) if default is not MISSING else "???", f.metadata.get("help", ""))
+        )
+    return rows
+
+
+def print_help(tool: str, extra: str = "") -> None:
+    """Usage line plus every key with its default and description."""
+    print(f"usage: python -m {tool} config=<file.yaml> [key=value ...]\n{extra}")
+    for key, default, help_text in describe():
+        print(f"  {key:42s} {default:>14s}  {help_text}")

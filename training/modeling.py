@@ -1,0 +1,134 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Build the value model from a training config, and load one for inference from a checkpoint or bundle."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.tokenizer import build_local_tokenizer, load_tokenizer
+from ove_ros.values import RewardConfig
+from training import checkpoint as ckpt
+from training.config import Config
+
+logger = logging.getLogger(__name__)
+
+PRESETS = {"tiny": ValueModelConfig.tiny, "full": ValueModelConfig.full}
+
+
+def model_config_from(cfg: Config, camera_names: list[str], state_dim: int) -> ValueModelConfig:
+    """The preset, with the dataset's cameras and state size and the config's overrides."""
+    if cfg.model.preset not in PRESETS:
+        raise ValueError(f"model.preset={cfg.model.preset!r}; choose one of {sorted(PRESETS)}")
+    base = PRESETS[cfg.model.preset](num_cameras=len(camera_names), state_dim=state_dim).to_dict()
+    overrides = copy.deepcopy(dict(cfg.model.overrides))
+    for section in ("vision", "text"):
+        if section in overrides:
+            base[section].update(overrides.pop(section))
+    base.update(overrides)
+    if "image_size" in overrides:
+        base["vision"]["image_size"] = overrides["image_size"]
+    base["camera_names"] = list(camera_names)
+    base["state_dim"] = int(state_dim)
+    return ValueModelConfig.from_dict(base)
+
+
+def build_model(cfg: Config, camera_names: list[str], state_dim: int) -> OpenValueEstimator:
+    """A fresh model: pretrained backbones where the config names local copies, random init elsewhere."""
+    mcfg = model_config_from(cfg, camera_names, state_dim)
+    m = cfg.model
+    if m.pretrained_vision or m.pretrained_text or m.tokenizer_path:
+        return OpenValueEstimator.from_backbones(
+            mcfg, m.pretrained_vision, m.pretrained_text, m.tokenizer_path
+        )
+    return OpenValueEstimator(mcfg, build_local_tokenizer())
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference plus what its training run knew about the data."""
+
+    model: OpenValueEstimator
+    source: str
+    path: Path
+    task_normalizers: dict[str, float]
+    default_scale: float
+    reward: RewardConfig
+    used_ema: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def scale_for(self, task: str) -> float:
+        return self.task_normalizers.get(task, self.default_scale)
+
+
+def is_bundle(path: Path) -> bool:
+    from ove_ros.bundle import CONFIG_FILE, WEIGHTS_FILE
+
+    return (Path(path) / CONFIG_FILE).is_file() and (Path(path) / WEIGHTS_FILE).is_file()
+
+
+def model_from_checkpoint(
+    ckpt_dir: Path, use_ema: bool = True, device: str | torch.device = "cpu"
+) -> tuple[OpenValueEstimator, dict[str, Any], bool]:
+    """Rebuild the model of a training checkpoint. Returns (model in eval mode, checkpoint meta, used_ema)."""
+    from transformers.modeling_utils import no_init_weights
+
+    ckpt_dir = ckpt.resolve_checkpoint(Path(ckpt_dir))
+    meta = ckpt.read_meta(ckpt_dir)
+    mcfg = ValueModelConfig.from_dict(meta["model_config"])
+    tok_dir = ckpt_dir / ckpt.TOKENIZER_DIR
+    tokenizer = load_tokenizer(tok_dir) if tok_dir.is_dir() else build_local_tokenizer()
+    with no_init_weights():  # every weight is loaded below
+        model = OpenValueEstimator(mcfg, tokenizer)
+    state, used_ema = ckpt.load_weights(ckpt_dir, use_ema=use_ema)
+    model.load_state_dict(state, strict=True)
+    data = meta.get("dataset", {})
+    model.joint_names = data.get("joint_names") or None
+    return model.to(device).eval(), meta, used_ema
+
+
+def load_value_model(
+    path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
+) -> LoadedModel:
+    """A deploy bundle or a training checkpoint (or a run directory: its newest checkpoint)."""
+    path = Path(path)
+    if is_bundle(path):
+        from ove_ros.bundle import load_bundle
+
+        model, md = load_bundle(path, device=device)
+        return LoadedModel(
+            model=model.float().eval(),
+            source="bundle",
+            path=path,
+            task_normalizers=dict(md.task_normalizers),
+            default_scale=float(md.default_scale),
+            reward=RewardConfig.from_dict(md.reward),
+            used_ema=bool(md.training.get("ema", False)),
+            meta=md.to_dict(),
+        )
+    ckpt_dir = ckpt.resolve_checkpoint(path)
+    model, meta, used_ema = model_from_checkpoint(ckpt_dir, use_ema=use_ema, device=device)
+    data = meta.get("dataset", {})
+    normalizers = {k: float(v) for k, v in data.get("task_normalizers", {}).items()}
+    return LoadedModel(
+        model=model,
+        source="checkpoint",
+        path=ckpt_dir,
+        task_normalizers=normalizers,
+        default_scale=default_scale(normalizers),
+        reward=RewardConfig.from_dict(data.get("reward", {})),
+        used_ema=used_ema,
+        meta=meta,
+    )
+
+
+def default_scale(normalizers: dict[str, float]) -> float:
+    """Scale for tasks unseen in training: the largest known one (values stay within [-1, 0])."""
+    return max(normalizers.values()) if normalizers else 1.0

@@ -1,0 +1,265 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""ROS 2 message types for rosbags: this package's custom messages, and message builders for bag writers.
+
+rosbags reads and writes rosbag2 without a ROS installation, but it only knows the standard messages. The
+``ove_ros/msg/*.msg`` definitions are registered from their text, found next to the source checkout or in the
+installed package's share directory (ament index), so readers and writers agree on the same definitions.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
+
+PACKAGE = "ove_ros"
+EPISODE_EVENT = f"{PACKAGE}/msg/EpisodeEvent"
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+JOINT_STATE = "sensor_msgs/msg/JointState"
+FLOAT64_ARRAY = "std_msgs/msg/Float64MultiArray"
+FLOAT32_ARRAY = "std_msgs/msg/Float32MultiArray"
+
+# EpisodeEvent constants (mirrors msg/EpisodeEvent.msg).
+EVENT_START = 0
+EVENT_END = 1
+OUTCOME_UNKNOWN = 0
+OUTCOME_SUCCESS = 1
+OUTCOME_FAILURE = 2
+
+MSG_DIR_ENV = "OVE_ROS_MSG_DIR"
+
+
+def find_msg_dir() -> Path:
+    """Directory holding this package's ``.msg`` files.
+
+    Looked up in order: ``$OVE_ROS_MSG_DIR``, the source checkout (``<repo>/msg``), the ament index share
+    directory of an installed ``ove_ros`` (``share/ove_ros/msg``).
+    """
+    candidates: list[Path] = []
+    if os.environ.get(MSG_DIR_ENV):
+        candidates.append(Path(os.environ[MSG_DIR_ENV]))
+    candidates.append(Path(__file__).resolve().parents[1] / "msg")
+    for path in candidates:
+        if (path / "EpisodeEvent.msg").is_file():
+            return path
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory(PACKAGE)) / "msg"
+    except (ImportError, LookupError, OSError):  # no ROS environment, or the package is not installed
+        share = None
+    if share is not None and (share / "EpisodeEvent.msg").is_file():
+        return share
+    candidates.append(share or Path(f"<ament index: share/{PACKAGE}/msg>"))
+    raise FileNotFoundError(
+        f"cannot find the {PACKAGE} message definitions (EpisodeEvent.msg); looked in "
+        f"{[str(p) for p in candidates]}. Set {MSG_DIR_ENV} to the package's msg/ directory."
+    )
+
+
+def register_package_types(typestore: Typestore, msg_dir: str | Path | None = None) -> Typestore:
+    """Register every ``<msg_dir>/*.msg`` as ``ove_ros/msg/<Name>`` in ``typestore`` and return it."""
+    directory = Path(msg_dir) if msg_dir is not None else find_msg_dir()
+    types: dict = {}
+    for path in sorted(directory.glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(encoding="utf-8"), f"{PACKAGE}/msg/{path.stem}"))
+    if not types:
+        raise FileNotFoundError(f"no .msg files in {directory}")
+    typestore.register(types)
+    return typestore
+
+
+def make_typestore(msg_dir: str | Path | None = None) -> Typestore:
+    """A ROS 2 Kilted typestore with this package's messages registered."""
+    return register_package_types(get_typestore(Stores.ROS2_KILTED), msg_dir)
+
+
+def register_bag_types(typestore: Typestore, connections: Sequence) -> None:
+    """Register message types that a bag defines and the typestore lacks (e.g. other packages' messages)."""
+    types: dict = {}
+    for conn in connections:
+        if conn.msgtype in typestore.types or not conn.msgdef.data:
+            continue
+        if conn.msgdef.format.name != "MSG":
+            continue  # IDL definitions are rare in bags; such a type is reported when it is needed
+        types.update(get_types_from_msg(conn.msgdef.data, conn.msgtype))
+    if types:
+        typestore.register(types)
+
+
+def has_header(typestore: Typestore, msgtype: str) -> bool:
+    """Whether the message's first field is a ``std_msgs/Header`` (so its stamp can be read cheaply)."""
+    fields = typestore.get_msgdef(msgtype).fields
+    return bool(fields) and fields[0][0] == "header" and fields[0][1][1] == "std_msgs/msg/Header"
+
+
+def peek_header_stamp(rawdata: bytes | memoryview) -> int:
+    """Header stamp (ns) of a CDR message whose first field is a Header, without deserializing the rest."""
+    if len(rawdata) < 12:
+        raise ValueError(f"message of {len(rawdata)} bytes is too short for a header")
+    order = "<" if rawdata[1] == 1 else ">"  # CDR encapsulation id: 0x0001 little endian, 0x0000 big endian
+    sec, nanosec = struct.unpack_from(f"{order}iI", rawdata, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Builders: plain values -> rosbags message objects, for bag writers (recorder, test fixtures, benchmarks).
+
+
+def header(typestore: Typestore, stamp_ns: int, frame_id: str = ""):
+    """``std_msgs/Header`` for a stamp in integer nanoseconds."""
+    time_t = typestore.types["builtin_interfaces/msg/Time"]
+    header_t = typestore.types["std_msgs/msg/Header"]
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return header_t(stamp=time_t(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def image_msg(typestore: Typestore, pixels: np.ndarray, stamp_ns: int, encoding: str, frame_id: str = ""):
+    """``sensor_msgs/Image`` from an HxW or HxWxC array whose layout already matches ``encoding``."""
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
+    step = pixels.strides[0]
+    data = pixels.reshape(-1).view(np.uint8)
+    return typestore.types[IMAGE](
+        header=header(typestore, stamp_ns, frame_id),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(pixels.dtype.byteorder == ">"),
+        step=step,
+        data=data,
+    )
+
+
+def compressed_image_msg(typestore: Typestore, data: bytes, stamp_ns: int, fmt: str, frame_id: str = ""):
+    """``sensor_msgs/CompressedImage`` from already encoded bytes (``fmt`` e.g. ``"jpeg"`` or ``"png"``)."""
+    return typestore.types[COMPRESSED_IMAGE](
+        header=header(typestore, stamp_ns, frame_id), format=fmt, data=np.frombuffer(data, dtype=np.uint8)
+    )
+
+
+def joint_state_msg(
+    typestore: Typestore,
+    stamp_ns: int,
+    names: Sequence[str],
+    position: Sequence[float],
+    velocity: Sequence[float] = (),
+    effort: Sequence[float] = (),
+):
+    """``sensor_msgs/JointState``."""
+    return typestore.types[JOINT_STATE](
+        header=header(typestore, stamp_ns),
+        name=list(names),
+        position=np.asarray(position, dtype=np.float64),
+        velocity=np.asarray(velocity, dtype=np.float64),
+        effort=np.asarray(effort, dtype=np.float64),
+    )
+
+
+def float64_array_msg(typestore: Typestore, values: Sequence[float]):
+    """``std_msgs/Float64MultiArray`` with an empty layout (a flat vector)."""
+    layout_t = typestore.types["std_msgs/msg/MultiArrayLayout"]
+    return typestore.types[FLOAT64_ARRAY](
+        layout=layout_t(dim=[], data_offset=0), data=np.asarray(values, dtype=np.float64)
+    )
+
+
+def episode_event_msg(
+    typestore: Typestore,
+    stamp_ns: int,
+    event: int,
+    outcome: int = OUTCOME_UNKNOWN,
+    task: str = "",
+    episode_id: str = "",
+):
+    """``ove_ros/EpisodeEvent`` (``event`` START=0 / END=1, ``outcome`` UNKNOWN=0 / SUCCESS=1 / FAILURE=2)."""
+    return typestore.types[EPISODE_EVENT](
+        header=header(typestore, stamp_ns), event=event, outcome=outcome, task=task, episode_id=episode_id
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decoders: rosbags image messages -> RGB uint8 (HxWx3), the layout LeRobot stores.
+
+RAW_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "mono16", "16UC1")
+COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "mono16": 1, "16UC1": 1}
+# ROS compressed_depth_image_transport prefixes its PNG with a 12-byte config header (format + 2 floats).
+_COMPRESSED_DEPTH_HEADER = 12
+
+
+class UnsupportedImageError(ValueError):
+    """An image message whose encoding or format this converter cannot turn into RGB."""
+
+
+def _to_rgb(pixels: np.ndarray, order: str, depth_max: float) -> np.ndarray:
+    """HxW or HxWxC pixels (``order`` "rgb", "bgr" or "gray"; uint8 or uint16) -> contiguous RGB uint8."""
+    if pixels.dtype == np.uint16:
+        scaled = pixels.astype(np.float32) * np.float32(255.0 / depth_max)
+        pixels = np.clip(scaled, 0.0, 255.0).astype(np.uint8)
+    if pixels.ndim == 2 or pixels.shape[2] == 1:
+        gray = pixels.reshape(pixels.shape[0], pixels.shape[1], 1)
+        return np.ascontiguousarray(np.broadcast_to(gray, (*gray.shape[:2], 3)))
+    if order == "bgr":
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def raw_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
+    """``sensor_msgs/Image`` -> RGB uint8; 16-bit images scale [0, depth_max] to [0, 255]."""
+    encoding = msg.encoding
+    if encoding not in _CHANNELS:
+        raise UnsupportedImageError(
+            f"image encoding {encoding!r} is not supported; supported encodings: {', '.join(RAW_ENCODINGS)}"
+        )
+    channels = _CHANNELS[encoding]
+    depth = 2 if encoding in ("mono16", "16UC1") else 1
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.asarray(msg.data, dtype=np.uint8)
+    if step < width * channels * depth or data.size < step * height:
+        raise UnsupportedImageError(
+            f"image data of {data.size} bytes does not fit {width}x{height} {encoding} with step {step}"
+        )
+    rows = data[: step * height].reshape(height, step)[:, : width * channels * depth]
+    if depth == 2:
+        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
+        pixels = np.ascontiguousarray(rows).view(dtype).astype(np.uint16).reshape(height, width)
+    else:
+        pixels = rows.reshape(height, width, channels)
+    order = "bgr" if encoding.startswith("bgr") else "gray" if channels == 1 else "rgb"
+    return _to_rgb(pixels, order, depth_max)
+
+
+def compressed_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (JPEG/PNG, incl. compressedDepth PNG) -> RGB uint8."""
+    import cv2  # imported here: only camera decoding needs OpenCV
+
+    fmt = msg.format.lower()
+    if not any(name in fmt for name in COMPRESSED_FORMATS):
+        raise UnsupportedImageError(
+            f"compressed image format {msg.format!r} is not supported; "
+            f"supported: {', '.join(COMPRESSED_FORMATS)}"
+        )
+    data = np.asarray(msg.data, dtype=np.uint8)
+    if "compresseddepth" in fmt:
+        data = data[_COMPRESSED_DEPTH_HEADER:]
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise UnsupportedImageError(
+            f"cannot decode compressed image of format {msg.format!r} ({data.size} bytes)"
+        )
+    return _to_rgb(pixels, "bgr", depth_max)  # OpenCV decodes colour as BGR(A)
+
+
+def image_to_rgb(msg, msgtype: str, depth_max: float = 65535.0) -> np.ndarray:
+    """Image or CompressedImage message -> RGB uint8 HxWx3."""
+    if msgtype == COMPRESSED_IMAGE:
+        return compressed_image_to_rgb(msg, depth_max)
+    return raw_image_to_rgb(msg, depth_max)

@@ -1,0 +1,620 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+r"""Train the distributional value model on a LeRobot v3 dataset.
+
+One process (CPU or one GPU)::
+
+    python -m training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
+
+Several GPUs or nodes run one process per GPU under ``accelerate`` (or ``torchrun``); the global batch is
+``data.batch_size * num_processes * training.gradient_accumulation_steps``::
+
+    accelerate launch --num_processes 8 -m training.train config=training/configs/full.yaml run_name=r1
+    accelerate launch --num_machines 2 --machine_rank $NODE_RANK --main_process_ip $MASTER_ADDR \
+        --main_process_port 29500 --num_processes 16 -m training.train config=... run_name=r1
+    torchrun --nnodes 2 --node_rank $NODE_RANK --master_addr $MASTER_ADDR --nproc_per_node 8 \
+        -m training.train config=... run_name=r1
+
+Outputs go to ``<output_root>/<project>/<run_name>/``: ``config.yaml``, ``metrics.jsonl``,
+``checkpoints/`` (every ``training.save_every`` steps, newest ``training.keep_last`` kept) and ``wandb/``.
+Resume an interrupted run with ``training.resume=true`` (its newest checkpoint) or
+``resume_from=<checkpoint dir>``: the run goes on at the same step with the same schedule, weights, EMA,
+optimizer state, RNG state and data order. ``python -m training.convert`` turns a checkpoint into a bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset, default_collate
+
+from ove_ros.model import OpenValueEstimator
+from training import checkpoint as ckpt
+from training.config import Config, ConfigError, config_from_argv, print_help, save_config
+from training.dataset import (
+    ValueFrameDataset,
+    ValueTargets,
+    camera_keys,
+    joint_names,
+    load_or_compute_targets,
+    open_lerobot_dataset,
+    short_camera_name,
+    split_episodes,
+    state_stats,
+)
+from training.ema import EMA
+from training.metrics import per_task_metrics, regression_metrics, value_loss
+from training.modeling import build_model, load_value_model
+from training.sampler import ResumableBatchSampler
+
+logger = logging.getLogger("training.train")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class TrainData:
+    """The opened dataset, its targets and split, and what the bundle needs to know about it."""
+
+    dataset: Any
+    targets: ValueTargets
+    train_episodes: list[int]
+    val_episodes: list[int]
+    camera_keys: list[str]
+    camera_names: list[str]
+    state_key: str
+    joint_names: list[str]
+    state_low: np.ndarray
+    state_high: np.ndarray
+
+    @property
+    def state_dim(self) -> int:
+        return int(self.state_low.size)
+
+    def frames(self, episodes: Sequence[int] | None, image_size: int) -> ValueFrameDataset:
+        return ValueFrameDataset(
+            self.dataset, self.targets, episodes, self.camera_keys, self.state_key, image_size=image_size
+        )
+
+    def metadata(self, cfg: Config) -> dict[str, Any]:
+        return {
+            "repo_id": cfg.data.repo_id,
+            "root": cfg.data.root,
+            "camera_keys": self.camera_keys,
+            "camera_names": self.camera_names,
+            "state_key": self.state_key,
+            "joint_names": self.joint_names,
+            "state_low": self.state_low.tolist(),
+            "state_high": self.state_high.tolist(),
+            "task_normalizers": dict(self.targets.normalizers),
+            "reward": cfg.reward.to_dict(),
+            "train_episodes": self.train_episodes,
+            "val_episodes": self.val_episodes,
+            "fps": int(self.dataset.fps),
+            "num_frames": len(self.targets),
+        }
+
+
+def cache_dir(cfg: Config) -> Path:
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.output_root) / "cache"
+
+
+def prepare_data(cfg: Config, main_process_first: Any = nullcontext) -> TrainData:
+    """Open the dataset, compute (or load cached) targets, split the episodes."""
+    d = cfg.data
+    dataset = open_lerobot_dataset(d.repo_id, d.root, d.episodes or None, d.video_backend)
+    with main_process_first():  # one process computes and caches, the others read the cache
+        targets = load_or_compute_targets(
+            dataset, cfg.reward, cache_dir(cfg), d.reward_key, d.assume_success_without_reward
+        )
+    train_eps, val_eps = split_episodes(
+        targets.episodes.tolist(), d.val_fraction, d.split_seed, d.val_episodes
+    )
+    keys = camera_keys(dataset, d.camera_names)
+    low, high = state_stats(dataset, d.state_key)
+    names = joint_names(dataset, d.state_key) or [f"joint_{i}" for i in range(low.size)]
+    return TrainData(
+        dataset=dataset,
+        targets=targets,
+        train_episodes=train_eps,
+        val_episodes=val_eps,
+        camera_keys=keys,
+        camera_names=[short_camera_name(k) for k in keys],
+        state_key=d.state_key,
+        joint_names=names,
+        state_low=low,
+        state_high=high,
+    )
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return default_collate(items)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }
+
+
+def eval_loader(frames: Any, batch_size: int, num_workers: int, rank: int = 0, world: int = 1) -> DataLoader:
+    """Sequential loader over this process's share (every ``world``-th sample) of ``frames``."""
+    subset = Subset(frames, list(range(rank, len(frames), world)))
+    return DataLoader(
+        subset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+# --------------------------------------------------------------------------------------- optimization
+
+
+def lr_lambda(steps: int, warmup: int, min_ratio: float) -> Any:
+    """Linear warm-up to 1, then cosine decay to ``min_ratio`` at ``steps``."""
+
+    def fn(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """AdamW; biases, norm weights and scalar gains get no weight decay."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    t = cfg.training
+    groups = [
+        {"params": decay, "weight_decay": t.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    fused = torch.cuda.is_available() and all(p.is_cuda for p in decay + no_decay)
+    return torch.optim.AdamW(
+        groups,
+        lr=t.learning_rate,
+        betas=(t.betas[0], t.betas[1]),
+        eps=t.eps,
+        **({"fused": True} if fused else {}),
+    )
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+@torch.no_grad()
+def predict_frames(
+    model: OpenValueEstimator,
+    loader: DataLoader,
+    device: torch.device,
+    cfg: Config,
+    autocast: Any = nullcontext,
+    max_batches: int | None = None,
+) -> dict[str, Any]:
+    """E[V], targets, per-sample loss, tasks and indices of every sample of ``loader``."""
+    model.eval()
+    support = model.config.bins
+    out: dict[str, list[Any]] = {"pred": [], "target": [], "loss": [], "task": [], "index": []}
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        batch = to_device(batch, device)
+        with autocast():
+            logits = model(batch)
+        loss = value_loss(
+            logits,
+            batch["target"],
+            support,
+            cfg.training.target_encoding,
+            cfg.training.hl_gauss_sigma,
+            "none",
+        )
+        out["pred"] += model.get_expected_value(logits).float().cpu().tolist()
+        out["target"] += batch["target"].float().cpu().tolist()
+        out["loss"] += loss.cpu().tolist()
+        out["task"] += list(batch["task"])
+        out["index"] += batch["index"].cpu().tolist()
+    return out
+
+
+def summarize_predictions(pred: dict[str, Any]) -> dict[str, Any]:
+    p, t, loss = (np.asarray(pred[k], dtype=np.float64) for k in ("pred", "target", "loss"))
+    metrics: dict[str, Any] = regression_metrics(p, t, loss)
+    metrics["per_task"] = per_task_metrics(p, t, loss, pred["task"])
+    return metrics
+
+
+def validate(model: torch.nn.Module, loader: DataLoader, accelerator: Any, cfg: Config) -> dict[str, Any]:
+    """Validation metrics over every process's share, gathered on all processes."""
+    from accelerate.utils import gather_object
+
+    unwrapped = accelerator.unwrap_model(model)
+    pred = predict_frames(
+        unwrapped, loader, accelerator.device, cfg, accelerator.autocast, cfg.training.max_val_batches
+    )
+    if accelerator.num_processes > 1:
+        pred = {k: gather_object(v) for k, v in pred.items()}
+    return summarize_predictions(pred)
+
+
+# ------------------------------------------------------------------------------------------- logging
+
+
+class MetricsLog:
+    """Append-only JSONL of metrics (main process), optionally mirrored to Weights & Biases."""
+
+    def __init__(self, path: Path, wandb_run: Any = None) -> None:
+        self.path = path
+        self.wandb_run = wandb_run
+        self.records: list[dict[str, Any]] = []
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop records the interrupted run wrote after the checkpoint it resumes from."""
+        if not self.path.is_file():
+            return
+        kept = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        ckpt.atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def log(self, split: str, step: int, metrics: dict[str, Any]) -> None:
+        record = {"split": split, "step": int(step), "time": time.time(), **metrics}
+        self.records.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record, default=float) + "\n")
+        if self.wandb_run is not None:
+            flat = {f"{split}/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+            for task, tm in metrics.get("per_task", {}).items():
+                flat.update({f"{split}/{task}/{k}": v for k, v in tm.items()})
+            self.wandb_run.log(flat, step=int(step))
+
+
+def wandb_mode(cfg: Config) -> str:
+    mode = cfg.wandb.mode
+    env = os.environ.get("WANDB_MODE")
+    if env == "disabled" or mode == "disabled":
+        return "disabled"
+    if mode == "auto":
+        return "online" if os.environ.get("WANDB_API_KEY") and env != "offline" else "offline"
+    return mode
+
+
+def init_wandb(cfg: Config, run_dir: Path) -> Any:
+    """A W&B run (online with WANDB_API_KEY, offline otherwise), resumed under the same id."""
+    mode = wandb_mode(cfg)
+    if mode == "disabled":
+        return None
+    try:
+        import wandb
+    except ImportError:
+        logger.warning("wandb is not installed; logging to metrics.jsonl only")
+        return None
+    id_file = run_dir / "wandb_id"
+    run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+    ckpt.atomic_write_text(id_file, run_id + "\n")
+    return wandb.init(
+        project=cfg.wandb.project or cfg.project,
+        entity=cfg.wandb.entity,
+        name=cfg.run_name,
+        id=run_id,
+        resume="allow",
+        dir=str(run_dir),
+        mode=mode,
+        tags=list(cfg.wandb.tags),
+        config=cfg.to_dict(),
+    )
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class TrainResult:
+    """What a training invocation produced."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    val_metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_resume_checkpoint(cfg: Config) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run (refusing to silently reuse a run dir)."""
+    if cfg.resume_from:
+        return ckpt.resolve_checkpoint(Path(cfg.resume_from))
+    latest = ckpt.latest_checkpoint(cfg.run_dir)
+    if cfg.training.resume:
+        if latest is None:
+            logger.info("training.resume=true but %s has no checkpoint yet: starting a new run", cfg.run_dir)
+        return latest
+    if latest is not None:
+        raise ConfigError(
+            f"{cfg.run_dir} already holds checkpoints (newest {latest.name}); pass training.resume=true to "
+            "continue that run, or choose another run_name"
+        )
+    return None
+
+
+def make_accelerator(cfg: Config) -> Any:
+    from accelerate import Accelerator
+
+    mixed = cfg.training.mixed_precision if torch.cuda.is_available() else "no"
+    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+
+
+def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
+    """Run (or continue) one training run; returns where it stopped and its last validation metrics.
+
+    ``wandb_run``: an already started W&B run to log into (a sweep agent's); otherwise one is started
+    according to ``cfg.wandb``.
+    """
+    from accelerate.utils import set_seed
+
+    t = cfg.training
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    accelerator = make_accelerator(cfg)
+    is_main = accelerator.is_main_process
+    run_dir = cfg.run_dir
+    resume_dir = find_resume_checkpoint(cfg)
+    set_seed(t.seed)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+
+    data = prepare_data(cfg, accelerator.main_process_first)
+    model = build_model(cfg, data.camera_names, data.state_dim)
+    if cfg.model.init_from:
+        init = load_value_model(cfg.model.init_from, use_ema=True)
+        model.load_state_dict(init.model.state_dict(), strict=True)
+    model.set_state_stats(data.state_low, data.state_high, data.joint_names)
+    if t.freeze_vision:
+        model.vision.requires_grad_(False)
+    if t.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    ema = EMA(model, t.ema_decay) if t.ema_decay > 0 else None
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(t.steps, t.warmup_steps, t.min_lr_ratio)
+    )
+
+    start_step = 0
+    state: dict[str, Any] | None = None
+    if resume_dir is not None:
+        meta = ckpt.read_meta(resume_dir)
+        stored = meta.get("dataset", {})
+        if stored.get("train_episodes") != data.train_episodes:
+            raise ConfigError(
+                f"{resume_dir} was trained on episodes {stored.get('train_episodes')} but this config splits "
+                f"{data.train_episodes}; resume with the run's own data settings"
+            )
+        model.load_state_dict(ckpt.load_state_dict(resume_dir / ckpt.MODEL_FILE), strict=True)
+        state = ckpt.load_training_state(resume_dir)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"], ckpt.load_state_dict(resume_dir / ckpt.EMA_FILE))
+        start_step = int(state["step"])
+        logger.info("resuming %s at step %d", resume_dir, start_step)
+
+    if t.compile and torch.cuda.is_available():
+        model.vision.compile()
+        model.text.compile()
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if ema is not None:
+        ema.to(accelerator.device)
+    if state is not None:  # after every random initialization, so the stream continues where it stopped
+        ckpt.set_rng_state(state["rng"][min(accelerator.process_index, len(state["rng"]) - 1)])
+
+    image_size = accelerator.unwrap_model(model).config.image_size
+    train_frames = data.frames(data.train_episodes, image_size)
+    sampler = ResumableBatchSampler(
+        len(train_frames),
+        cfg.data.batch_size,
+        t.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+        start_batch=start_step * t.gradient_accumulation_steps,
+    )
+    train_loader = DataLoader(
+        train_frames,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=cfg.data.num_workers > 0,
+    )
+    val_loader = None
+    if data.val_episodes:
+        val_loader = eval_loader(
+            data.frames(data.val_episodes, image_size),
+            cfg.data.eval_batch_size,
+            cfg.data.num_workers,
+            accelerator.process_index,
+            accelerator.num_processes,
+        )
+
+    own_wandb = wandb_run is None
+    if is_main and own_wandb:
+        wandb_run = init_wandb(cfg, run_dir)
+    log = MetricsLog(run_dir / "metrics.jsonl", wandb_run if is_main else None)
+    if is_main and resume_dir is not None:
+        log.truncate_after(start_step)
+    meta_base = {
+        "config": cfg.to_dict(),
+        "model_config": accelerator.unwrap_model(model).config.to_dict(),
+        "dataset": data.metadata(cfg),
+        "ema": ema is not None,
+    }
+
+    def save(step: int, metrics: dict[str, Any]) -> Path | None:
+        accelerator.wait_for_everyone()
+        from accelerate.utils import gather_object
+
+        rng_all = gather_object([ckpt.rng_state()]) if accelerator.num_processes > 1 else [ckpt.rng_state()]
+        path = None
+        if is_main:
+            unwrapped = accelerator.unwrap_model(model)
+            payload = ckpt.CheckpointPayload(
+                step=step,
+                model_state=unwrapped.state_dict(),
+                ema_state=ema.state_dict_for(unwrapped) if ema is not None else None,
+                training_state={
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "rng": rng_all,
+                    "data": {
+                        "seed": t.seed,
+                        "micro_batch": step * t.gradient_accumulation_steps,
+                        "epoch": sampler.epoch_of(step * t.gradient_accumulation_steps),
+                    },
+                },
+                meta={**meta_base, "metrics": metrics},
+                tokenizer=unwrapped.tokenizer,
+            )
+            path = ckpt.save_checkpoint(run_dir, payload, keep_last=t.keep_last)
+        accelerator.wait_for_everyone()
+        return path
+
+    def run_validation(step: int) -> dict[str, Any]:
+        if val_loader is None:
+            return {}
+        unwrapped = accelerator.unwrap_model(model)
+        with ema.swapped_into(unwrapped) if ema is not None else nullcontext():
+            metrics = validate(model, val_loader, accelerator, cfg)
+        if is_main:
+            log.log("val", step, metrics)
+        return metrics
+
+    stop_at = t.steps if t.max_steps_this_run is None else min(t.steps, start_step + t.max_steps_this_run)
+    step = start_step
+    last_ckpt: Path | None = None
+    val_metrics: dict[str, Any] = {}
+    window: dict[str, list[float]] = {"pred": [], "target": [], "loss": []}
+    wait_time = step_time = 0.0
+    support = accelerator.unwrap_model(model).config.bins
+    progress = _progress(t.steps, start_step, is_main)
+    it = iter(train_loader)
+    try:
+        while step < stop_at:
+            model.train()
+            tic = time.perf_counter()
+            for micro in range(t.gradient_accumulation_steps):
+                w0 = time.perf_counter()
+                batch = to_device(next(it), accelerator.device)
+                wait_time += time.perf_counter() - w0
+                last_micro = micro == t.gradient_accumulation_steps - 1
+                with nullcontext() if last_micro else accelerator.no_sync(model), accelerator.autocast():
+                    logits = model(batch)
+                    loss = value_loss(logits, batch["target"], support, t.target_encoding, t.hl_gauss_sigma)
+                accelerator.backward(loss / t.gradient_accumulation_steps)
+                with torch.no_grad():
+                    window["pred"] += (
+                        accelerator.unwrap_model(model).get_expected_value(logits).cpu().tolist()
+                    )
+                    window["target"] += batch["target"].cpu().tolist()
+                    window["loss"].append(float(loss.detach()))
+            grad_norm = (
+                accelerator.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip > 0 else None
+            )
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if ema is not None:
+                ema.update(accelerator.unwrap_model(model))
+            step_time += time.perf_counter() - tic
+            progress.update(1)
+
+            if is_main and (step % t.log_every == 0 or step == stop_at):
+                m = regression_metrics(np.asarray(window["pred"]), np.asarray(window["target"]))
+                samples = len(window["pred"]) * accelerator.num_processes
+                record = {
+                    "loss": float(np.mean(window["loss"])),
+                    "mae": m["mae"],
+                    "ev": m["ev"],
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+                    "samples_per_s": samples / max(step_time, 1e-9),
+                    "data_wait_fraction": wait_time / max(step_time, 1e-9),
+                    "epoch": sampler.epoch_of(step * t.gradient_accumulation_steps),
+                }
+                log.log("train", step, record)
+                progress.set_postfix(loss=f"{record['loss']:.4f}", ev=f"{record['ev']:.3f}")
+                window = {"pred": [], "target": [], "loss": []}
+                wait_time = step_time = 0.0
+            if t.val_every and step % t.val_every == 0 and step < t.steps:
+                val_metrics = run_validation(step)
+            if step % t.save_every == 0 or step == stop_at:
+                if step == t.steps:
+                    val_metrics = run_validation(step)
+                last_ckpt = save(step, val_metrics)
+    finally:
+        progress.close()
+        if is_main and own_wandb and wandb_run is not None:
+            wandb_run.finish()
+    return TrainResult(
+        run_dir=run_dir, step=step, checkpoint=last_ckpt, val_metrics=val_metrics, history=log.records
+    )
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="train", dynamic_ncols=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print_help("training.train", __doc__ or "")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_from_argv(argv)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    result = train(cfg)
+    summary = {k: v for k, v in result.val_metrics.items() if k != "per_task"}
+    print(
+        json.dumps(
+            {
+                "run_dir": str(result.run_dir),
+                "step": result.step,
+                "checkpoint": str(result.checkpoint),
+                "val": summary,
+            },
+            default=float,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
