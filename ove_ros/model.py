@@ -208,8 +208,7 @@ class ValueModelConfig:
             "max_text_tokens": 128,
             "image_size": 32,
         }
-        kwargs.update(overrides)
-        return cls(**kwargs)
+        return cls(**_with_overrides(kwargs, overrides))
 
     @classmethod
     def full(cls, num_cameras: int = 3, state_dim: int = 14, **overrides: Any) -> ValueModelConfig:
@@ -224,8 +223,7 @@ class ValueModelConfig:
             "max_text_tokens": 128,
             "image_size": 224,
         }
-        kwargs.update(overrides)
-        return cls(**kwargs)
+        return cls(**_with_overrides(kwargs, overrides))
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # plain JSON types (tuples -> lists)
@@ -239,6 +237,14 @@ class ValueModelConfig:
                 f"ValueModelConfig: unknown keys {unknown}; expected a subset of {sorted(known)}"
             )
         return cls(**copy.deepcopy(dict(data)))
+
+
+def _with_overrides(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Preset arguments updated by ``overrides``; an ``image_size`` override also resizes the vision tower."""
+    kwargs.update(overrides)
+    if "image_size" in overrides and "vision" not in overrides:
+        kwargs["vision"] = {**kwargs["vision"], "image_size": overrides["image_size"]}
+    return kwargs
 
 
 def vision_config(cfg: ValueModelConfig) -> SiglipVisionConfig:

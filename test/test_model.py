@@ -56,8 +56,9 @@ def test_config_presets_and_round_trip():
         assert again == cfg and text_config(again).sliding_window == text_config(cfg).sliding_window
     with pytest.raises(ValueError, match="unknown keys"):
         ValueModelConfig.from_dict({**full.to_dict(), "typo": 1})
+    assert ValueModelConfig.tiny(image_size=64).vision["image_size"] == 64
     with pytest.raises(ValueError, match="must agree"):
-        ValueModelConfig.tiny(image_size=64)
+        ValueModelConfig.tiny(image_size=64, vision=ValueModelConfig.tiny().vision)
     with pytest.raises(ValueError, match="local_attention='sideways'"):
         ValueModelConfig.tiny(local_attention="sideways")
 
