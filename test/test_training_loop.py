@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -102,6 +103,7 @@ def test_resumed_run_matches_an_uninterrupted_run(tmp_path, learnable_dataset): 
             assert torch.equal(wa[k], wb[k]), f"{name}:{k} differs after resume"
     sa, sb = ckpt.load_training_state(a), ckpt.load_training_state(b)
     assert sa["scheduler"] == sb["scheduler"] and sa["data"] == sb["data"]
+    assert torch.equal(sa["rng"][0]["torch"], sb["rng"][0]["torch"])  # dropout etc. would continue alike
     for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values(), strict=True):
         assert torch.equal(pa["exp_avg"], pb["exp_avg"])
     # Same losses step by step, and the metrics log has one record per step.
@@ -172,3 +174,47 @@ def test_ema_tracks_weights_and_swaps_back():
         assert torch.allclose(model.weight, before["weight"] + 0.5)
     assert torch.equal(model.weight, current)
     assert torch.allclose(ema.state_dict_for(model)["weight"], before["weight"] + 0.5)
+
+
+def test_frozen_vision_and_gradient_checkpointing(tmp_path, learnable_dataset):  # noqa: F811
+    cfg = tiny_config(
+        tmp_path,
+        learnable_dataset,
+        run_name="frozen",
+        **{
+            "training.steps": 2,
+            "training.warmup_steps": 0,
+            "training.val_every": 0,
+            "training.save_every": 1,
+            "training.keep_last": 0,
+            "training.freeze_vision": True,
+            "training.gradient_checkpointing": True,
+            "training.ema_decay": 0.0,
+            "data.batch_size": 4,
+        },
+    )
+    result = train(cfg)
+    first, second = (ckpt.load_state_dict(p / ckpt.MODEL_FILE) for p in ckpt.list_checkpoints(result.run_dir))
+    vision = [k for k in first if k.startswith("vision.")]
+    assert vision and all(torch.equal(first[k], second[k]) for k in vision)
+    assert not torch.equal(first["head.0.weight"], second["head.0.weight"])
+
+
+def test_failed_checkpoint_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    payload = ckpt.CheckpointPayload(
+        step=3, model_state={"w": torch.ones(2)}, ema_state=None, training_state={"step": 3}, meta={}
+    )
+    good = ckpt.save_checkpoint(tmp_path, payload)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert good.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of a temp directory
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", broken)
+    payload.step = 4
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_checkpoint(tmp_path, payload)
+    assert ckpt.list_checkpoints(tmp_path) == [good] and ckpt.latest_checkpoint(tmp_path) == good
+    assert sorted(p.name for p in ckpt.checkpoints_dir(tmp_path).iterdir()) == [ckpt.LAST_POINTER, good.name]

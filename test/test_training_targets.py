@@ -216,3 +216,47 @@ def test_every_shipped_config_loads():
 def test_tiny_config_helper_points_at_the_dataset(learnable_dataset, tmp_path):  # noqa: F811
     cfg = tiny_config(tmp_path, learnable_dataset, run_name="x")
     assert cfg.data.root == str(learnable_dataset) and cfg.wandb.mode == "disabled"
+
+
+def test_cli_errors_are_clear_and_help_lists_every_key(capsys):
+    from training import advantage, evaluate, train
+
+    with pytest.raises(SystemExit, match="run_name is not set"):
+        train.main([f"config={TINY_YAML}"])
+    for module in (train, evaluate, advantage):
+        module.main(["--help"])
+        out = capsys.readouterr().out
+        assert "training.learning_rate" in out and "data.precomputed_rewards" in out
+
+
+def test_wandb_mode_follows_the_api_key(monkeypatch):
+    from training.train import wandb_mode
+
+    cfg = load_config(TINY_YAML, ["wandb.mode=auto"], require_run_name=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert wandb_mode(cfg) == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode(cfg) == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode(cfg) == "disabled"
+    monkeypatch.delenv("WANDB_MODE")
+    cfg.wandb.mode = "disabled"
+    assert wandb_mode(cfg) == "disabled"
+
+
+def test_model_presets_take_cameras_and_state_from_the_data():
+    from training.modeling import model_config_from
+
+    cfg = load_config(TINY_YAML.parent / "full.yaml", ["data.repo_id=a/b"], require_run_name=False)
+    full = model_config_from(cfg, ["cam_high", "wrist"], 26)
+    assert full.image_size == 224 and full.camera_names == ["cam_high", "wrist"] and full.state_dim == 26
+    assert full.text["hidden_size"] == 640
+    cfg.model.preset = "tiny"
+    cfg.model.overrides = {"image_size": 64, "vision": {"num_hidden_layers": 1}, "head_hidden": 32}
+    tiny = model_config_from(cfg, ["cam0"], 4)
+    assert tiny.image_size == 64 and tiny.vision["image_size"] == 64 and tiny.vision["num_hidden_layers"] == 1
+    assert tiny.vision["hidden_size"] == 64 and tiny.head_hidden == 32
+    cfg.model.preset = "huge"
+    with pytest.raises(ValueError, match="model.preset"):
+        model_config_from(cfg, ["cam0"], 4)

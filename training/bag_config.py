@@ -150,6 +150,10 @@ def validate_config(config: BagConversionConfig) -> None:
             problems.append(f"camera {cam.name!r}: depth_max must be positive")
         if cam.resize is not None and (len(cam.resize) != 2 or min(cam.resize) <= 0):
             problems.append(f"camera {cam.name!r}: resize must be [width, height], got {cam.resize}")
+    topics = [cam.topic for cam in config.cameras]
+    topics += [s.topic for s in (config.state, config.action) if s is not None]
+    if len(set(topics)) != len(topics):
+        problems.append(f"each topic can feed one stream only; configured topics: {topics}")
     for label, stream in (("state", config.state), ("action", config.action)):
         if stream is None:
             continue

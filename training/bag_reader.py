@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 
 from training import ros_types
@@ -71,16 +69,10 @@ class StreamIndex:
     msgtype: str
     stamps: np.ndarray  # int64 ns, ascending
     order: np.ndarray  # receive-order index of each sorted message
+    arrival_stamps: np.ndarray  # stamps in receive order (pass 2 checks it reads the same messages)
     values: dict[str, np.ndarray] = field(default_factory=dict)  # feature key -> (n, d) float32, sorted
     zero_stamps: int = 0  # messages whose zero header stamp was replaced by the receive time
     has_header: bool = True
-
-    @property
-    def rate_hz(self) -> float:
-        """Mean message rate over the stream's stamp span."""
-        if len(self.stamps) < 2 or self.stamps[-1] == self.stamps[0]:
-            return 0.0
-        return (len(self.stamps) - 1) * NS / float(self.stamps[-1] - self.stamps[0])
 
 
 @dataclass
@@ -93,6 +85,7 @@ class BagIndex:
     events: list[EpisodeEvent]
     image_shapes: dict[str, tuple[int, int, int]]  # camera name -> (H, W, 3) as written
     has_events_topic: bool
+    require_events: bool = False
 
 
 @dataclass
@@ -165,17 +158,7 @@ def bag_errors(path: Path) -> Iterator[None]:
             f"cannot read bag {path}: {exc}. Pass a rosbag2 directory (with metadata.yaml), "
             "or a .mcap / .db3 file."
         ) from exc
-    except (
-        ReaderError,
-        sqlite3.Error,
-        OSError,
-        EOFError,
-        struct.error,
-        ValueError,
-        IndexError,
-        KeyError,
-        AssertionError,
-    ) as exc:
+    except Exception as exc:  # damaged data fails in many ways inside rosbags (struct, overflow, sqlite...)
         raise BagReadError(
             f"cannot read bag {path}: {type(exc).__name__}: {exc}. The recording is truncated or corrupt; "
             "re-copy it, repair it (`ros2 bag reindex`, `mcap recover`) or leave it out."
@@ -275,10 +258,6 @@ def _index(
     if config.action is not None:
         allowed = (ros_types.JOINT_STATE, ros_types.FLOAT64_ARRAY, ros_types.FLOAT32_ARRAY)
         msgtypes["action"] = require(config.action.topic, "action", allowed)
-        if config.action.topic in roles:
-            raise BagContentError(
-                f"topic {config.action.topic} is configured both as action and as another stream"
-            )
         roles[config.action.topic] = "action"
     events_topic = config.episodes.events_topic
     has_events_topic = config.episodes.split != "bag" and events_topic in by_topic
@@ -313,7 +292,9 @@ def _index(
     wanted = [
         c for topic in [*roles, events_topic if has_events_topic else None] if topic for c in by_topic[topic]
     ]
+    read: dict[str, int] = {}
     for conn, received, raw in reader.messages(connections=wanted):
+        read[conn.topic] = read.get(conn.topic, 0) + 1
         if conn.topic == events_topic and has_events_topic:
             msg = typestore.deserialize_cdr(raw, conn.msgtype)
             stamp = _stamp_of(msg.header.stamp) or received
@@ -333,6 +314,8 @@ def _index(
             zero[key] += 1
         stamps[key].append(stamp)
 
+    _check_counts(path, by_topic, [*roles, events_topic] if has_events_topic else list(roles), read)
+
     streams: dict[str, StreamIndex] = {}
     for key, values in stamps.items():
         topic = next(t for t, k in roles.items() if k == key)
@@ -342,7 +325,15 @@ def _index(
         order = np.argsort(raw_stamps, kind="stable")
         sorted_values = {k: np.stack(v)[order] for k, v in vectors.get(key, {}).items()}
         streams[key] = StreamIndex(
-            key, topic, msgtypes[key], raw_stamps[order], order, sorted_values, zero[key], headers[key]
+            key,
+            topic,
+            msgtypes[key],
+            raw_stamps[order],
+            order,
+            raw_stamps,
+            sorted_values,
+            zero[key],
+            headers[key],
         )
         if zero[key]:
             log.warning(
@@ -355,7 +346,20 @@ def _index(
             log.info("bag %s: %s has no header; its messages are timed by the bag receive time", name, topic)
     events.sort(key=lambda e: e.stamp)
     image_shapes = {key.split(":", 1)[1]: shape for key, shape in shapes.items()}
-    return BagIndex(path, name, streams, events, image_shapes, has_events_topic)
+    require_events = config.episodes.split == "events"
+    return BagIndex(path, name, streams, events, image_shapes, has_events_topic, require_events)
+
+
+def _check_counts(path: Path, by_topic: dict[str, list], topics: list[str], read: dict[str, int]) -> None:
+    """A damaged file can end early without an error: compare with the message counts the bag declares."""
+    for topic in topics:
+        declared = sum(c.msgcount for c in by_topic[topic])
+        if declared and read.get(topic, 0) != declared:
+            raise BagReadError(
+                f"bag {path}: {topic} declares {declared} messages but {read.get(topic, 0)} could be read; "
+                "the recording is truncated or corrupt. Re-copy or repair it (`ros2 bag reindex`, "
+                "`mcap recover`), or leave it out."
+            )
 
 
 def _stamp_of(stamp) -> int:
@@ -409,6 +413,11 @@ def _windows(index: BagIndex) -> list[tuple[int, int, EpisodeEvent | None, Episo
     first = max(int(s.stamps[0]) for s in index.streams.values())
     last = min(int(s.stamps[-1]) for s in index.streams.values())
     if not index.has_events_topic or not index.events:
+        if index.require_events:
+            raise BagContentError(
+                f"bag {index.path} has no EpisodeEvent messages but episodes.split=events; "
+                "use episodes.split=auto or bag to convert it as one episode"
+            )
         if index.has_events_topic:
             log.warning(
                 "bag %s: no EpisodeEvent messages; converting the whole bag as one episode", index.name
@@ -515,6 +524,7 @@ def iter_frames(
     seen = dict.fromkeys(cams, 0)
     topic_key = {c.topic: key for key, c in cams.items()}
     shapes = {camera_key(name): shape for name, shape in index.image_shapes.items()}
+    arrivals = {key: index.streams[key].arrival_stamps for key in cams}
     done = 0
     with bag_errors(index.path):
         reader = _open(index.path)
@@ -528,12 +538,18 @@ def iter_frames(
                         f"bag {index.path}: its camera messages ended before frame {done} of {len(order)}; "
                         "the bag changed while being converted or is damaged"
                     )
-                conn, _, raw = item
+                conn, received, raw = item
                 key = topic_key[conn.topic]
                 j = seen[key]
                 seen[key] += 1
                 if j not in refs[key]:
                     continue
+                stamp = ros_types.peek_header_stamp(raw) or received
+                if j >= len(arrivals[key]) or stamp != arrivals[key][j]:
+                    raise BagReadError(
+                        f"bag {index.path}: camera {cams[key].name} message {j} differs between the two "
+                        "reads; the bag changed while being converted"
+                    )
                 image = _decode_camera(index.path, cams[key], conn.msgtype, typestore, raw)
                 if image.shape != shapes[key]:
                     raise BagContentError(

@@ -148,10 +148,11 @@ def _label_plans(
                 f" (episode_id {plan.episode_id})" if plan.episode_id else ""
             )
             if plan.frames == 0:
-                log.warning(
-                    "%s: no tick has every stream present (%d ticks); episode left out", where, plan.ticks
-                )
-                skipped.append(f"{where}: no complete frame in {plan.ticks} ticks")
+                # Usually streams on different clocks (sim-time stamps vs a headerless topic's wall time).
+                missing = plan.dropped_by_stream
+                reason = f"no complete frame in {plan.ticks} ticks (ticks missing per stream: {missing})"
+                log.warning("%s: %s; episode left out", where, reason)
+                skipped.append(f"{where}: {reason}")
                 continue
             found = lookup_label(labels, plan.bag, plan.episode_id, plan.ordinal)
             if found is not None:
@@ -424,10 +425,42 @@ def convert_bags(
     if len(set(names)) != len(names):
         raise ConversionError(f"bag names must be unique (labels and metadata refer to them): {names}")
 
+    with _single_threaded_opencv():
+        return _convert(
+            bags, output, repo_id, config, default_outcome, labels or {}, skip_unlabelled, started
+        )
+
+
+@contextlib.contextmanager
+def _single_threaded_opencv():
+    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize got 4x slower)."""
+    try:
+        import cv2
+    except ImportError:
+        yield
+        return
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _convert(
+    bags: list[str | Path],
+    output: Path,
+    repo_id: str,
+    config: BagConversionConfig,
+    default_outcome: str | None,
+    labels: dict[str, str],
+    skip_unlabelled: bool,
+    started: float,
+) -> ConversionReport:
     typestore = ros_types.make_typestore()
     indexes = [index_bag(bag, config, typestore) for bag in bags]
     plans = [plan_episodes(index, config) for index in indexes]
-    jobs, skipped = _label_plans(indexes, plans, config, labels or {}, default_outcome, skip_unlabelled)
+    jobs, skipped = _label_plans(indexes, plans, config, labels, default_outcome, skip_unlabelled)
     if not any(job.plans for job in jobs):
         raise ConversionError(f"no episode to write ({len(skipped)} left out: {'; '.join(skipped[:5])})")
     features = build_features(config, _image_shapes(jobs))
@@ -439,6 +472,7 @@ def convert_bags(
         root = workdir / "dataset"
         dataset = _create_dataset(root, repo_id, config, features)
         records = _write(dataset, jobs, config, typestore)
+        dataset.stop_image_writer()
         dataset.finalize()
         dataset = None
         meta = {
@@ -459,6 +493,7 @@ def convert_bags(
     finally:
         if dataset is not None:
             with contextlib.suppress(Exception):
+                dataset.stop_image_writer()
                 dataset.finalize()
         shutil.rmtree(workdir, ignore_errors=True)
     recorded = sum(r.ticks for r in records) / config.fps

@@ -42,6 +42,17 @@ _PREFIX = "step_"
 # --------------------------------------------------------------------------------------------- atomic io
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual permissions instead."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``path`` and rename it over ``path``."""
     path = Path(path)
@@ -52,6 +63,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _default_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,6 +86,7 @@ def atomic_save_file(path: Path, writer: Callable[[Path], None], suffix: str = "
     os.close(fd)
     try:
         writer(Path(tmp))
+        _default_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -187,6 +200,7 @@ def save_checkpoint(run_dir: Path, payload: CheckpointPayload, keep_last: int = 
         meta = dict(payload.meta)
         meta["step"] = int(payload.step)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        _default_mode(tmp, directory=True)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -110,7 +110,7 @@ def plot_episode(path: Path, frames: np.ndarray, pred: np.ndarray, target: np.nd
     ax.set_ylabel("normalized value")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -155,7 +155,7 @@ def write_value_video(
     for t, row in enumerate(rows.tolist()):
         item = dataset[int(row)]
         img = compose_frame([_to_uint8_hwc(item[k].float()) for k in camera_keys])
-        text = f"t={t} V={pred[t]:+.3f} target={target[t]:+.3f}"
+        text = f"t={t} target {target[t]:+.3f}"  # the overlay prints V itself
         frames.append(draw_value_overlay(img, float(pred[t]), history=pred[: t + 1].tolist(), text=text))
     height, width = frames[0].shape[:2]
     width, height = width - width % 2, height - height % 2  # even sizes for the codec

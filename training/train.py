@@ -160,6 +160,7 @@ def eval_loader(frames: Any, batch_size: int, num_workers: int, rank: int = 0, w
         num_workers=num_workers,
         collate_fn=collate,
         pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(0),  # iterating must not consume the global RNG
     )
 
 
@@ -396,7 +397,10 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     if t.freeze_vision:
         model.vision.requires_grad_(False)
     if t.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        if t.freeze_vision:  # a frozen tower keeps no activations for backward: nothing to recompute
+            model.text.gradient_checkpointing_enable()
+        else:
+            model.gradient_checkpointing_enable()
     ema = EMA(model, t.ema_decay) if t.ema_decay > 0 else None
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -448,6 +452,7 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
         collate_fn=collate,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=cfg.data.num_workers > 0,
+        generator=torch.Generator().manual_seed(t.seed),  # worker seeds: keep the global RNG untouched
     )
     val_loader = None
     if data.val_episodes:
