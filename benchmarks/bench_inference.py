@@ -5,10 +5,16 @@
 Random weights, 3 cameras sending 480x640 RGB frames, one task, a 14-joint state. For each configuration and
 device it times, in one process and on the same model object:
 
-* ``eager-fp32``: ``model(batch)`` under ``torch.no_grad`` with tokenization and frame conversion every tick;
+* ``eager-fp32``: what ``model(batch)`` does under ``torch.no_grad`` (frame conversion, float resize,
+  tokenization every tick), run in its three stages so they can be timed;
+* ``preprocess-<resize>``: only the engine's frame preprocessing with each resize path (float, uint8, opencv;
+  see ``ove_ros.engine.resolve_resize``);
 * ``engine-fp32`` (CPU) / ``engine-bf16`` and ``engine-bf16-graphs`` (CUDA): the engine's tick;
 * ``engine-int8`` (CPU): the engine with dynamic int8 Linear weights (numbers change slightly);
 * ``engine-compile`` with ``--compile`` (slow to build on small CPUs).
+
+Tick rows also hold the p50 of each stage (``preprocess``, ``forward``, ``postprocess``) and of the overhead
+(everything but the forward); on CUDA the stages are separated by synchronizations.
 
 Usage::
 
@@ -34,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ove_ros.bundle import BundleMetadata  # noqa: E402
-from ove_ros.engine import EngineConfig, InferenceEngine  # noqa: E402
+from ove_ros.engine import RESIZE, EngineConfig, InferenceEngine  # noqa: E402
 from ove_ros.model import OpenValueEstimator, ValueModelConfig  # noqa: E402
 
 FRAME_HW = (480, 640)
@@ -110,6 +116,19 @@ def summarize(times: list[float]) -> dict[str, float]:
     }
 
 
+def stage_summary(stages: list[tuple[float, float, float]]) -> dict[str, float]:
+    """p50 of each stage over the ticks (and p99 of the overhead, what a live node's budget is about)."""
+    pre, fwd, post = (sorted(s[i] * 1e3 for s in stages) for i in range(3))
+    over = sorted(a + c for a, c in zip(pre, post, strict=True))
+    return {
+        "preprocess_p50_ms": round(statistics.median(pre), 3),
+        "forward_p50_ms": round(statistics.median(fwd), 3),
+        "postprocess_p50_ms": round(statistics.median(post), 3),
+        "overhead_p50_ms": round(statistics.median(over), 3),
+        "overhead_p99_ms": round(over[min(len(over) - 1, int(round(0.99 * (len(over) - 1))))], 3),
+    }
+
+
 def time_ticks(tick, iters: int, warmup: int, sync) -> list[float]:
     for _ in range(warmup):
         tick(0)
@@ -141,22 +160,45 @@ def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str
         row = {"config": name, "device": device, "variant": variant, "iters": len(times), **summarize(times)}
         row.update(load_avg=load_average(), measured=time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {}))
         rows.append(row)
+        stages = ""
+        if "overhead_p50_ms" in row:
+            stages = (f"  [pre {row['preprocess_p50_ms']:.2f} fwd {row['forward_p50_ms']:.1f} "
+                      f"post {row['postprocess_p50_ms']:.2f} overhead p99 {row['overhead_p99_ms']:.2f} ms]")
         print(f"  {name:5s} {device:5s} {variant:20s} p50 {row['p50_ms']:10.1f} ms  "
-              f"p99 {row['p99_ms']:10.1f} ms  (load {row['load_avg']})", flush=True)
+              f"p99 {row['p99_ms']:10.1f} ms  (load {row['load_avg']}){stages}", flush=True)
+
+    eager_stages: list[tuple[float, float, float]] = []
 
     def eager_tick(i: int) -> None:
+        # model.predict(batch) split at its stage boundaries (same operations).
         k = i % 4
-        images = torch.stack([torch.from_numpy(f) for f in frames[k]]).to(dev).permute(0, 3, 1, 2)
-        batch = {
-            "observation.images": (images.float() / 255.0)[None],
-            "observation.state": torch.from_numpy(states[k : k + 1]),
-            "task": [TASK],
-        }
+        t0 = time.perf_counter()
         with torch.no_grad():
-            model.predict(batch)["value"].cpu()
+            images = torch.stack([torch.from_numpy(f) for f in frames[k]]).to(dev).permute(0, 3, 1, 2)
+            batch = {
+                "observation.images": (images.float() / 255.0)[None],
+                "observation.state": torch.from_numpy(states[k : k + 1]),
+                "task": [TASK],
+            }
+            pixels = model.gather_images(batch)
+            ids, mask = model.tokenize(batch["task"], batch["observation.state"])
+            sync()
+            t1 = time.perf_counter()
+            logits = model.forward_tensors(pixels, ids, mask)
+            sync()
+            t2 = time.perf_counter()
+            model.summarize(logits)["value"].cpu()
+        eager_stages.append((t1 - t0, t2 - t1, time.perf_counter() - t2))
 
     eager_times = time_ticks(eager_tick, args.iters, args.warmup, sync)
-    record("eager-fp32", eager_times, {"build_s": round(build_s, 1)})
+    eager_extra = {"build_s": round(build_s, 1), **stage_summary(eager_stages[-args.iters :])}
+    record("eager-fp32", eager_times, eager_extra)
+
+    for resize in RESIZE[1:]:
+        pre = InferenceEngine(model, metadata, EngineConfig(device=device, dtype="float32", resize=resize))
+        times = time_ticks(lambda i, e=pre: e.preprocess(frames[i % 4]), args.iters, args.warmup, sync)
+        record(f"preprocess-{resize}", times, {"resize": resize, "frames": f"{args.cameras}x{FRAME_HW}"})
+        del pre
 
     def engine_variant(variant: str, **cfg: Any) -> None:
         t = time.perf_counter()
@@ -164,13 +206,15 @@ def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str
         engine = InferenceEngine(model, metadata, config)
         engine.warmup()
         setup = time.perf_counter() - t
+        stages: list[tuple[float, float, float]] = []
 
         def tick(i: int) -> None:
             k = i % 4
-            engine.infer(frames[k], states[k], TASK)
+            out = engine.infer(frames[k], states[k], TASK)
+            stages.append((out.preprocess_s, out.forward_s, out.postprocess_s))
 
         times = time_ticks(tick, args.iters, 0, sync)
-        record(variant, times, {"setup_s": round(setup, 1), **engine.describe()})
+        record(variant, times, {"setup_s": round(setup, 1), **stage_summary(stages), **engine.describe()})
 
     if dev.type == "cuda":
         engine_variant("engine-bf16", dtype="bfloat16")
@@ -193,15 +237,23 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     except ImportError:
         for r in rows:
             print(f"{r['config']:6s} {r['device']:6s} {r['variant']:22s} "
-                  f"{r['p50_ms']:10.1f} {r['p99_ms']:10.1f}")
+                  f"{r['p50_ms']:10.1f} {r['p99_ms']:10.1f} {stage(r, 'preprocess')} {stage(r, 'overhead')}")
         return
-    table = Table(title="value model tick latency")
-    for col in ("config", "device", "variant", "p50 ms", "p99 ms", "iters", "load"):
+    table = Table(title="value model tick latency (stage columns: p50)")
+    cols = ("config", "device", "variant", "p50 ms", "p99 ms", "pre ms", "fwd ms", "post ms", "overhead ms",
+            "iters", "load")
+    for col in cols:
         table.add_column(col, justify="right" if "ms" in col or col in ("iters", "load") else "left")
     for r in rows:
+        stages = [stage(r, name) for name in ("preprocess", "forward", "postprocess", "overhead")]
         table.add_row(r["config"], r["device"], r["variant"], f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                      str(r["iters"]), str(r["load_avg"]))
-    Console().print(table)
+                      *stages, str(r["iters"]), str(r["load_avg"]))
+    Console(width=None if sys.stdout.isatty() else 140).print(table)  # logs: no truncated columns
+
+
+def stage(row: dict[str, Any], name: str) -> str:
+    value = row.get(f"{name}_p50_ms")
+    return "-" if value is None else f"{value:.2f}"
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

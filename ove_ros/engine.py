@@ -4,11 +4,13 @@
 
 What the ROS node calls once per tick. Compared with ``model(batch)`` it
 
-* preprocesses uint8 HWC frames on the device (one upload of uint8, resize + normalize there),
+* resizes uint8 HWC frames with a uint8 kernel on the CPU (into a preallocated pixel buffer), or uploads them
+  as uint8 through pinned memory and resizes + normalizes on the GPU (see :func:`resolve_resize`),
 * assembles prompt token ids from cached pieces (task prefix, one piece per state bin) instead of running
   the tokenizer each tick; the pieces are verified against the tokenizer and it falls back when they differ,
 * runs under ``torch.inference_mode`` with the chosen device/dtype, optional static shapes, torch.compile,
-  CUDA graph capture (CUDA only) or dynamic int8 weights (CPU only).
+  CUDA graph capture (CUDA only) or dynamic int8 weights (CPU only),
+* reports per-stage wall times (preprocess, forward, postprocess) with every result.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ove_ros.bundle import BundleMetadata, load_bundle, parse_dtype
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 ENGINE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZE = ("none", "int8")
+RESIZE = ("auto", "float", "uint8", "opencv")
 
 
 @dataclass
@@ -45,6 +49,7 @@ class EngineConfig:
     then padded to ``max_text_tokens`` and the batch to ``max_batch`` so nothing recompiles per tick.
     ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, ~2x faster
     matmuls on AVX2, small numerical change). ``num_threads > 0`` sets torch's CPU thread count.
+    ``resize`` picks the frame resize (see :func:`resolve_resize`).
     """
 
     device: str = "auto"
@@ -57,6 +62,7 @@ class EngineConfig:
     num_threads: int = 0
     static_shapes: bool | None = None
     task_cache_size: int = 32
+    resize: str = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -65,6 +71,8 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.dtype must be one of {ENGINE_DTYPES}, got {self.dtype!r}")
         if self.quantize not in QUANTIZE:
             raise ValueError(f"EngineConfig.quantize must be one of {QUANTIZE}, got {self.quantize!r}")
+        if self.resize not in RESIZE:
+            raise ValueError(f"EngineConfig.resize must be one of {RESIZE}, got {self.resize!r}")
         if self.max_batch < 1 or self.warmup_iters < 0 or self.num_threads < 0 or self.task_cache_size < 1:
             raise ValueError(
                 "EngineConfig: max_batch and task_cache_size must be >= 1, warmup_iters and num_threads >= 0"
@@ -73,13 +81,27 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class ValueOutput:
-    """One tick's result. ``latency_s`` spans input checks to results on the host."""
+    """One tick's result. ``latency_s`` spans input checks to results on the host.
+
+    The stages split it: ``preprocess_s`` (checks, prompt tokens, pixels), ``forward_s`` (the model),
+    ``postprocess_s`` (distribution statistics back on the host). On CUDA the engine synchronizes at the stage
+    boundaries so each stage owns its GPU time. From ``infer_batch`` all of them cover the chunks up to and
+    including this row's.
+    """
 
     probs: np.ndarray
     value: float
     std: float
     entropy: float
     latency_s: float
+    preprocess_s: float = 0.0
+    forward_s: float = 0.0
+    postprocess_s: float = 0.0
+
+    @property
+    def overhead_s(self) -> float:
+        """Engine time outside the model forward."""
+        return self.preprocess_s + self.postprocess_s
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,6 +119,26 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     dtype = parse_dtype(name)
     assert dtype is not None
     return dtype
+
+
+def resolve_resize(name: str, device: torch.device) -> str:
+    """How camera frames are resized to the model's square size.
+
+    Training resizes float [0, 1] frames (recorded resolution) with :func:`ove_ros.model.preprocess_images`:
+    bilinear with antialias. ``"float"`` runs exactly that on the engine's device (the CUDA default; tens of
+    ms for three VGA frames on a CPU core). ``"uint8"`` runs the same filter in torch's vectorized uint8
+    kernel on the host (three VGA frames: ~1 ms to 32 px, ~3 ms to 224 px on one core) and differs from
+    training only by rounding the resized pixels to uint8 (<= 1/255, mean ~0.3/255). That kernel exists only
+    in torch's AVX2 build; elsewhere (ARM, AVX512 dispatch) the generic uint8 kernel is as slow as float, so
+    ``"auto"`` falls back to ``"opencv"``: INTER_AREA when shrinking, INTER_LINEAR otherwise. INTER_AREA is a
+    box filter, not the training filter: ~0.5-2/255 mean difference on camera-like images, more on fine
+    texture.
+    """
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "float"
+    return "uint8" if torch.backends.cpu.get_cpu_capability() == "AVX2" else "opencv"
 
 
 class PromptTokenCache:
@@ -239,6 +281,21 @@ class InferenceEngine:
         self._graph_io: tuple[tuple[torch.Tensor, ...], torch.Tensor] | None = None
         self.warmed_up = False
 
+        self.resize = resolve_resize(config.resize, self.device)
+        if self.resize == "opencv":
+            import cv2  # noqa: F401 -- fail at construction, not at the first tick
+        size = mcfg.image_size
+        mean = torch.tensor(mcfg.image_mean, dtype=torch.float32)
+        std = torch.tensor(mcfg.image_std, dtype=torch.float32)
+        # (x / 255 - mean) / std as one multiply-add on the uint8 values.
+        self._scale = (1.0 / (255.0 * std)).view(3, 1, 1).to(self.device)
+        self._shift = (-mean / std).view(3, 1, 1).to(self.device)
+        # Host-resized pixels are normalized into one static buffer (max_batch rows), no per-tick allocation.
+        self._buffer = None if self.resize == "float" else torch.empty(
+            config.max_batch, len(self.camera_names), 3, size, size, dtype=torch.float32, device=self.device
+        )
+        self._pinned: dict[tuple[int, ...], tuple[torch.Tensor, Any]] = {}
+
     @classmethod
     def from_bundle(cls, path: str | Path, config: EngineConfig | None = None) -> InferenceEngine:
         model, metadata = load_bundle(path, device="cpu")
@@ -254,6 +311,7 @@ class InferenceEngine:
             "int8": self.quantized,
             "static_shapes": self.static,
             "piecewise_tokens": self.tokens.exact,
+            "resize": self.resize,
             "threads": torch.get_num_threads(),
         }
 
@@ -269,6 +327,14 @@ class InferenceEngine:
                 f"camera {cam!r}: shape {image.shape}; pass HxWx3 RGB (convert mono/RGBA/BGR frames first)"
             )
         return image
+
+    def _check_frames(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if len(images) != len(self.camera_names):
+            raise ValueError(
+                f"got {len(images)} images but the bundle expects {len(self.camera_names)} cameras in this "
+                f"order: {self.camera_names}"
+            )
+        return [self._check_frame(img, cam) for img, cam in zip(images, self.camera_names, strict=True)]
 
     def _check_state(self, state: Any) -> np.ndarray:
         x = np.asarray(state, dtype=np.float64)
@@ -299,19 +365,73 @@ class InferenceEngine:
             mask[i, : len(r)] = 1
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
-    def _pixels(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """Per-camera HxWx3 uint8 frames (one sample) -> ``[N, 3, S, S]`` on the device."""
-        cfg = self.model.config
-        if all(f.shape == frames[0].shape for f in frames):
-            stacked = torch.from_numpy(np.stack(frames)).to(self.device)
-            return preprocess_images(stacked.permute(0, 3, 1, 2), cfg.image_size, cfg.image_mean,
-                                     cfg.image_std, self.dtype)
-        return torch.cat([self._pixels([f]) for f in frames])  # cameras of different sizes
+    def _pixels(self, frames: Sequence[np.ndarray], rows: int) -> torch.Tensor:
+        """``rows * N`` HxWx3 uint8 frames (row-major, cameras in order) -> ``[rows, N, 3, S, S]``."""
+        n, size = len(self.camera_names), self.model.config.image_size
+        if self.resize == "float":
+            return self._pixels_float(frames).view(rows, n, 3, size, size)
+        out = self._buffer[:rows]
+        flat = out.view(rows * n, 3, size, size)
+        for i, frame in enumerate(frames):
+            small = self._resize_host(frame)
+            if self.device.type != "cpu":
+                small = small.to(self.device)
+            torch.mul(small, self._scale, out=flat[i])
+        flat.add_(self._shift)
+        return out if self.dtype == torch.float32 else out.to(self.dtype)
 
-    def _pixels_batch(self, images: np.ndarray) -> torch.Tensor:
+    def _resize_host(self, frame: np.ndarray) -> torch.Tensor:
+        """HxWx3 uint8 -> ``[3, S, S]`` uint8 on the host (``"uint8"`` or ``"opencv"``)."""
+        size = self.model.config.image_size
+        frame = np.ascontiguousarray(frame)
+        h, w = frame.shape[:2]
+        if (h, w) == (size, size):
+            return torch.from_numpy(frame).permute(2, 0, 1)
+        if self.resize == "opencv":
+            import cv2
+
+            interpolation = cv2.INTER_AREA if h >= size and w >= size else cv2.INTER_LINEAR
+            small = cv2.resize(frame, (size, size), interpolation=interpolation)
+            return torch.from_numpy(small).permute(2, 0, 1)
+        # A permuted HWC array is a channels-last NCHW tensor, the layout the vectorized uint8 kernel reads.
+        x = torch.from_numpy(frame).permute(2, 0, 1)[None]
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+    def _pixels_float(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Training's own preprocessing on the engine's device -> ``[len(frames), 3, S, S]``."""
+        if any(f.shape != frames[0].shape for f in frames):  # cameras of different sizes
+            return torch.cat([self._pixels_float([f]) for f in frames])
         cfg = self.model.config
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 1, 4, 2, 3)
+        x = self._upload(frames).permute(0, 3, 1, 2)
         return preprocess_images(x, cfg.image_size, cfg.image_mean, cfg.image_std, self.dtype)
+
+    def _upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Same-shape uint8 frames -> ``[K, H, W, 3]`` uint8 on the device.
+
+        On CUDA the frames are stacked straight into a reused pinned buffer (one per shape) and copied without
+        blocking the host; a buffer is rewritten only after its previous copy has finished.
+        """
+        if self.device.type != "cuda":
+            return torch.from_numpy(np.stack(frames))
+        shape = (len(frames), *frames[0].shape)
+        host, copied = self._pinned.get(shape, (None, None))
+        if host is None:
+            if len(self._pinned) >= 8:  # shapes keep changing: do not hoard pinned memory
+                self._pinned.clear()
+            host = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        elif copied is not None:
+            copied.synchronize()
+        np.stack(frames, out=host.numpy())
+        pixels = host.to(self.device, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        self._pinned[shape] = (host, copied)
+        return pixels
+
+    @torch.inference_mode()
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """One tick's frames -> the ``[1, N, 3, S, S]`` pixels the model gets (a copy, for checks/tools)."""
+        return self._pixels(self._check_frames(images), 1).clone()
 
     # --------------------------------------------------------------------------------------- running
 
@@ -355,16 +475,28 @@ class InferenceEngine:
             torch.compiler.cudagraph_mark_step_begin()
         return self._forward(*inputs)[:b].clone() if self.compiled else self._forward(*inputs)[:b]
 
-    def _outputs(self, logits: torch.Tensor, start: float) -> list[ValueOutput]:
+    def _clock(self) -> float:
+        """Wall time at a stage boundary; on CUDA after the queued work, so stages own their GPU time."""
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()
+        return time.perf_counter()
+
+    def _outputs(self, logits: torch.Tensor, start: float, stages: list[float]) -> list[ValueOutput]:
+        """``stages`` holds the preprocess and forward seconds so far and gets this chunk's postprocess."""
+        post = time.perf_counter()
         stats = {k: v.float().cpu().numpy() for k, v in self.model.summarize(logits).items()}
-        latency = time.perf_counter() - start
+        end = time.perf_counter()
+        stages[2] += end - post
         return [
             ValueOutput(
                 probs=stats["probs"][i],
                 value=float(stats["value"][i]),
                 std=float(stats["std"][i]),
                 entropy=float(stats["entropy"][i]),
-                latency_s=latency,
+                latency_s=end - start,
+                preprocess_s=stages[0],
+                forward_s=stages[1],
+                postprocess_s=stages[2],
             )
             for i in range(logits.shape[0])
         ]
@@ -373,16 +505,14 @@ class InferenceEngine:
     def infer(self, images: Sequence[np.ndarray], state: np.ndarray, task: str) -> ValueOutput:
         """One tick: ``images`` are uint8 HxWx3 RGB frames, one per camera in bundle order (any size)."""
         start = time.perf_counter()
-        if len(images) != len(self.camera_names):
-            raise ValueError(
-                f"got {len(images)} images but the bundle expects {len(self.camera_names)} cameras in this "
-                f"order: {self.camera_names}"
-            )
-        frames = [self._check_frame(img, cam) for img, cam in zip(images, self.camera_names, strict=True)]
+        frames = self._check_frames(images)
         x = self._check_state(state)
         ids, mask = self._text([task], x[None])
-        pixels = self._pixels(frames)[None]
-        return self._outputs(self._run(pixels, ids, mask), start)[0]
+        pixels = self._pixels(frames, 1)
+        ready = self._clock()
+        logits = self._run(pixels, ids, mask)
+        done = self._clock()
+        return self._outputs(logits, start, [ready - start, done - ready, 0.0])[0]
 
     @torch.inference_mode()
     def infer_batch(self, images: np.ndarray, states: np.ndarray, tasks: Sequence[str]) -> list[ValueOutput]:
@@ -406,17 +536,27 @@ class InferenceEngine:
         if len(tasks) != images.shape[0]:
             raise ValueError(f"got {len(tasks)} tasks for {images.shape[0]} samples; pass one per sample")
         out: list[ValueOutput] = []
+        stages = [0.0, 0.0, 0.0]
         step = self.config.max_batch
         for i in range(0, images.shape[0], step):
+            t0 = start if i == 0 else time.perf_counter()  # the first chunk owns the input checks
+            chunk = images[i : i + step]
             ids, mask = self._text(tasks[i : i + step], x[i : i + step])
-            pixels = self._pixels_batch(images[i : i + step])
-            out += self._outputs(self._run(pixels, ids, mask), start)
+            pixels = self._pixels(list(chunk.reshape(-1, *chunk.shape[2:])), chunk.shape[0])
+            ready = self._clock()
+            logits = self._run(pixels, ids, mask)
+            done = self._clock()
+            stages[0] += ready - t0
+            stages[1] += done - ready
+            out += self._outputs(logits, start, stages)
         return out
 
     def warmup(self) -> None:
-        """Run ``warmup_iters`` dummy ticks (compilation, graph capture, allocator and kernel selection)."""
-        size = self.model.config.image_size
-        frames = [np.zeros((size, size, 3), dtype=np.uint8) for _ in self.camera_names]
+        """Run ``warmup_iters`` dummy ticks (compilation, graph capture, allocator and kernel selection).
+
+        VGA frames, so the resize path and its buffers are exercised too.
+        """
+        frames = [np.zeros((480, 640, 3), dtype=np.uint8) for _ in self.camera_names]
         state = (self.normalizer.low + self.normalizer.high) / 2.0
         for _ in range(self.config.warmup_iters):
             self.infer(frames, state, "warm up")

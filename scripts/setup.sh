@@ -83,6 +83,8 @@ export PYTHONPATH="$ROOT/install/ove_ros/lib/python3.11/site-packages\${PYTHONPA
 export LD_LIBRARY_PATH="$ROOT/install/ove_ros/lib:$VENV/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export RMW_IMPLEMENTATION="\${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export HF_HUB_OFFLINE=1
+# Bytecode caching matters here: the process-level tests start many interpreters that import torch.
+unset PYTHONDONTWRITEBYTECODE
 export TRANSFORMERS_OFFLINE=1
 export WANDB_MODE="\${WANDB_MODE:-offline}"
 ENV

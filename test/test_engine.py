@@ -1,6 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""InferenceEngine: same numbers as the plain model, cached prompt tokens, input checks, device options."""
+"""InferenceEngine: same numbers as the plain model, resize paths vs training, cached prompt tokens, input
+checks, stage timings, device options."""
 
 import copy
 import logging
@@ -12,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from ove_ros.bundle import BundleMetadata, save_bundle
-from ove_ros.engine import EngineConfig, InferenceEngine, PromptTokenCache
+from ove_ros.engine import EngineConfig, InferenceEngine, PromptTokenCache, resolve_resize
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
 from ove_ros.prompt import build_prompt
 from ove_ros.tokenizer import build_local_tokenizer
@@ -48,6 +49,21 @@ def frames(seed, sizes=((48, 64), (48, 64), (30, 20))):
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
 
 
+def smooth_frames(seed, sizes=((480, 640), (48, 64), (20, 30))):
+    """Camera-like content (a few low spatial frequencies); white noise exaggerates filter differences."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for h, w in sizes:
+        y, x = np.mgrid[0:h, 0:w] / max(h, w)
+        img = np.zeros((h, w, 3))
+        for c in range(3):
+            for fy, fx, phase in rng.uniform(0, 3, (3, 3)):
+                img[..., c] += np.sin(2 * np.pi * (fy * y + fx * x) + 2 * phase)
+        img = (img - img.min()) / (img.max() - img.min()) * 255
+        out.append(img.round().astype(np.uint8))
+    return out
+
+
 def model_batch(images, states, tasks):
     """The same inputs as LeRobot-style float tensors for ``model(batch)``."""
     return {
@@ -58,15 +74,40 @@ def model_batch(images, states, tasks):
     }
 
 
-def test_infer_equals_plain_model_forward(engine, reference):
+def unit_images(engine, pixels):
+    """Normalized model pixels -> the [0, 1] images ``model(batch)`` turns back into them."""
+    cfg = engine.model.config
+    return pixels * torch.tensor(cfg.image_std).view(3, 1, 1) + torch.tensor(cfg.image_mean).view(3, 1, 1)
+
+
+def resized_batch(engine, images, states, tasks):
+    """``model(batch)`` inputs holding the frames exactly as the engine resized them."""
+    pixels = torch.cat([engine.preprocess(list(img)) for img in images])
+    return {"observation.images": unit_images(engine, pixels), "observation.state": torch.as_tensor(
+        np.asarray(states)), "task": list(tasks)}
+
+
+def test_infer_equals_plain_model_forward_on_its_pixels(engine, reference):
+    # The contract: the engine is the model's forward on the engine's own preprocessed pixels.
+    assert engine.describe()["resize"] in ("uint8", "opencv")
     images, state = frames(1), np.array([0.3, -0.9, 0.25, 2.0, 0.01])
     out = engine.infer(images, state, "put the mug on the shelf")
+    ref = reference.predict(resized_batch(engine, [images], [state], ["put the mug on the shelf"]))
+    np.testing.assert_allclose(out.probs, ref["probs"][0].numpy(), atol=1e-6, rtol=1e-5)
+    assert out.value == pytest.approx(float(ref["value"][0]), abs=1e-5)
+    assert out.std == pytest.approx(float(ref["std"][0]), abs=1e-5)
+    assert out.entropy == pytest.approx(float(ref["entropy"][0]), abs=1e-5)
+    assert out.probs.shape == (201,) and out.latency_s > 0 and -1.0 <= out.value <= 0.0
+
+
+def test_float_resize_equals_model_forward_on_raw_frames(reference, metadata):
+    # "float" (the CUDA default) is training's preprocessing itself.
+    eng = make_engine(reference, metadata, resize="float")
+    images, state = frames(1), np.array([0.3, -0.9, 0.25, 2.0, 0.01])
+    out = eng.infer(images, state, "put the mug on the shelf")
     ref = reference.predict(model_batch([images], [state], ["put the mug on the shelf"]))
     np.testing.assert_allclose(out.probs, ref["probs"][0].numpy(), atol=1e-6, rtol=1e-5)
     assert out.value == pytest.approx(float(ref["value"][0]), abs=1e-6)
-    assert out.std == pytest.approx(float(ref["std"][0]), abs=1e-6)
-    assert out.entropy == pytest.approx(float(ref["entropy"][0]), abs=1e-5)
-    assert out.probs.shape == (201,) and out.latency_s > 0 and -1.0 <= out.value <= 0.0
 
 
 def test_infer_batch_chunks_and_matches_model(engine, reference):
@@ -75,10 +116,68 @@ def test_infer_batch_chunks_and_matches_model(engine, reference):
     states = rng.uniform(-1, 1, (3, 5))
     tasks = ["fold the towel", "open the door", "fold the towel"]
     outs = engine.infer_batch(images, states, tasks)  # max_batch=2: chunks of 2 + 1
-    ref = reference.predict(model_batch(list(images), states, tasks))
+    ref = reference.predict(resized_batch(engine, images, states, tasks))
     assert len(outs) == 3
-    np.testing.assert_allclose([o.value for o in outs], ref["value"].numpy(), atol=1e-6)
+    np.testing.assert_allclose([o.value for o in outs], ref["value"].numpy(), atol=1e-5)
     np.testing.assert_allclose(np.stack([o.probs for o in outs]), ref["probs"].numpy(), atol=1e-6)
+    single = engine.infer(list(images[2]), states[2], tasks[2])
+    np.testing.assert_allclose(single.probs, outs[2].probs, atol=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [((480, 640),) * 3, ((48, 64), (20, 30), (32, 32)), ((16, 100),) * 3])
+def test_host_resizes_agree_with_training_resize(reference, metadata, sizes):
+    # Training's resize is antialiased bilinear on floats ("float"). The uint8 kernel runs the same filter and
+    # only rounds to uint8; OpenCV's INTER_AREA is a box filter, close on camera-like content.
+    images = smooth_frames(3, sizes)
+    ref = make_engine(reference, metadata, resize="float").preprocess(images)
+    std = torch.tensor(reference.config.image_std).view(3, 1, 1)
+    for resize, max_diff, mean_diff in (("uint8", 1 / 255, 0.4 / 255), ("opencv", None, 2 / 255)):
+        eng = make_engine(reference, metadata, resize=resize)
+        diff = ((eng.preprocess(images) - ref) * std).abs()  # in [0, 1] pixel units
+        assert float(diff.mean()) < mean_diff, resize
+        if max_diff is not None:
+            assert float(diff.max()) <= max_diff + 1e-6, resize
+        out = eng.infer(images, np.zeros(5), "stack the cups")
+        assert abs(out.value - make_engine(reference, metadata, resize="float").infer(
+            images, np.zeros(5), "stack the cups").value) < 2e-3, resize
+
+
+def test_pixels_go_into_one_static_buffer(reference, metadata):
+    eng = make_engine(reference, metadata, resize="uint8", max_batch=2)
+    a = eng._pixels(frames(1), 1)
+    ptr = a.data_ptr()
+    b = eng._pixels(smooth_frames(2), 1)
+    assert b.data_ptr() == ptr == eng._buffer.data_ptr() and b.shape == (1, 3, 3, 32, 32)
+    np.testing.assert_allclose(eng.preprocess(smooth_frames(2)).numpy(), b.numpy())
+    bf16 = make_engine(reference, metadata, resize="uint8", dtype="bfloat16")
+    out, ref = bf16.infer(frames(1), np.zeros(5), "t"), eng.infer(frames(1), np.zeros(5), "t")
+    assert bf16._pixels(frames(1), 1).dtype == torch.bfloat16 and abs(out.value - ref.value) < 0.02
+
+
+def test_resize_resolution(monkeypatch, reference, metadata):
+    assert resolve_resize("auto", torch.device("cuda")) == "float"
+    assert resolve_resize("opencv", torch.device("cuda")) == "opencv"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert resolve_resize("auto", torch.device("cpu")) == "uint8"
+    for capability in ("AVX512", "DEFAULT", "SVE256"):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert resolve_resize("auto", torch.device("cpu")) == "opencv"
+        assert make_engine(reference, metadata).describe()["resize"] == "opencv"
+    with pytest.raises(ValueError, match="EngineConfig.resize"):
+        EngineConfig(resize="bicubic")
+
+
+def test_stage_timings(engine):
+    out = engine.infer(frames(3), np.zeros(5), "wipe the table")
+    assert min(out.preprocess_s, out.forward_s, out.postprocess_s) > 0
+    stages = out.preprocess_s + out.forward_s + out.postprocess_s
+    assert stages <= out.latency_s + 1e-6 and stages > 0.5 * out.latency_s
+    assert out.overhead_s == pytest.approx(out.preprocess_s + out.postprocess_s)
+    rng = np.random.default_rng(0)
+    outs = engine.infer_batch(rng.integers(0, 256, (3, 3, 24, 24, 3), dtype=np.uint8), np.zeros((3, 5)),
+                              ["a", "b", "c"])
+    assert outs[0].forward_s == outs[1].forward_s < outs[2].forward_s  # cumulative over chunks
+    assert outs[2].preprocess_s + outs[2].forward_s + outs[2].postprocess_s <= outs[2].latency_s + 1e-6
 
 
 def test_static_shapes_give_the_same_numbers(reference, metadata, engine):
@@ -153,6 +252,7 @@ def test_device_and_option_resolution(reference, metadata, caplog):
     if not torch.cuda.is_available():
         auto = InferenceEngine(copy.deepcopy(reference), metadata, EngineConfig(warmup_iters=1))
         assert auto.describe()["device"] == "cpu" and auto.describe()["dtype"] == "float32"
+        assert auto.describe()["resize"] == resolve_resize("auto", torch.device("cpu"))
         auto.warmup()
         assert auto.warmed_up
         with pytest.raises(ValueError, match="CUDA is not available"):
@@ -177,7 +277,7 @@ def test_from_bundle(reference, metadata, tmp_path):
     path = save_bundle(tmp_path / "b", reference, metadata)
     eng = InferenceEngine.from_bundle(path, EngineConfig(device="cpu"))
     images, state = frames(6), np.zeros(5)
-    ref = reference.predict(model_batch([images], [state], ["t"]))
+    ref = reference.predict(resized_batch(eng, [images], [state], ["t"]))
     assert eng.infer(images, state, "t").value == pytest.approx(float(ref["value"][0]), abs=1e-6)
     assert eng.joint_names == JOINTS
 
@@ -194,3 +294,17 @@ def test_cuda_bf16_graphs_and_compile_match_fp32(reference, metadata):
         assert abs(out.value - cpu.value) < 0.02, kw
         again = eng.infer(frames(8), state, "t")
         assert not np.allclose(again.probs, out.probs), kw  # replays use the new inputs
+
+
+@CUDA
+def test_cuda_preprocessing_stays_on_device_and_matches_cpu(reference, metadata):
+    images = smooth_frames(9)
+    cpu = make_engine(reference, metadata, resize="float").preprocess(images)
+    for resize, tol in (("auto", 1e-4), ("uint8", 2.1 / 255)):
+        eng = InferenceEngine(copy.deepcopy(reference), metadata,
+                              EngineConfig(device="cuda", dtype="float32", resize=resize))
+        for _ in range(3):  # the pinned staging buffers are reused across ticks
+            pixels = eng.preprocess(images)
+            assert pixels.device.type == "cuda"
+            assert float((pixels.cpu() - cpu).abs().max()) <= tol, resize
+        assert eng.infer(images, np.zeros(5), "t").preprocess_s > 0
