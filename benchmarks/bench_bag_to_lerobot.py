@@ -87,12 +87,14 @@ def machine() -> dict:
     if Path("/proc/meminfo").exists():
         first = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()
         mem_gib = round(int(first[1]) / 2**20, 1)
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {}
-    for module in ("lerobot", "rosbags", "av", "numpy", "cv2"):
+    for package in ("lerobot", "rosbags", "av", "numpy", "opencv-python-headless", "torch"):
         try:
-            versions[module] = __import__(module).__version__
-        except Exception:  # noqa: BLE001 - a missing version is only reported
-            versions[module] = None
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
     return {
         "cpu": cpu,
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -100,6 +102,8 @@ def machine() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "gpu": None,
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],
+        "note": "2 cores shared with other jobs; a load average above 2 means the figures are pessimistic",
         "versions": versions,
     }
 
@@ -155,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_bag_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -180,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         write_bag(bag, spec, args.storage)
         write_s = time.perf_counter() - started
+        os.sync()  # flush the bag now, so writing it back does not slow down the timed reads
         bag_mb = sum(p.stat().st_size for p in bag.iterdir()) / 2**20
         print(
             f"bag: {args.cameras} x {args.width}x{args.height} @ {args.camera_hz:g} Hz + joints @ "
@@ -196,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not o.startswith("cameras.") or int(o.split(".")[1]) < args.cameras
             ]
             config = bench_config(spec, args.fps, overrides)
+            datasets.disable_progress_bars()  # LeRobot's loader turns them back on
             out = work / f"ds_{name}"
             shutil.rmtree(out, ignore_errors=True)
             started = time.perf_counter()
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(table)
     result = {
         "benchmark": "bag_to_lerobot",
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": load_at_start},
         "recording": {
             "seconds": args.seconds,
             "cameras": args.cameras,

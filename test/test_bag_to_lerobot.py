@@ -29,6 +29,7 @@ from bag_fixtures import (  # noqa: E402
     BagSpec,
     CameraSpec,
     EventSpec,
+    corrupt_bag,
     expected_rgb,
     message_times,
     truncate_bag,
@@ -360,6 +361,24 @@ def test_episodes_are_split_by_events(tmp_path):
     assert tasks == {"stack", "pick the cube"}
 
 
+def test_episode_without_any_complete_frame_is_left_out_and_reported(tmp_path):
+    events = [
+        EventSpec(0.10, ros_types.EVENT_START),
+        EventSpec(0.30, ros_types.EVENT_END, ros_types.OUTCOME_SUCCESS),
+        EventSpec(0.50, ros_types.EVENT_START),
+        EventSpec(0.70, ros_types.EVENT_END, ros_types.OUTCOME_FAILURE),
+    ]
+    cams = [CameraSpec(gaps=((0.40, 0.80),))]  # the camera is silent during the second episode
+    bag = write_bag(tmp_path / "silent", BagSpec(cameras=cams, action_topic=None, events=events), "mcap")
+    config = make_config("video.use_videos=false", cameras=cams, action=False)
+    report = convert_bags([bag], tmp_path / "dataset", "test/silent", config)
+    assert [e.outcome for e in report.episodes] == ["success"]
+    (reason,) = report.skipped
+    assert reason.startswith("silent/1: no complete frame in 7 ticks") and "'camera:front': 7" in reason
+    meta = json.loads((tmp_path / "dataset" / EPISODES_META).read_text())
+    assert meta["skipped"] == report.skipped and len(meta["episodes"]) == 1
+
+
 def test_labels_file_overrides_events_and_cli(tmp_path):
     bag_a = _event_bag(tmp_path, "bag_a")
     bag_b = write_bag(tmp_path / "bag_b", BagSpec(cameras=CAMS[:1], action_topic=None), "mcap")
@@ -407,11 +426,15 @@ def test_unlabelled_episodes_fail_or_are_skipped(tmp_path):
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_truncated_bag_is_named(tmp_path, storage):
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_damaged_bag_is_named(tmp_path, storage, damage):
     bag = write_bag(
         tmp_path / "broken", BagSpec(cameras=CAMS[:1], action_topic=None, duration_s=2.0), storage
     )
-    truncate_bag(bag, 0.4)
+    if damage == "truncated":
+        truncate_bag(bag, 0.4)
+    else:
+        corrupt_bag(bag, 0.3)  # garbage inside the file: some messages can no longer be read
     out = tmp_path / "dataset"
     with pytest.raises(BagReadError, match=r"broken.*(truncated or corrupt)"):
         convert_bags(
@@ -448,6 +471,14 @@ def test_bad_content_is_named(tmp_path, case, error, pattern):
     with pytest.raises(error, match=pattern):
         convert_bags([bag], out, "test/bad", make_config(), outcome="success")
     assert_nothing_left(tmp_path, out)
+
+
+def test_split_by_events_requires_events(tmp_path):
+    bag = write_bag(tmp_path / "no_events", BagSpec(cameras=CAMS[:1], action_topic=None), "mcap")
+    config = make_config("episodes.split=events", cameras=CAMS[:1], action=False)
+    with pytest.raises(BagContentError, match=r"no_events has no topic /episode_events.*split=events"):
+        convert_bags([bag], tmp_path / "out", "test/events", config, outcome="success")
+    assert_nothing_left(tmp_path, tmp_path / "out")
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
@@ -500,6 +531,8 @@ def test_config_errors_name_the_key(tmp_path):
         make_config("video.vcodec=mpeg2")
     with pytest.raises(ConfigError, match=r"joints has duplicates"):
         make_config("state.joints=[a, a]")
+    with pytest.raises(ConfigError, match=r"each topic can feed one stream only"):
+        make_config("cameras.1.topic=/camera/front/image_raw")
     bad = tmp_path / "labels.csv"
     bad.write_text("bag_a,maybe\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"labels.csv:1: outcome 'maybe'"):
