@@ -66,5 +66,6 @@ def output_dir(request) -> Path:
 def shared_data() -> Path:
     """The real LeRobot dataset beside the checkout (../shared/data); skipped where it is absent."""
     if not (SHARED_DATA / "g1_pick_bottle_mini").is_dir():
-        pytest.skip(f"real-data fixture {SHARED_DATA}/g1_pick_bottle_mini is absent (it lives beside the checkout)")
+        pytest.skip(f"real-data fixture {SHARED_DATA}/g1_pick_bottle_mini is absent "
+                    "(it lives beside the checkout)")
     return SHARED_DATA
