@@ -82,14 +82,6 @@ def draw_value_overlay(
     if height < 16 or width < 16:
         raise ValueError(f"the image is too small for an overlay ({width}x{height}); it needs at least 16x16")
     out = np.ascontiguousarray(image).copy()
-    frac = value_fraction(value, v_min, v_max)
-
-    # Value bar: dark panel, then the fill from the bottom.
-    x0, y0, x1, y1 = bar_rect(height, width)
-    _blend_rect(out, (x0, y0, x1, y1), PANEL_COLOR, 0.75)
-    fill_top = y1 - int(round(frac * (y1 - y0)))
-    if fill_top < y1:
-        out[fill_top:y1, x0:x1] = value_color(frac)
 
     # Sparkline of recent values on a translucent strip.
     sx0, sy0, sx1, sy1 = spark_rect(height, width)
@@ -123,4 +115,13 @@ def draw_value_overlay(
     org = (cx + radius + max(2, radius // 2), cy + int(10 * scale))
     cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+    # Value bar last, so that long text never covers it: dark panel, then the fill from the bottom.
+    frac = value_fraction(value, v_min, v_max)
+    x0, y0, x1, y1 = bar_rect(height, width)
+    _blend_rect(out, (x0, y0, x1, y1), PANEL_COLOR, 0.75)
+    fill_top = y1 - int(round(frac * (y1 - y0)))
+    if fill_top < y1:
+        out[fill_top:y1, x0:x1] = value_color(frac)
+
     return out

@@ -117,9 +117,11 @@ def test_non_finite_history_entries_are_skipped():
     assert out.shape == (H, W, 3)
 
 
-def test_small_camera_images_work():
-    out = draw_value_overlay(np.zeros((48, 64, 3), np.uint8), -0.2, history=[-0.5, -0.2], text="pick")
-    assert _filled_rows(out) > 0
+def test_text_never_covers_the_bar_on_small_images():
+    out = draw_value_overlay(np.zeros((48, 64, 3), np.uint8), -0.5, history=[-0.5, -0.2],
+                             text="a long task description")
+    _, y0, _, y1 = bar_rect(48, 64)
+    assert abs(_filled_rows(out) - 0.5 * (y1 - y0)) <= 1
 
 
 @pytest.mark.parametrize(

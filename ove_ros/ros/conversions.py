@@ -69,9 +69,11 @@ def check_image(msg: Image) -> None:
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image -> HxWx3 uint8 RGB (a new array).
+    """sensor_msgs/Image -> HxWx3 uint8 RGB.
 
-    16-bit mono images are scaled linearly from the full 0..65535 range to 0..255 (values / 257).
+    rgb8 images come back as a read-only view of ``msg.data`` (no copy: the model's preprocessing copies
+    anyway); other encodings as a new array. 16-bit mono images are scaled linearly from the full 0..65535
+    range to 0..255 (values / 257).
     """
     check_image(msg)
     channels, depth = _LAYOUT[msg.encoding]
@@ -85,7 +87,7 @@ def image_to_rgb(msg: Image) -> np.ndarray:
         return cv2.cvtColor(mono, cv2.COLOR_GRAY2RGB)
     pixels = buf.reshape(h, w, channels) if channels > 1 else buf.reshape(h, w)
     if msg.encoding == "rgb8":
-        return np.array(pixels, copy=True)
+        return pixels
     return cv2.cvtColor(np.ascontiguousarray(pixels), _TO_RGB[msg.encoding])
 
 

@@ -54,8 +54,9 @@ class InputStats:
     topic: str
     kind: str  # "raw", "compressed", "joint_states" or "auto" while the type is unknown
     received: int = 0
-    rejected: int = 0
-    rejected_reported: int = 0  # rejected count at the previous diagnostics message
+    rejected: int = 0  # messages dropped because they could not be used
+    problems: int = 0  # rejections and other warnings (size change, stale stamps, QoS)
+    problems_reported: int = 0  # problems at the previous diagnostics message
     last_error: str = ""
     last_wall: float | None = None  # time.monotonic() of the last message
     timed_out: bool = False  # nothing for input_timeout seconds

@@ -16,6 +16,7 @@ on the worker, and episode changes are queued behind the ticks observed before t
 from __future__ import annotations
 
 import math
+import re
 import sys
 import threading
 import time
@@ -40,7 +41,6 @@ from std_msgs.msg import Float32, Float64
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
-from ove_ros.bundle import BundleError, read_bundle_config
 from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate
 from ove_ros.overlay import draw_value_overlay
 from ove_ros.ros import conversions as conv
@@ -127,8 +127,10 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._last_error_wall = -math.inf
         self._counts = dict.fromkeys(("ticks", "dropped_busy", "errors", "clock_resets", "advantages",
                                       "episodes"), 0)
-        self._win = {k: Window() for k in ("model", "e2e", "overhead", "decode", "publish", "callback")}
-        self._diag_prev = (time.monotonic(), 0, 0)  # wall, ticks, rejected
+        # Seconds per tick (per message for "callback"), over the last 1000.
+        self._win = {k: Window() for k in ("model", "e2e", "wait", "overhead", "decode", "publish",
+                                           "callback")}
+        self._diag_prev = (time.monotonic(), 0)  # wall time and ticks at the last diagnostics
 
     # ------------------------------------------------------------------------------------------- lifecycle
 
@@ -143,6 +145,13 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             s = params.read(self)
+        except params.ConfigError as exc:
+            return self._fail(f"cannot configure: {exc}")
+        # Imported here: the bundle code pulls in torch + transformers (seconds), which a parameter error
+        # should not wait for.
+        from ove_ros.bundle import BundleError, read_bundle_config
+
+        try:
             config, meta = read_bundle_config(s.checkpoint)
             s = self._check_against_bundle(s, meta)
         except (params.ConfigError, BundleError) as exc:
@@ -238,7 +247,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         """Worker thread: build and warm up the engine (the thread then owns its device context)."""
         from ove_ros.engine import EngineConfig, InferenceEngine
 
-        cfg = EngineConfig(device=s.device, dtype=s.dtype, compile=s.compile, cuda_graphs=s.cuda_graphs)
+        cfg = EngineConfig(device=s.device, dtype=s.dtype, compile=s.compile, cuda_graphs=s.cuda_graphs,
+                           num_threads=s.num_threads)
         engine = InferenceEngine.from_bundle(s.checkpoint, cfg)
         engine.warmup()
         self._engine = engine
@@ -291,12 +301,12 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     def _events(self, stream: str) -> SubscriptionEventCallbacks:
         def incompatible_qos(info, stream=stream):
-            self._input_problem(stream, "a publisher's QoS is incompatible (policy "
-                                        f"{info.last_policy_kind}); set input_qos.reliability to match it")
+            self._input_problem(stream, "qos", "a publisher's QoS is incompatible (policy "
+                                f"{info.last_policy_kind}); set input_qos.reliability to match it")
 
         def incompatible_type(info, stream=stream):
-            self._input_problem(stream, "a publisher uses another message type; check camera_transports "
-                                        "(raw = sensor_msgs/Image, compressed = CompressedImage)")
+            self._input_problem(stream, "type", "a publisher uses another message type; check "
+                                "camera_transports (raw = sensor_msgs/Image, compressed = CompressedImage)")
 
         return SubscriptionEventCallbacks(incompatible_qos=incompatible_qos,
                                           incompatible_type=incompatible_type)
@@ -373,12 +383,16 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _reject(self, stream: str, exc: Exception) -> None:
         st = self._inputs[stream]
         st.rejected += 1
-        self._input_problem(stream, f"message dropped: {exc}")
+        # Throttled per kind of error (its leading words), so a second, different problem still shows.
+        kind = re.match(r"[A-Za-z ]*", str(exc)).group(0).strip()
+        self._input_problem(stream, f"reject:{kind}", f"message dropped: {exc}")
 
-    def _input_problem(self, stream: str, problem: str) -> None:
+    def _input_problem(self, stream: str, kind: str, problem: str) -> None:
+        """Count and log (throttled per input and kind) a problem with one input."""
         st = self._inputs[stream]
         st.last_error = problem
-        self._throttle(self.get_logger().warning, f"input:{stream}:{problem[:40]}",
+        st.problems += 1
+        self._throttle(self.get_logger().warning, f"{kind}:{stream}",
                        f"{self.resolve_topic_name(st.topic)}: {problem}")
 
     def _offer(self, stream: str, stamp: Time, payload, start: float) -> None:
@@ -386,16 +400,16 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         max_age = self.settings.max_age
         if max_age > 0 and now - t > max_age:
-            self._input_problem(stream, f"message is {now - t:.3f} s old (> sync.max_age={max_age}) and is "
-                                        "dropped; if the publisher's clock differs from this node's "
-                                        "(use_sim_time?), fix the clocks or set sync.max_age to 0")
+            self._input_problem(stream, "stale", f"message is {now - t:.3f} s old (> sync.max_age={max_age}) "
+                                "and is dropped; if the publisher's clock differs from this node's "
+                                "(use_sim_time?), fix the clocks or set sync.max_age to 0")
         with self._lock:
             result = self._sync.add(stream, t, (stamp, payload), now=now)
         if result is not None:
             for event in result.events:
                 self._counts["clock_resets"] += 1
-                self.get_logger().warning(f"synchronizer reset, pending advantages dropped: {event.reason}")
-                self._worker.submit(partial(self._drop_episode, event.reason))
+                self.get_logger().warning(f"synchronizer reset: {event.reason}")
+                self._worker.submit(partial(self._drop_episode, "synchronizer reset"))
             if result.tick is not None:
                 tick = result.tick
                 newest = max(tick.stamps, key=tick.stamps.get)
@@ -540,6 +554,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         t1 = time.perf_counter()
         out = engine.infer(images, job.state, ep.task)
         t2 = time.perf_counter()
+        if not self._active:
+            return  # deactivated while the model ran
         # The published float32 value is the one the advantages use, so they can be recomputed offline.
         value = float(np.float32(out.value))
         tick = ep.tick
@@ -550,10 +566,13 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         pubs = self._pubs
         pubs["value"].publish(value_msg(job.stamp, s.frame_id, ep.task, tick, out, self._bins, job.skew,
                                         s.publish_distribution))
-        pubs["value_scalar"].publish(Float32(data=value))
         self._publish_advantages(ep, records)
-        pubs["marker"].publish(marker_msg(job.stamp, s.frame_id, value, out.std, ep.task, self._bins))
-        if s.overlay_enabled and pubs["overlay"].get_subscription_count() > 0:
+        # The views for people (plots, rviz) are built only while someone listens.
+        if pubs["value_scalar"].get_subscription_count():
+            pubs["value_scalar"].publish(Float32(data=value))
+        if pubs["marker"].get_subscription_count():
+            pubs["marker"].publish(marker_msg(job.stamp, s.frame_id, value, out.std, ep.task, self._bins))
+        if s.overlay_enabled and pubs["overlay"].get_subscription_count():
             cam = s.overlay_camera
             drawn = draw_value_overlay(images[cam], value, ep.history, ep.last_positive, ep.task[:40],
                                        self._bins.v_min, self._bins.v_max)
@@ -561,7 +580,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         t3 = time.perf_counter()
         pubs["latency"].publish(Float64(data=t3 - job.fired))
         self._counts["ticks"] += 1
-        for key, seconds in (("model", t2 - t1), ("e2e", t3 - job.fired), ("decode", t1 - t0),
+        for key, seconds in (("model", t2 - t1), ("e2e", t3 - job.fired), ("wait", t0 - job.fired),
+                             ("decode", t1 - t0),
                              ("publish", t3 - t2), ("overhead", job.sync_s + (t1 - t0) + (t3 - t2))):
             self._win[key].add(seconds)
 
@@ -582,10 +602,12 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             self.get_logger().info(f"camera {cam}: {shape[1]}x{shape[0]} frames, resized to {size}x{size} "
                                    "by the model's preprocessing (as in training)")
         elif st.shape != shape:
-            self._input_problem(cam, f"frame size changed from {st.shape[1]}x{st.shape[0]} to "
+            self._input_problem(cam, "size", f"frame size changed from {st.shape[1]}x{st.shape[0]} to "
                                      f"{shape[1]}x{shape[0]}; frames are still resized for the model")
 
     def _on_worker_error(self, exc: Exception) -> None:
+        if not self.context.ok():
+            return  # shutting down: publishers are gone
         self._counts["errors"] += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
         self._last_error_wall = time.monotonic()
@@ -602,20 +624,24 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         s = self.settings
         for stream, st in self._inputs.items():
             silent = now - (st.last_wall if st.last_wall is not None else self._activated_at)
-            st.timed_out = silent > s.input_timeout
+            was_out, st.timed_out = st.timed_out, silent > s.input_timeout
+            if was_out and not st.timed_out:
+                self.get_logger().info(f"{self.resolve_topic_name(st.topic)} delivers again")
             if not st.timed_out:
                 continue
             topic = self.resolve_topic_name(st.topic)
             if stream in self._waiting_type:
                 hint = ("no publisher yet, so its type (Image or CompressedImage) is unknown; it is "
                         "subscribed when one appears (or set camera_transports)")
+            elif st.received:
+                hint = (f"it delivered {st.received} messages before: the publisher stopped or stalls "
+                        "(driver crashed, device unplugged, process paused?)")
+            elif self.count_publishers(topic) == 0:
+                hint = ("no publisher: is the driver running and the topic name right (remap it or set "
+                        "camera_topics / joint_states_topic)?")
             else:
-                publishers = self.count_publishers(topic)
-                hint = (f"{publishers} publisher(s). " + (
-                    "Is the driver running and the topic name right (remap it or set camera_topics / "
-                    "joint_states_topic)?" if publishers == 0 else
-                    f"Publishers exist but nothing arrives: check their QoS (this node subscribes "
-                    f"{s.reliability}, depth {s.depth}; see input_qos.reliability) and the message type."))
+                hint = (f"publishers exist but nothing arrives: check their QoS (this node subscribes "
+                        f"{s.reliability}, depth {s.depth}; see input_qos.reliability) and the message type")
             self._throttle(self.get_logger().warning, f"timeout:{stream}",
                            f"no message on {topic} for {silent:.1f} s (input_timeout={s.input_timeout}): "
                            f"{hint}")
@@ -624,24 +650,23 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         now = time.monotonic()
         with self._lock:
             sync = self._sync.stats()
-        prev_wall, prev_ticks, prev_rejected = self._diag_prev
+        prev_wall, prev_ticks = self._diag_prev
         rejected = sum(st.rejected for st in self._inputs.values())
-        dt = max(1e-6, now - prev_wall)
-        rate = (self._counts["ticks"] - prev_ticks) / dt
-        self._diag_prev = (now, self._counts["ticks"], rejected)
+        rate = (self._counts["ticks"] - prev_ticks) / max(1e-6, now - prev_wall)
+        self._diag_prev = (now, self._counts["ticks"])
         s, hw = self.settings, (str(self._engine.device) if self._engine is not None else "unloaded")
         name = self.get_fully_qualified_name()
         statuses, problems = [], []
         for stream, st in self._inputs.items():
             counts = sync["streams"][stream]
             dropped = sum(counts[k] for k in DROP_COUNTERS)
-            new_rejects = st.rejected - st.rejected_reported
-            st.rejected_reported = st.rejected
+            new_problems = st.problems - st.problems_reported
+            st.problems_reported = st.problems
             level, message = OK, "ok"
             if st.timed_out:
                 level, message = WARN, f"no message for more than {s.input_timeout} s"
-            elif new_rejects:
-                level, message = WARN, f"{new_rejects} messages rejected: {st.last_error}"
+            elif new_problems:
+                level, message = WARN, f"{new_problems} problem(s), last: {st.last_error}"
             if level != OK:
                 problems.append(f"{st.topic}: {message}")
             statuses.append(status(f"{name}: input {self.resolve_topic_name(st.topic)}", level, message, hw, {
@@ -665,6 +690,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             "ticks": self._counts["ticks"], "rate_hz": rate,
             "latency_model_p50_ms": p["model"][0], "latency_model_p99_ms": p["model"][1],
             "latency_e2e_p50_ms": p["e2e"][0], "latency_e2e_p99_ms": p["e2e"][1],
+            # Time a tick waited for the worker: at most about one model call when nothing queues up.
+            "latency_wait_p50_ms": p["wait"][0], "latency_wait_p99_ms": p["wait"][1],
             "overhead_p50_ms": p["overhead"][0], "overhead_p99_ms": p["overhead"][1],
             "overhead_mean_ms": self._win["overhead"].mean() * 1e3,
             "decode_p50_ms": p["decode"][0], "publish_p50_ms": p["publish"][0],

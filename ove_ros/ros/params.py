@@ -55,6 +55,9 @@ PARAMS: tuple[Param, ...] = (
           "float16.", choices=DTYPES),
     Param("compile", False, "torch.compile the model at configure (slower start, faster ticks)."),
     Param("cuda_graphs", False, "Capture the forward pass in a CUDA graph (cuda only)."),
+    Param("num_threads", 0, "CPU threads for the model; 0 keeps torch's default (one per core). Use fewer "
+          "when other processes share the cores: oversubscribed threads slow inference down a lot.",
+          int_range=(0, 256)),
     Param("camera_topics", ["camera/image_raw"],
           "Camera topics in the bundle's camera order (one per camera the model was trained with)."),
     Param("camera_transports", ["auto"],
@@ -112,6 +115,7 @@ class Settings:
     dtype: str
     compile: bool
     cuda_graphs: bool
+    num_threads: int
     camera_topics: tuple[str, ...]
     camera_transports: tuple[str, ...]
     joint_states_topic: str
@@ -177,7 +181,8 @@ def read(node) -> Settings:
         raise ConfigError(f"overlay.camera={v['overlay.camera']} but only {len(cameras)} camera_topics")
     return Settings(
         checkpoint=v["checkpoint"], device=v["device"], dtype=v["dtype"], compile=v["compile"],
-        cuda_graphs=v["cuda_graphs"], camera_topics=cameras, camera_transports=transports,
+        cuda_graphs=v["cuda_graphs"], num_threads=v["num_threads"], camera_topics=cameras,
+        camera_transports=transports,
         joint_states_topic=v["joint_states_topic"], joint_names=joints, task=v["task"], n_step=v["n_step"],
         advantage_threshold=v["advantage_threshold"], publish_distribution=v["publish_distribution"],
         frame_id=v["frame_id"], slop=v["sync.slop"], max_age=v["sync.max_age"], max_rate=v["sync.max_rate"],

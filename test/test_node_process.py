@@ -1,0 +1,577 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The value_estimator node as a process over real DDS, fed by test/fake_robot.py.
+
+One node and one fake robot serve the whole module (a process start costs seconds here); the tests run in
+file order and each one waits for what it needs instead of sleeping. A probe node in this process records
+the outputs. Further processes check the lifecycle (autostart false) and the start-up errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy missing: run scripts/setup.sh and source setup.env")
+cv2 = pytest.importorskip("cv2")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
+from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float32, Float64, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate  # noqa: E402
+from ove_ros.overlay import bar_rect  # noqa: E402
+from ove_ros.ros.conversions import image_to_rgb  # noqa: E402
+from ove_ros.ros.worker import Worker  # noqa: E402
+from ove_ros.values import RewardConfig, episode_rewards, n_step_advantages  # noqa: E402
+
+from conftest import REPO_ROOT, installed_executable, ros_env  # noqa: E402
+
+N_STEP = 5
+SLOP = 0.05
+SCALES = {"pick": 60.0, "place": 80.0}
+THRESHOLDS = {"pick": -0.01}  # "place" falls back to the node's advantage_threshold parameter (0.0)
+CAMERA_TOPICS = ["cam0/image_raw", "cam1/image_raw/compressed", "cam2/image_raw"]
+START_TIMEOUT = 180.0  # a process start imports torch; slow on a loaded 2-core machine
+WAIT = 60.0
+WARN = b"\x01"  # diagnostic_msgs/DiagnosticStatus.WARN
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def make_bundle(path: Path, cameras: int = 3) -> Path:
+    import torch
+
+    from ove_ros.bundle import BundleMetadata, save_bundle
+    from ove_ros.model import OpenValueEstimator, ValueModelConfig
+
+    torch.manual_seed(0)
+    model = OpenValueEstimator(ValueModelConfig.tiny(num_cameras=cameras, state_dim=6))
+    meta = BundleMetadata.from_model(model, task_normalizers=SCALES, default_scale=50.0,
+                                     advantage_thresholds=THRESHOLDS, n_step=N_STEP)
+    return save_bundle(path, model, meta)
+
+
+def start(cmd: list[str], log: Path) -> subprocess.Popen:
+    handle = open(log, "w")  # noqa: SIM115 - closed by stop()
+    proc = subprocess.Popen(cmd, env=ros_env(), stdout=handle, stderr=subprocess.STDOUT, cwd=str(log.parent))
+    proc.log_handle = handle
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> int:
+    """SIGINT, then SIGKILL after 15 s; always reaps the process and closes its log."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    proc.log_handle.close()
+    return proc.returncode
+
+
+def node_cmd(bundle: Path, *extra: str) -> list[str]:
+    # The shipped parameters file first (it must load), then the test's overrides.
+    return [sys.executable, str(installed_executable("value_estimator")), "--ros-args",
+            "--params-file", str(REPO_ROOT / "config" / "value_estimator.yaml"),
+            "-p", f"checkpoint:={bundle}", "-p", f"camera_topics:=[{', '.join(CAMERA_TOPICS)}]",
+            "-p", f"n_step:={N_STEP}", "-p", "task:=pick", "-p", "num_threads:=1",
+            "-p", "input_timeout:=1.0", "-p", "diagnostics_period:=0.5", "-p", f"sync.slop:={SLOP}", *extra]
+
+
+def robot_cmd(stamp_log: Path) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "test" / "fake_robot.py"), "--cameras", "3", "--width", "64",
+            "--height", "48", "--camera-rate", "30", "--joint-rate", "100", "--transports",
+            "raw,compressed,raw", "--stamp-log", str(stamp_log)]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = WAIT, what: str = "condition",
+               procs: tuple[subprocess.Popen, ...] = ()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        for p in procs:
+            if p.poll() is not None:
+                raise AssertionError(f"process exited with {p.returncode} while waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def key(stamp) -> tuple[int, int]:
+    return stamp.sec, stamp.nanosec
+
+
+class Probe:
+    """A node in the test process that records the estimator's outputs and sends it commands."""
+
+    def __init__(self, target: str = "value_estimator"):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("probe", context=self.context)
+        self.values: list[ValueEstimate] = []
+        self.advantages: list[Advantage] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.overlays: list[Image] = []
+        self.scalars: list[float] = []
+        self.latencies: list[float] = []
+        self.markers: list[Marker] = []
+        ns = f"/{target}"
+        deep = QoSProfile(depth=200)
+        self.node.create_subscription(ValueEstimate, f"{ns}/value", self.values.append, deep)
+        self.node.create_subscription(Advantage, f"{ns}/advantage", self.advantages.append, deep)
+        self.node.create_subscription(Float32, f"{ns}/value_scalar", lambda m: self.scalars.append(m.data),
+                                      deep)
+        self.node.create_subscription(Float64, f"{ns}/latency", lambda m: self.latencies.append(m.data),
+                                      deep)
+        self.node.create_subscription(Marker, f"{ns}/marker", self.markers.append, deep)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.events = self.node.create_publisher(EpisodeEvent, "episode_events", 10)
+        self.commands = self.node.create_publisher(String, "fake_robot/command", 10)
+        self.reset_client = self.node.create_client(Trigger, f"{ns}/reset")
+        self.get_state = self.node.create_client(GetState, f"{ns}/get_state")
+        self.change_state = self.node.create_client(ChangeState, f"{ns}/change_state")
+        self.params = AsyncParameterClient(self.node, target)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def subscribe_overlay(self, target: str = "value_estimator") -> None:
+        self.node.create_subscription(Image, f"/{target}/overlay", self.overlays.append, 10)
+
+    def call(self, client, request, timeout: float = WAIT):
+        wait_until(client.service_is_ready, timeout, f"service {client.srv_name}")
+        return self.result(client.call_async(request), timeout)
+
+    @staticmethod
+    def result(future: Future, timeout: float = WAIT):
+        wait_until(future.done, timeout, "a service response")
+        return future.result()
+
+    def set_task(self, task: str) -> None:
+        wait_until(lambda: self.params.services_are_ready(), WAIT, "parameter services")
+        response = self.result(self.params.set_parameters([Parameter("task", value=task)]))
+        assert response.results[0].successful, response.results[0].reason
+
+    def get_param(self, name: str):
+        return parameter_value_to_python(self.result(self.params.get_parameters([name])).values[0])
+
+    def episode_event(self, event: int, outcome: int = EpisodeEvent.OUTCOME_UNKNOWN, task: str = "") -> None:
+        self.events.publish(EpisodeEvent(event=event, outcome=outcome, task=task))
+
+    def robot(self, command: str) -> None:
+        self.commands.publish(String(data=command))
+
+    def status(self, name_part: str):
+        """The newest diagnostics status whose name contains ``name_part`` (None before the first)."""
+        for array in reversed(self.diagnostics):
+            for st in array.status:
+                if name_part in st.name:
+                    return st
+        return None
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self.thread.join(5)
+
+
+def values_of(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def episode_after(values: list[ValueEstimate], index: int) -> list[ValueEstimate]:
+    """The first complete run of ticks 0, 1, 2, ... that starts after ``values[index]``."""
+    i = next(k for k in range(index, len(values)) if values[k].tick == 0)
+    run = [values[i]]
+    for v in values[i + 1:]:
+        if v.tick != run[-1].tick + 1:
+            break
+        run.append(v)
+    return run
+
+
+def episode_closed(values: list[ValueEstimate], index: int) -> bool:
+    """True once the run started after ``index`` is followed by a new tick 0 (the episode ended)."""
+    starts = [k for k in range(index, len(values)) if values[k].tick == 0]
+    return len(starts) >= 2
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny3")
+
+
+@pytest.fixture(scope="module")
+def robot(tmp_path_factory):
+    """The fake robot: 3 cameras (raw, jpeg, raw) 64x48 at 30 Hz, joint states at 100 Hz."""
+    logs = tmp_path_factory.mktemp("robot")
+    proc = start(robot_cmd(logs / "stamps.txt"), logs / "robot.log")
+    proc.stamp_log = logs / "stamps.txt"
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def system(bundle, robot, tmp_path_factory):
+    """The node (autostart) and the probe; torn down whatever happens."""
+    logs = tmp_path_factory.mktemp("node")
+    node = start(node_cmd(bundle), logs / "node.log")
+    probe = None
+    try:
+        probe = Probe()
+        probe.subscribe_overlay()
+        wait_until(lambda: len(probe.values) >= 3, START_TIMEOUT, "the first values", (node, robot))
+        yield {"node": node, "robot": robot, "probe": probe, "stamp_log": robot.stamp_log}
+    finally:
+        if probe is not None:
+            probe.close()
+        stop(node)
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+def test_worker_keeps_only_the_latest_tick_and_orders_control_jobs():
+    done, order, gate = [], [], threading.Event()
+
+    def handle(tick):
+        if tick == "block":
+            gate.wait(10)
+        done.append(tick)
+        order.append(("tick", tick))
+
+    worker = Worker(handle, on_error=lambda exc: order.append(("error", exc)))
+    worker.start()
+    try:
+        assert worker.submit_tick("block") is False
+        wait_until(lambda: worker.busy, 10, "the worker to start the first tick")
+        assert worker.submit_tick("a") is False
+        assert worker.submit_tick("b") is True  # replaced "a" while the worker was busy
+        control = worker.submit(lambda: order.append(("control", None)) or 42)
+        assert worker.submit_tick("c") is False
+        gate.set()
+        assert control.result(10) == 42
+        wait_until(lambda: "c" in done, 10, "tick c")
+        # "b" was observed before the control job, "c" after it; "a" was dropped.
+        assert order == [("tick", "block"), ("tick", "b"), ("control", None), ("tick", "c")]
+        failing = worker.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            failing.result(10)
+    finally:
+        gate.set()
+        assert worker.stop(10)
+
+
+
+def test_lifecycle_without_autostart(bundle, robot, tmp_path):
+    node = start(node_cmd(bundle, "-p", "autostart:=false", "-r", "__node:=managed_estimator"),
+                 tmp_path / "node.log")
+    probe = Probe("managed_estimator")
+    try:
+        def state() -> str:
+            return probe.call(probe.get_state, GetState.Request(), START_TIMEOUT).current_state.label
+
+        assert state() == "unconfigured"
+
+        def transition(tid: int) -> bool:
+            return probe.call(probe.change_state, ChangeState.Request(transition=Transition(id=tid))).success
+
+        # configure waits for the model to load (and for torch to import: seconds); get_state is answered
+        # meanwhile, from the transition state.
+        configure = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+        pending = probe.change_state.call_async(configure)
+        during = state()
+        assert not pending.done() and during == "configuring"
+        assert probe.result(pending, START_TIMEOUT).success
+        assert state() == "inactive"
+        time.sleep(1.0)
+        assert probe.values == []  # inactive: nothing published
+        assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+        wait_until(lambda: len(probe.values) >= 3, WAIT, "values after activate", (node,))
+        assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+        time.sleep(0.5)
+        count = len(probe.values)
+        time.sleep(1.5)
+        assert len(probe.values) == count  # deactivated: no more values
+        assert transition(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+        # A damaged bundle makes configure fail (the node stays up, unconfigured) and says why.
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / "config.json").write_text("{ not json")
+        probe.result(probe.params.set_parameters([Parameter("checkpoint", value=str(broken))]))
+        assert not transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == "unconfigured" and node.poll() is None
+    finally:
+        probe.close()
+        rc = stop(node)
+    log = (tmp_path / "node.log").read_text()
+    assert re.search(r"broken/config\.json.*not valid JSON", log), log[-2000:]
+    assert rc == 0, log[-2000:]
+
+
+def test_bad_configuration_exits_with_a_helpful_message(bundle, tmp_path):
+    # (A damaged bundle is checked by the lifecycle test, through configure.)
+    cases = {
+        "no_checkpoint": ([sys.executable, str(installed_executable("value_estimator"))],
+                          r"no checkpoint: set the 'checkpoint' parameter"),
+        "camera_count": (node_cmd(bundle, "-p", "camera_topics:=[cam0/image_raw, cam1/image_raw]"),
+                         r"camera_topics lists 2 topic.*3 camera"),
+    }
+    procs = {name: start(cmd, tmp_path / f"{name}.log") for name, (cmd, _) in cases.items()}
+    try:
+        for proc in procs.values():
+            proc.wait(START_TIMEOUT)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    for name, (_, pattern) in cases.items():
+        log = (tmp_path / f"{name}.log").read_text()
+        assert procs[name].returncode not in (0, None), f"{name}: exit code {procs[name].returncode}\n{log}"
+        assert re.search(pattern, log, re.S), f"{name}: {pattern!r} not in\n{log}"
+
+
+# ------------------------------------------------------------------- one node serving the tests below
+
+
+def test_values_carry_the_synced_input_stamps(system):
+    probe = system["probe"]
+    wait_until(lambda: len(probe.values) >= 20, WAIT, "20 values")
+    values = list(probe.values[:20])
+    published: dict[str, set[tuple[int, int]]] = {"camera": set(), "joints": set()}
+    for line in system["stamp_log"].read_text().splitlines():
+        kind, sec, nsec = line.split()
+        published[kind].add((int(sec), int(nsec)))
+    cameras = sorted(published["camera"])
+    for v in values:
+        stamp = key(v.header.stamp)
+        assert stamp in published["camera"] | published["joints"], f"tick {v.tick}: {stamp} never published"
+        # The tick holds a camera frame set no more than slop older than its (newest) stamp.
+        t = stamp[0] + stamp[1] * 1e-9
+        assert any(t - SLOP - 1e-9 <= c[0] + c[1] * 1e-9 <= t for c in cameras), f"tick {v.tick}"
+        assert 0.0 <= v.input_skew <= SLOP + 1e-6
+        assert v.header.frame_id == "base_link" and v.task == "pick"
+        assert -1.0 <= v.value <= 0.0 and v.std >= 0.0 and 0.0 <= v.entropy <= math.log(201) + 1e-4
+        assert (v.num_bins, v.v_min, v.v_max) == (201, -1.0, 0.0)
+        assert len(v.probabilities) == 201 and abs(sum(v.probabilities) - 1.0) < 1e-4
+        mean = float(np.dot(np.asarray(v.probabilities, np.float64), np.linspace(-1.0, 0.0, 201)))
+        assert abs(mean - v.value) < 1e-4
+        assert v.inference_latency > 0.0
+    stamps = [v.header.stamp.sec + v.header.stamp.nanosec * 1e-9 for v in probe.values]
+    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False)), "value stamps must increase"
+    # The plot-friendly topics follow the values.
+    wait_until(lambda: len(probe.scalars) >= 5 and len(probe.latencies) >= 5 and probe.markers, WAIT,
+               "value_scalar, latency and marker messages")
+    assert set(probe.scalars[:5]) <= {v.value for v in probe.values}
+    assert all(x > 0.0 for x in probe.latencies)
+    marker = probe.markers[-1]
+    assert marker.type == Marker.TEXT_VIEW_FACING and marker.text.startswith("V ")
+
+
+def run_episode(probe: Probe, ticks: int, end: Callable[[], None]) -> tuple[list[ValueEstimate], list]:
+    """START an episode, let ``ticks`` values pass, call ``end``; return its values and advantages."""
+    index = len(probe.values)
+    probe.episode_event(EpisodeEvent.START, task="pick")
+    wait_until(lambda: any(v.tick == 0 for v in probe.values[index:]), WAIT, "the episode start")
+    wait_until(lambda: len(episode_after(probe.values, index)) >= ticks, WAIT, f"{ticks} ticks")
+    end()
+    wait_until(lambda: episode_closed(probe.values, index), WAIT, "the episode end")
+    episode = episode_after(probe.values, index)
+    stamps = {key(v.header.stamp) for v in episode}
+    wait_until(lambda: len([a for a in probe.advantages if key(a.header.stamp) in stamps]) >= len(episode),
+               WAIT, "the flushed advantages")
+    return episode, [a for a in probe.advantages if key(a.header.stamp) in stamps]
+
+
+def check_against_offline(episode, advantages, rewards: np.ndarray, scale: float, threshold: float) -> None:
+    T = len(episode)
+    values = np.array([v.value for v in episode], dtype=np.float64)
+    offline = n_step_advantages(rewards / scale, values, N_STEP)
+    assert [a.tick for a in advantages] == list(range(T)), "one advantage per tick, in order"
+    for t, a in enumerate(advantages):
+        horizon = min(N_STEP, T - t)
+        assert a.n_step == horizon and a.terminal == (t + N_STEP >= T)
+        assert key(a.header.stamp) == key(episode[t].header.stamp) and a.task == "pick"
+        assert a.value == episode[t].value
+        assert a.value_next == (episode[t + N_STEP].value if t + N_STEP < T else 0.0)
+        assert a.advantage == np.float32(offline[t]), f"tick {t}: {a.advantage} != {offline[t]}"
+        assert a.positive == (offline[t] > threshold) and a.threshold == np.float32(threshold)
+
+
+def test_advantages_lag_n_ticks_and_match_offline(system):
+    probe = system["probe"]
+    episode, advantages = run_episode(
+        probe, 12, lambda: probe.episode_event(EpisodeEvent.END, EpisodeEvent.OUTCOME_SUCCESS))
+    T = len(episode)
+    assert T >= 12
+    # Exactly T - N records came out while the episode ran (tick t needs V(t+N)); the END flushed N more.
+    assert sum(not a.terminal for a in advantages) == T - N_STEP
+    rewards = episode_rewards(T, True, RewardConfig())
+    check_against_offline(episode, advantages, rewards, SCALES["pick"], THRESHOLDS["pick"])
+
+
+def test_reset_service_flushes_with_unknown_outcome(system):
+    probe = system["probe"]
+    responses = []
+
+    def reset():
+        responses.append(probe.call(probe.reset_client, Trigger.Request()))
+
+    episode, advantages = run_episode(probe, 8, reset)
+    assert responses[0].success and "flushed" in responses[0].message
+    # Unknown outcome: the last tick keeps the plain step penalty.
+    rewards = np.full(len(episode), -RewardConfig().step_penalty)
+    check_against_offline(episode, advantages, rewards, SCALES["pick"], THRESHOLDS["pick"])
+
+
+def test_task_change_starts_a_new_episode(system):
+    probe = system["probe"]
+    index = len(probe.values)
+    probe.set_task("place")
+    wait_until(lambda: any(v.task == "place" for v in probe.values[index:]), WAIT, "values for 'place'")
+    first = next(v for v in probe.values[index:] if v.task == "place")
+    assert first.tick == 0
+    wait_until(lambda: any(a.task == "place" for a in probe.advantages), WAIT, "an advantage for 'place'")
+    adv = next(a for a in probe.advantages if a.task == "place")
+    # "place" is not in the bundle's thresholds: the node's advantage_threshold (0.0) labels it, with the
+    # task's own scale.
+    assert adv.threshold == 0.0 and adv.n_step == N_STEP and not adv.terminal
+    assert adv.reward_sum == np.float32(math.fsum([-1.0 / SCALES["place"]] * N_STEP))
+    # The pending "pick" ticks were flushed (terminal) before the first "place" value.
+    pick_before = [a for a in probe.advantages if a.task == "pick"]
+    assert pick_before and pick_before[-1].terminal
+    # An EpisodeEvent START with a task switches back and updates the parameter.
+    index = len(probe.values)
+    probe.episode_event(EpisodeEvent.START, task="pick")
+    wait_until(lambda: any(v.task == "pick" for v in probe.values[index:]), WAIT, "values for 'pick' again")
+    assert probe.get_param("task") == "pick"
+
+
+FAULTS = [
+    # (command, undo, input name in diagnostics, text expected in its status)
+    ("encoding 0 bayer_rggb8", "encoding 0", "/cam0/image_raw", "unsupported image encoding"),
+    ("size 2 40 30", "size 2", "/cam2/image_raw", "frame size changed"),
+    ("drop_joint joint_3", "drop_joint", "/joint_states", "joint_3"),
+    ("nan 1", "nan 0", "/joint_states", "non-finite"),
+    ("pause 2", "resume 2", "/cam2/image_raw", "no message for more than"),
+]
+
+
+@pytest.mark.parametrize("command, undo, topic, needle", FAULTS, ids=[f[0].split()[0] for f in FAULTS])
+def test_bad_input_is_reported_and_the_node_keeps_going(system, command, undo, topic, needle):
+    probe = system["probe"]
+    n_diag = len(probe.diagnostics)
+    probe.robot(command)
+    try:
+        def reported():
+            for array in probe.diagnostics[n_diag:]:
+                for st in array.status:
+                    if st.name.endswith(f"input {topic}") and st.level == WARN and needle in st.message:
+                        return array, st
+            return None
+
+        array, st = wait_until(reported, WAIT, f"a warning for {topic} containing {needle!r}")
+    finally:
+        probe.robot(undo)
+    # The node's summary status names the input while the problem lasts.
+    main = next(m for m in array.status if m.name.endswith("value estimator"))
+    assert main.level == WARN and topic.lstrip("/") in main.message
+    if "no message" not in needle:
+        assert needle in values_of(st)["last_error"]
+    index = len(probe.values)
+    wait_until(lambda: len(probe.values) >= index + 5, WAIT, "values after the fault was undone",
+               (system["node"],))
+    assert system["node"].poll() is None
+
+
+def test_time_going_back_drops_the_pending_advantages_and_restarts(system):
+    probe = system["probe"]
+    index = len(probe.values)
+    wait_until(lambda: len(probe.values) >= index + N_STEP + 3, WAIT, "some ticks before the jump")
+    jump_at = len(probe.values)
+    probe.robot("offset -0.3")  # a bag loop / simulator reset in miniature (stays within sync.max_age)
+    try:
+        wait_until(lambda: any(v.tick == 0 for v in probe.values[jump_at:]), WAIT, "the restart at tick 0")
+    finally:
+        probe.robot("offset 0")  # forward again: a small jump, no reset
+    restart = next(k for k in range(jump_at, len(probe.values)) if probe.values[k].tick == 0)
+    before = probe.values[restart - 1]
+    run = probe.values[restart - 1 - before.tick:restart]
+    assert [v.tick for v in run] == list(range(len(run))) and len(run) > N_STEP
+    wait_until(lambda: len(probe.values) >= restart + N_STEP + 2, WAIT, "ticks after the restart")
+    published = {key(a.header.stamp) for a in probe.advantages}
+    # Ticks whose horizon was complete got their advantage; the last N were dropped, not flushed.
+    assert all(key(v.header.stamp) in published for v in run[:-N_STEP])
+    assert not any(key(v.header.stamp) in published for v in run[-N_STEP:])
+    wait_until(lambda: int(values_of(probe.status("value estimator"))["clock_resets"]) >= 1, WAIT,
+               "clock_resets in the diagnostics")
+
+
+def test_diagnostics_report_rate_latency_and_counters(system):
+    probe = system["probe"]
+    wait_until(lambda: probe.status("value estimator") is not None, WAIT, "diagnostics")
+    main = values_of(probe.status("value estimator"))
+    assert main["state"] == "active" and main["device"] == "cpu" and main["model"].endswith("tiny3")
+    assert int(main["ticks"]) > 0 and float(main["rate_hz"]) >= 0.0
+    for name in ("latency_model_p50_ms", "latency_model_p99_ms", "latency_e2e_p50_ms", "overhead_p50_ms",
+                 "overhead_p99_ms", "decode_p50_ms", "publish_p50_ms", "callback_mean_ms"):
+        assert math.isfinite(float(main[name])) and float(main[name]) >= 0.0, name
+    for name in ("dropped_ticks", "sync_misses", "rejected_inputs", "advantages", "episodes", "errors"):
+        assert int(main[name]) >= 0, name
+    assert int(main["rejected_inputs"]) > 0  # the bad-input tests above
+    assert int(main["errors"]) == 0, main["last_error"]
+    for topic in ("/cam0/image_raw", "/cam1/image_raw/compressed", "/cam2/image_raw", "/joint_states"):
+        st = probe.status(f"input {topic}")
+        assert st is not None, topic
+        counts = values_of(st)
+        assert int(counts["received"]) > 0 and int(counts["synced"]) > 0, topic
+    assert values_of(probe.status("input /cam1/image_raw/compressed"))["type"] == "compressed"
+
+
+def test_overlay_shows_the_value_bar(system, output_dir):
+    probe = system["probe"]
+    wait_until(lambda: len(probe.overlays) >= 2, WAIT, "overlay images")
+    msg = probe.overlays[-1]
+    assert msg.encoding == "rgb8" and (msg.height, msg.width) == (48, 64)
+    assert msg.header.frame_id == "cam0_optical_frame"
+    rgb = image_to_rgb(msg)
+    cv2.imwrite(str(output_dir / "overlay.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    big = cv2.resize(rgb, (64 * 6, 48 * 6), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(output_dir / "overlay_x6.png"), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+    decoded = cv2.imread(str(output_dir / "overlay.png"))
+    assert decoded is not None and decoded.shape == (48, 64, 3)
+    value = next(v.value for v in probe.values if key(v.header.stamp) == key(msg.header.stamp))
+    x0, y0, x1, y1 = bar_rect(48, 64)
+    column = rgb[y0:y1, (x0 + x1) // 2].astype(int)
+    filled = int((column.max(axis=1) > 150).sum())
+    assert abs(filled - (value + 1.0) * (y1 - y0)) <= 1.5, (filled, value)
