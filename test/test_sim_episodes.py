@@ -55,8 +55,9 @@ def test_fatal_mistakes_fail_and_the_fraction_is_about_half():
         modes = {plan_mistakes(task, s, config).failure for s in range(200)} - {""}
         assert modes == set(TASKS[task].failures)
     wrong = [p for p in plans if p.failure == "wrong_target"]
-    # Decoys lie beside the table, outside MetaWorld's goal region (|x| <= 0.1), so the mistake is visible.
-    assert all(abs(p.decoy[0]) > 0.2 for p in wrong)
+    # Shifted past MetaWorld's object and goal region (|x| <= 0.1), so the mistake is visible from the start.
+    assert wrong and all(abs(p.shift[0]) >= 0.25 for p in wrong)
+    assert all(p.shift is None for p in plans if p.failure != "wrong_target")
     with SimWorld(SimConfig(cameras=(), tasks=("pick-place-v3",))) as world:
         seeds = [s for s in range(40) if plan_mistakes("pick-place-v3", s, world.config).failure][:4]
         results = [world.rollout("pick-place-v3", s).success for s in seeds]

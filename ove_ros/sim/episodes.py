@@ -6,10 +6,11 @@ The value function has to tell good runs from bad ones, so the data needs both: 
 nuisances (action noise, slower motion, short pauses) that rarely change the outcome, and about half get one
 fatal mistake that is visible in the scene well before the episode ends:
 
-- ``wrong_target``: the expert is fed a decoy goal on the side of the table (outside the real goal region), so
-  it carries out a clean motion to the wrong place (reach, push, pick-place);
-- ``early_release``: after lifting the object the gripper opens on the way and the arm carries on to the goal
-  empty-handed (pick-place).
+- ``wrong_target``: the expert perceives the object and the goal shifted 25-35 cm sideways (a calibration
+  error), so from the first frames it carries out a clean motion at the wrong place, outside the region where
+  objects and goals ever are (reach, push, pick-place);
+- ``early_release``: the gripper opens a few centimetres after lifting the object and the arm carries on to
+  the goal empty-handed (pick-place).
 
 The outcome is always the environment's own ``info["success"]``; an episode ends on the first success or
 after ``max_steps`` frames. Everything (object and goal positions, mistakes, noise) follows from
@@ -94,18 +95,15 @@ class TaskSpec:
     env_name: str
     instruction: str
     failures: tuple[str, ...]
-    decoy_z: tuple[float, float]  # height range of a wrong target
 
 
 TASKS: dict[str, TaskSpec] = {
     spec.env_name: spec
     for spec in (
-        TaskSpec("reach-v3", "reach the goal", ("wrong_target",), (0.10, 0.25)),
-        TaskSpec("push-v3", "push the puck to the goal", ("wrong_target",), (0.02, 0.02)),
-        TaskSpec(
-            "pick-place-v3", "pick up the puck and place it at the goal", ("wrong_target", "early_release"),
-            (0.10, 0.25),
-        ),
+        TaskSpec("reach-v3", "reach the goal", ("wrong_target",)),
+        TaskSpec("push-v3", "push the puck to the goal", ("wrong_target",)),
+        TaskSpec("pick-place-v3", "pick up the puck and place it at the goal",
+                 ("wrong_target", "early_release")),
     )
 }
 
@@ -119,20 +117,25 @@ class SimConfig:
     image_size: int = 64  # square images, pixels
     max_steps: int = 100  # frames per episode at most (failures run to the cap)
     fail_fraction: float = 0.5  # probability of a fatal mistake per episode
-    noise_std_max: float = 0.2  # per-episode action noise std is drawn from [0, this]
-    speed_min: float = 0.8  # per-episode speed factor is drawn from [speed_min, 1]
-    max_pauses: int = 2  # short stops (2-5 frames) per episode, outcome-neutral
+    noise_std_max: float = 0.1  # per-episode action noise std is drawn from [0, this]
+    speed_min: float = 0.9  # per-episode speed factor is drawn from [speed_min, 1]
+    max_pauses: int = 1  # short stops (2-5 frames) per episode, outcome-neutral
+    shift_range: tuple[float, float] = (0.25, 0.35)  # wrong_target: sideways error of the perception, m
+    position_range: float = 0.5  # object/goal randomization as a fraction of MetaWorld's ranges
     shadows: bool = False  # shadows cost ~20 ms per camera with software rendering
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "cameras", tuple(self.cameras))
+        object.__setattr__(self, "shift_range", tuple(self.shift_range))
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks:
             raise ValueError(f"SimConfig.tasks: bad {unknown or self.tasks}; known tasks: {sorted(TASKS)}")
         bad = [c for c in self.cameras if c not in CAMERAS]
         if bad:
             raise ValueError(f"SimConfig.cameras: unknown {bad}; MetaWorld has {list(CAMERAS)}")
+        if not 0.0 < self.position_range <= 1.0:
+            raise ValueError(f"SimConfig.position_range must be in (0, 1], got {self.position_range}")
         if self.image_size < 8 or self.max_steps < 2 or not 0.0 <= self.fail_fraction <= 1.0:
             raise ValueError(f"SimConfig: invalid image_size/max_steps/fail_fraction in {self}")
 
@@ -145,8 +148,8 @@ class MistakePlan:
     """The deviations from the expert in one episode (all drawn from the episode's seed)."""
 
     failure: str = ""  # "" (none), "wrong_target" or "early_release"
-    decoy: tuple[float, float, float] | None = None  # wrong_target: the goal the expert is shown
-    release_progress: float = 0.0  # early_release: fraction of the carry after which the gripper opens
+    shift: tuple[float, float, float] | None = None  # wrong_target: error added to the perceived positions
+    release_after: float = 0.0  # early_release: metres carried before the gripper opens
     noise_std: float = 0.0
     speed: float = 1.0
     pauses: tuple[tuple[int, int], ...] = ()  # (first frame, length)
@@ -161,22 +164,20 @@ def plan_mistakes(task: str, seed: int, config: SimConfig) -> MistakePlan:
     spec = TASKS[task]
     rng = np.random.default_rng([int(seed), _task_code(task), 1])
     failure = ""
-    decoy = None
+    shift = None
     release = 0.0
     if rng.random() < config.fail_fraction:
         failure = str(rng.choice(spec.failures))
-        side = rng.choice([-1.0, 1.0])
-        decoy = (float(side * rng.uniform(0.22, 0.32)), float(rng.uniform(0.55, 0.75)),
-                 float(rng.uniform(*spec.decoy_z)))
-        release = float(rng.uniform(0.15, 0.4))
-        if failure != "wrong_target":
-            decoy = None
+        side = float(rng.choice([-1.0, 1.0]))
+        offset = (side * float(rng.uniform(*config.shift_range)), float(rng.uniform(-0.05, 0.05)), 0.0)
+        release = float(rng.uniform(0.01, 0.04))
+        shift = offset if failure == "wrong_target" else None
     pauses = tuple(
         (int(rng.integers(5, max(6, config.max_steps // 2))), int(rng.integers(2, 6)))
         for _ in range(int(rng.integers(0, config.max_pauses + 1)))
     )
     return MistakePlan(
-        failure=failure, decoy=decoy, release_progress=release,
+        failure=failure, shift=shift, release_after=release,
         noise_std=float(rng.uniform(0.0, config.noise_std_max)),
         speed=float(rng.uniform(config.speed_min, 1.0)), pauses=pauses,
     )
@@ -190,6 +191,7 @@ class MistakenExpert:
         self.plan = plan
         self.rng = np.random.default_rng([int(seed), _task_code(task), 2])
         self.released = False
+        self.open_frames = 0
         self.grip = -1.0
         self.carry_start: np.ndarray | None = None
 
@@ -201,8 +203,9 @@ class MistakenExpert:
         if self._paused(step):  # stand still, keep whatever is held
             return np.array([0.0, 0.0, 0.0, self.grip], dtype=np.float32)
         seen = np.array(obs, dtype=np.float64)
-        if self.plan.failure == "wrong_target" and self.plan.decoy is not None:
-            seen[-3:] = self.plan.decoy
+        if self.plan.failure == "wrong_target" and self.plan.shift is not None:
+            seen[4:7] += self.plan.shift  # the object ...
+            seen[-3:] += self.plan.shift  # ... and the goal, as the expert perceives them
         action = np.asarray(self.policy.get_action(seen), dtype=np.float64).copy()
         if self.plan.failure == "early_release":
             action = self._early_release(obs, action)
@@ -216,11 +219,11 @@ class MistakenExpert:
         if holding and self.carry_start is None:
             self.carry_start = hand.copy()
         if self.carry_start is not None and not self.released:
-            total = max(float(np.linalg.norm(goal - self.carry_start)), 1e-6)
-            progress = 1.0 - float(np.linalg.norm(goal - hand)) / total
-            self.released = progress >= self.plan.release_progress
-        if self.released:  # carries on over the goal as if the object were still in the hand
-            action[:3] = np.clip(10.0 * (goal + RELEASE_HOVER - hand), -1.0, 1.0)
+            self.released = float(np.linalg.norm(hand - self.carry_start)) >= self.plan.release_after
+        if self.released:  # opens in place, then carries on over the goal as if still holding the object
+            self.open_frames += 1
+            opening = self.open_frames <= 5
+            action[:3] = 0.0 if opening else np.clip(10.0 * (goal + RELEASE_HOVER - hand), -1.0, 1.0)
             action[3] = -1.0
         return action
 
@@ -279,6 +282,9 @@ class _TaskSim:
         self.env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{task}-goal-observable"]()
         self.env._freeze_rand_vec = False  # new object/goal positions on reset, drawn from env.seed(...)
         self.env.seeded_rand_vec = True
+        space = self.env._random_reset_space  # object and goal positions are drawn from this box
+        center, half = (space.low + space.high) / 2, (space.high - space.low) / 2 * config.position_range
+        space.low[:], space.high[:] = center - half, center + half
         model = self.env.model
         self.joint_qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in ROBOT_JOINTS])
         self.joint_dof = np.array([model.jnt_dofadr[model.joint(n).id] for n in ROBOT_JOINTS])
@@ -327,6 +333,11 @@ class SimWorld:
     def done(self) -> bool:
         frame = self.frame
         return frame is not None and (frame.success or frame.index >= self.config.max_steps - 1)
+
+    def prepare(self) -> None:
+        """Build every task's environment now (~0.5-1.5 s each) instead of at its first episode."""
+        for task in self.config.tasks:
+            self._task_sim(task)
 
     def _task_sim(self, task: str) -> _TaskSim:
         if task not in self._sims:

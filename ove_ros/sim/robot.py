@@ -32,14 +32,18 @@ from ove_ros.sim.episodes import TASKS, SimConfig, SimWorld, episode_id
 NS = 1_000_000_000
 EPISODE_GAP_NS = NS  # simulated time between two episodes, so their stamps never overlap
 
+_SIM = SimConfig()
 PARAMS = (
-    ("tasks", ["reach-v3", "push-v3", "pick-place-v3"], "MetaWorld tasks, cycled episode by episode."),
-    ("cameras", ["topview", "gripperPOV"], "MetaWorld cameras, each on camera/<name>/image_raw."),
-    ("image_size", 64, "Square image size in pixels."),
-    ("max_steps", 100, "Frames per episode at most; an episode also ends at the first success."),
-    ("fail_fraction", 0.5, "Probability that an episode gets a fatal mistake."),
-    ("noise_std_max", 0.2, "Per-episode action noise std is drawn from [0, noise_std_max]."),
-    ("speed_min", 0.8, "Per-episode speed factor is drawn from [speed_min, 1]."),
+    ("tasks", list(_SIM.tasks), "MetaWorld tasks, cycled episode by episode."),
+    ("cameras", list(_SIM.cameras), "MetaWorld cameras, each on camera/<name>/image_raw."),
+    ("image_size", _SIM.image_size, "Square image size in pixels."),
+    ("max_steps", _SIM.max_steps, "Frames per episode at most; an episode also ends at the first success."),
+    ("fail_fraction", _SIM.fail_fraction, "Probability that an episode gets a fatal mistake."),
+    ("noise_std_max", _SIM.noise_std_max, "Per-episode action noise std is drawn from [0, noise_std_max]."),
+    ("speed_min", _SIM.speed_min, "Per-episode speed factor is drawn from [speed_min, 1]."),
+    ("max_pauses", _SIM.max_pauses, "Short outcome-neutral stops (2-5 frames) per episode, at most."),
+    ("position_range", _SIM.position_range,
+     "Object/goal randomization as a fraction of MetaWorld's ranges (1 = MetaWorld's own)."),
     ("episodes", 0, "Episodes to run; 0 runs forever."),
     ("first_seed", 0, "Seed of the first episode; episode i uses first_seed + i."),
     ("rate_hz", 20.0, "Frames per second of wall time; 0 publishes as fast as the simulation runs."),
@@ -47,7 +51,8 @@ PARAMS = (
     ("wait_for_subscribers", 0, "Before the first episode, wait until every camera, joint and event topic "
      "has this many subscribers (e.g. a recorder and the value estimator)."),
     ("startup_timeout", 60.0, "Seconds to wait for subscribers before giving up with an error."),
-    ("stamp_origin", "now", "now: the simulated clock starts at the wall time of the start; zero: at 0."),
+    ("stamp_origin", "now", "now: the simulated clock starts at the wall time of the start; zero: at 1 s "
+     "(reproducible stamps; a zero stamp means 'unset' to ROS tools)."),
     ("frame_id", "world", "header.frame_id of the images and joint states."),
     ("exit_when_done", True, "Shut down after the last episode (when episodes > 0)."),
 )
@@ -65,7 +70,7 @@ class SimRobot(Node):
         self.config = SimConfig(
             tasks=tuple(p["tasks"]), cameras=tuple(p["cameras"]), image_size=p["image_size"],
             max_steps=p["max_steps"], fail_fraction=p["fail_fraction"], noise_std_max=p["noise_std_max"],
-            speed_min=p["speed_min"],
+            speed_min=p["speed_min"], max_pauses=p["max_pauses"], position_range=p["position_range"],
         )
         if p["stamp_origin"] not in ("now", "zero"):
             raise ValueError(f"stamp_origin must be 'now' or 'zero', got {p['stamp_origin']!r}")
@@ -76,7 +81,8 @@ class SimRobot(Node):
         self.joint_pub = self.create_publisher(JointState, "joint_states", qos)
         self.event_pub = self.create_publisher(EpisodeEvent, "episode_events", QoSProfile(depth=100))
         self.world = SimWorld(self.config)
-        self.clock_ns = time.time_ns() if p["stamp_origin"] == "now" else 0
+        self.world.prepare()  # no pause mid-run when a task's first episode comes up
+        self.clock_ns = time.time_ns() if p["stamp_origin"] == "now" else NS
         self.step_ms: list[float] = []
 
     # ------------------------------------------------------------------------------------------ publishing
