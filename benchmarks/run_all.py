@@ -1,6 +1,6 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Runs every benchmark with its default settings (long: the full-size model and the soak take many minutes)."""
+"""Runs every benchmark with its default settings (long: the full-size model and the soak take minutes)."""
 
 import subprocess
 import sys
