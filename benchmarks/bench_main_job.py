@@ -3,7 +3,7 @@
 """Times of the main job: the simulator alone (ms per frame, with and without cameras), then every stage of
 ``python -m ove_ros.sim.demo`` (record, convert, train + bundle, live node, report) without the cache.
 
-    python benchmarks/bench_main_job.py [--episodes 36] [--heldout 12] [--train-steps 600] [--sim-only]
+    python benchmarks/bench_main_job.py [--episodes 48] [--heldout 12] [--train-steps 800] [--sim-only]
 
 Prints a table and writes JSON to ``benchmarks/results/main_job.json`` (stage seconds, EV, AUROC,
 online-vs-offline agreement, the machine).
@@ -43,9 +43,9 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=36)
+    parser.add_argument("--episodes", type=int, default=48)
     parser.add_argument("--heldout", type=int, default=12)
-    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--train-steps", type=int, default=800)
     parser.add_argument("--sim-only", action="store_true", help="only the simulator timings")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "main_job.json")
     args = parser.parse_args()

@@ -30,6 +30,15 @@ sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)
 PY
 
 start=$(date +%s)
+# Headless rendering of the simulated robot (MuJoCo through EGL on Mesa's software renderer).
+if ! ldconfig -p | grep -q libEGL_mesa; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian packages for headless rendering (libegl1 libegl-mesa0 libgl1-mesa-dri)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri
+  else
+    echo "[setup] warning: the simulator needs libegl1 libegl-mesa0 libgl1-mesa-dri (apt-get install as root)" >&2
+  fi
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment in $VENV"
   mkdir -p "$(dirname "$VENV")"

@@ -119,9 +119,10 @@ def _jsonable(value: Any) -> Any:
 
 def ros_child_env(**extra: str) -> dict[str, str]:
     """Environment of the ROS processes: one private domain on loopback for the whole demo."""
+    # Chosen once per demo process (above the 1..101 the test sessions use) and inherited by every child.
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(102, 232)))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(102, 232)))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -208,9 +209,26 @@ def sim_topics(cameras: Sequence[str]) -> dict[str, str]:
     return topics
 
 
+def stratified_seeds(cfg: DemoConfig, count: int, first_seed: int) -> list[int]:
+    """Seeds from ``first_seed`` on, one per episode (tasks cycle), alternating between seeds whose episode
+    gets a fatal mistake and seeds whose does not, so a small held-out set still has both outcomes."""
+    from ove_ros.sim.episodes import SimConfig, plan_mistakes
+
+    sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sim_params().items()})
+    seeds, cursor = [], first_seed
+    for i in range(count):
+        task, want_failure = cfg.tasks[i % len(cfg.tasks)], (i // len(cfg.tasks)) % 2 == 1
+        while bool(plan_mistakes(task, cursor, sim_cfg).failure) != want_failure:
+            cursor += 1
+        seeds.append(cursor)
+        cursor += 1
+    return seeds
+
+
 def record_episodes(
     cfg: DemoConfig, out: Path, logs: Path, count: int, first_seed: int, rate_hz: float,
     extra_topics: dict[str, str] | None = None, subscribers: int = 1, env: dict[str, str] | None = None,
+    seeds: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
     """Run ``sim_robot`` and ``bag_recorder`` until ``count`` episodes are recorded; returns the bag list."""
     from tqdm.auto import tqdm
@@ -222,7 +240,8 @@ def record_episodes(
         "split_by_episode": True, "episodes": count, "close_grace": 1.0,
     })
     sim_params = write_params(logs / f"{out.name}_sim.yaml", {
-        **cfg.sim_params(), "episodes": count, "first_seed": first_seed, "rate_hz": rate_hz,
+        **cfg.sim_params(), "episodes": count, "first_seed": first_seed, "seeds": list(seeds) or [-1],
+        "rate_hz": rate_hz,
         "wait_for_subscribers": subscribers, "startup_timeout": 240.0, "stamp_origin": "zero",
     })
     shutil.rmtree(out, ignore_errors=True)
@@ -289,7 +308,8 @@ def train_and_bundle(cfg: DemoConfig, dataset: Path, run_root: Path, run_name: s
 
     run_dir = run_root / "ove_ros" / run_name
     latest = ckpt.latest_checkpoint(run_dir) if run_dir.is_dir() else None
-    metrics: dict[str, Any] = {}
+    if latest is not None and int(ckpt.read_meta(latest).get("step", -1)) != cfg.train_steps:
+        latest = None  # an interrupted run: train again
     if latest is None or not cfg.use_cache:
         shutil.rmtree(run_dir, ignore_errors=True)
         cmd = [sys.executable, "-m", "training.train", f"config={cfg.train_config}", f"run_name={run_name}",
@@ -457,6 +477,8 @@ def write_overlay_media(out: Path, episodes: Sequence[RecordedEpisode], fps: flo
         tiles = [cv2.resize(ep.overlay[i][1], (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
                  for i in picks]
         strip_rows.append(np.concatenate(tiles, axis=1))
+    if not strip_rows:
+        return {"video": str(video)}
     strip = out / "overlay_strip.png"
     cv2.imwrite(str(strip), cv2.cvtColor(np.concatenate(strip_rows, axis=0), cv2.COLOR_RGB2BGR))
     return {"video": str(video), "strip": str(strip)}
@@ -640,8 +662,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         extra = {f"{NODE}/value": "ove_ros/msg/ValueEstimate", f"{NODE}/advantage": "ove_ros/msg/Advantage",
                  f"{NODE}/overlay": "sensor_msgs/msg/Image"}
         try:
+            seeds = stratified_seeds(cfg, cfg.heldout, cfg.heldout_seed)
             return record_episodes(cfg, out / "heldout_bags", logs, cfg.heldout, cfg.heldout_seed,
-                                   cfg.live_rate_hz, extra, subscribers=2, env=env)
+                                   cfg.live_rate_hz, extra, subscribers=2, env=env, seeds=seeds)
         except StageError as exc:
             raise StageError(f"{exc}\nvalue_estimator log {node.log}:\n{node.tail()}") from None
         finally:
@@ -747,11 +770,13 @@ def training_copy(root: Path, repo_id: str, out: Path, width: int) -> Path:
                 for k in cams}
     for key in ("observation.state", "action"):
         if key in info["features"]:
-            features[key] = {k: info["features"][key][k] for k in ("dtype", "shape", "names")}
+            src = info["features"][key]
+            features[key] = {"dtype": src["dtype"], "shape": tuple(src["shape"]), "names": src["names"]}
     features["reward"] = {"dtype": "float32", "shape": (1,), "names": None}
     features["is_done"] = {"dtype": "bool", "shape": (1,), "names": None}
-    shutil.rmtree(out, ignore_errors=True)
-    dataset = LeRobotDataset.create(repo_id, info["fps"], features=features, root=out, use_videos=False,
+    partial = out.with_name(out.name + ".partial")  # renamed into place only when complete
+    shutil.rmtree(partial, ignore_errors=True)
+    dataset = LeRobotDataset.create(repo_id, info["fps"], features=features, root=partial, use_videos=False,
                                     robot_type=info.get("robot_type"), image_writer_threads=1)
     for _, ep in episodes.sort_values("episode_index").iterrows():
         rows = data[data["episode_index"] == ep["episode_index"]].sort_values("frame_index")
@@ -775,8 +800,14 @@ def training_copy(root: Path, repo_id: str, out: Path, width: int) -> Path:
             frame["is_done"] = np.array([i == last])
             frame["task"] = task_of[int(row["task_index"])]
             dataset.add_frame(frame)
+        # (1,)-shaped columns go to parquet as scalars (LeRobot 0.4.4 calls float() on them, NumPy 2 refuses)
+        buffer = dataset.episode_buffer
+        buffer["reward"] = [np.float32(v[0]) for v in buffer["reward"]]
+        buffer["is_done"] = [np.bool_(v[0]) for v in buffer["is_done"]]
         dataset.save_episode()
     dataset.finalize()
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
     return out
 
 

@@ -46,6 +46,7 @@ PARAMS = (
      "Object/goal randomization as a fraction of MetaWorld's ranges (1 = MetaWorld's own)."),
     ("episodes", 0, "Episodes to run; 0 runs forever."),
     ("first_seed", 0, "Seed of the first episode; episode i uses first_seed + i."),
+    ("seeds", [-1], "Explicit seed per episode (tasks still cycle); [-1] uses first_seed + i."),
     ("rate_hz", 20.0, "Frames per second of wall time; 0 publishes as fast as the simulation runs."),
     ("event_gap", 0.1, "Wall seconds between an episode event and the neighbouring frames."),
     ("wait_for_subscribers", 0, "Before the first episode, wait until every camera, joint and event topic "
@@ -170,9 +171,13 @@ class SimRobot(Node):
         self.wait_for_subscribers()
         count = int(self.p["episodes"])
         tasks, first = self.config.tasks, int(self.p["first_seed"])
+        seeds = [int(s) for s in self.p["seeds"] if s >= 0]
+        if seeds:
+            count = len(seeds) if count <= 0 else min(count, len(seeds))
         index = 0
         while rclpy.ok() and (count <= 0 or index < count):
-            self.run_episode(tasks[index % len(tasks)], first + index)
+            seed = seeds[index] if seeds else first + index
+            self.run_episode(tasks[index % len(tasks)], seed)
             index += 1
         if self.step_ms:
             ms = sorted(self.step_ms)
