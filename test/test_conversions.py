@@ -185,3 +185,12 @@ def test_stamp_conversions():
     assert conv.sec_to_stamp(1.9999999999) == Time(sec=2, nanosec=0)
     with pytest.raises(ValueError):
         conv.sec_to_stamp(-1.0)
+
+
+def test_joint_order_reports_absent_names_and_orders_the_rest():
+    from ove_ros.joints import joint_order
+
+    indices, absent = joint_order(["b", "a"], ["a", "b", "c"])
+    assert indices.tolist() == [1, 0] and absent == []
+    _, absent = joint_order(["a", "z"], ["a", "b"])
+    assert absent == ["z"]

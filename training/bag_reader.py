@@ -33,6 +33,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 
+from ove_ros.joints import joint_order
 from training import ros_types
 from training.bag_config import BagConversionConfig, BagConversionError, CameraConfig
 
@@ -188,15 +189,14 @@ class _JointPicker:
     def indices(self, names: list[str]) -> np.ndarray:
         key = tuple(names)
         if key not in self._cache:
-            lookup = {name: i for i, name in enumerate(names)}
-            absent = [j for j in self.joints if j not in lookup]
+            indices, absent = joint_order(self.joints, names)
             if absent:
                 raise BagContentError(
                     f"bag {self.bag}: joint(s) {absent} not in {self.topic}; "
                     f"its messages name {list(names)}. "
                     f"Fix {self.config_key} in the config."
                 )
-            self._cache[key] = np.array([lookup[j] for j in self.joints], dtype=np.int64)
+            self._cache[key] = indices
         return self._cache[key]
 
     def pick(self, values, names: list[str], field_name: str) -> np.ndarray:

@@ -17,6 +17,8 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from ove_ros.joints import joint_order
+
 
 class ConversionError(ValueError):
     """A message that cannot be turned into model input."""
@@ -182,16 +184,14 @@ class JointIndex:
     def indices(self, names: Sequence[str]) -> np.ndarray:
         key = tuple(names)
         if key != self._cache_key:
-            position = {n: i for i, n in enumerate(key)}
-            missing = [n for n in self.joint_names if n not in position]
+            indices, missing = joint_order(self.joint_names, key)
             if missing:
                 raise ConversionError(
                     f"JointState lacks {len(missing)} of the {len(self.joint_names)} expected joints: "
                     f"{missing}; it names {list(key)[:12]}{' ...' if len(key) > 12 else ''} "
                     "(set joint_names to match)"
                 )
-            n = len(self.joint_names)
-            self._cache_idx = np.fromiter((position[j] for j in self.joint_names), np.intp, n)
+            self._cache_idx = indices
             self._cache_key = key
         return self._cache_idx
 
