@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from training import ros_types  # noqa: E402
 from training.bag_config import ConfigError, load_config, load_labels  # noqa: E402
-from training.bag_reader import BagContentError, BagReadError, plan_ticks  # noqa: E402
+from training.bag_reader import BagContentError, BagReadError, plan_ticks, shrink_image  # noqa: E402
 from training.bag_to_lerobot import EPISODES_META, ConversionError, convert_bags, main  # noqa: E402
 
 from bag_fixtures import (  # noqa: E402
@@ -282,6 +282,36 @@ def test_single_bag_conversion(tmp_path, storage, use_videos):
         bag.name,
     )
     assert episode["frames"] + episode["dropped_ticks"] == episode["ticks"] == len(ticks)
+
+
+@pytest.mark.parametrize("size", [(224, 224), (320, 240), (200, 150), (640, 480)])
+def test_shrink_image_matches_area_averaging(size):
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    out = shrink_image(smooth, *size)
+    reference = cv2.resize(smooth, size, interpolation=cv2.INTER_AREA)
+    assert out.shape == reference.shape == (size[1], size[0], 3)
+    assert np.abs(out.astype(int) - reference.astype(int)).mean() < 1.0
+
+
+def test_resized_cameras_are_encoded_at_the_new_size_with_statistics(tmp_path):
+    bag = write_bag(tmp_path / "rec", BagSpec(cameras=CAMS), "mcap")
+    out = tmp_path / "dataset"
+    # front: a whole factor (32x24 -> 16x12); wrist: not one (32x24 -> 20x14)
+    config = make_config("cameras.0.resize=[16,12]", "cameras.1.resize=[20,14]", "video.stats_every=3")
+    report = convert_bags([bag], out, "test/resized", config, outcome="success")
+    ds = load_dataset(out, "test/resized")
+    assert ds.num_frames == report.frames
+    for c, (cam, shape) in enumerate(zip(CAMS, [(12, 16, 3), (14, 20, 3)], strict=True)):
+        key = f"observation.images.{cam.name}"
+        assert ds.features[key]["dtype"] == "video" and tuple(ds.features[key]["shape"]) == shape
+        pixels = ds[report.frames // 2][key].numpy() * 255.0
+        assert pixels.shape == (3, *shape[:2])
+        # green and blue are constant per camera in the fixture (red follows the message number)
+        _, green, blue = expected_rgb(c, 0)
+        assert np.allclose(pixels[1:].reshape(2, -1).mean(axis=1), [green, blue], atol=6.0)
+        stats = ds.meta.stats[key]
+        assert np.asarray(stats["mean"]).shape == (3, 1, 1) and 0.0 <= float(np.min(stats["mean"])) <= 1.0
 
 
 def test_gaps_drop_ticks_and_are_counted_exactly(tmp_path):

@@ -37,7 +37,7 @@ class CameraConfig:
     topic: str = MISSING
     # 16-bit images (16UC1, mono16): values in [0, depth_max] map linearly to [0, 255], larger ones clip.
     depth_max: float = 65535.0
-    # Optional [width, height] to resize to (area interpolation); null keeps the recorded size.
+    # Optional [width, height] to resize to (area averaging, bag_reader.shrink_image); null keeps the size.
     resize: list[int] | None = None
 
 
@@ -72,14 +72,21 @@ class EpisodeConfig:
 
 @dataclass
 class VideoConfig:
-    """Camera storage, passed to ``LeRobotDataset.create`` (see benchmarks/bench_bag_to_lerobot.py)."""
+    """Camera storage (trade-offs: training/video_encoder.py, benchmarks/bench_bag_to_lerobot.py)."""
 
     use_videos: bool = True  # false: PNG images inside the parquet files (lossless, slower, larger)
     vcodec: str = "h264"  # h264 | hevc | libsvtav1 (LeRobot's default is libsvtav1)
-    # Encode while frames arrive (no PNG round trip). The converter waits for the encoder instead of letting
-    # LeRobot drop frames when its queue is full.
+    # Encode while frames arrive with ove_ros' writer (no PNG round trip, never drops a frame); false:
+    # LeRobot's PNG files, encoded per episode at the codec's default preset.
     streaming_encoding: bool = True
-    encoder_threads: int | None = None  # threads per camera encoder; null lets the codec decide
+    # x264/x265 preset (libsvtav1: 0-13); null: the codec's default. ultrafast is ~3x faster than medium and
+    # writes ~3x larger files; veryfast is the middle ground.
+    preset: str | None = "ultrafast"
+    crf: int = 30
+    gop: int = 2  # keyframe interval: 2 keeps random-access decoding during training cheap
+    stats_every: int = 5  # image statistics from every n-th frame
+    # Codec threads per camera; null: the usable cores shared among the cameras; 0: the codec decides.
+    encoder_threads: int | None = None
     encoder_queue_maxsize: int = 30
     image_writer_threads: int = 2  # only without streaming: threads writing the temporary PNG files
 
@@ -165,8 +172,18 @@ def validate_config(config: BagConversionConfig) -> None:
         problems.append(f"episodes.split must be one of {SPLIT_MODES}, got {config.episodes.split!r}")
     if config.video.vcodec not in VIDEO_CODECS:
         problems.append(f"video.vcodec must be one of {VIDEO_CODECS}, got {config.video.vcodec!r}")
-    if config.video.encoder_queue_maxsize < 1:
-        problems.append("video.encoder_queue_maxsize must be >= 1")
+    if config.video.encoder_threads is not None and config.video.encoder_threads < 0:
+        problems.append(
+            f"video.encoder_threads must be >= 0 (0: the codec decides), got {config.video.encoder_threads}"
+        )
+    for name in ("encoder_queue_maxsize", "gop", "stats_every"):
+        if getattr(config.video, name) < 1:
+            problems.append(f"video.{name} must be >= 1, got {getattr(config.video, name)}")
+    preset = config.video.preset
+    if config.video.vcodec == "libsvtav1" and preset is not None and not str(preset).isdigit():
+        problems.append(f"video.preset for libsvtav1 is a number 0-13 (12 is fast), got {preset!r}")
+    if not 0 <= config.video.crf <= 63:
+        problems.append(f"video.crf must be in [0, 63], got {config.video.crf}")
     if problems:
         raise ConfigError("invalid conversion config: " + "; ".join(problems))
 

@@ -398,10 +398,30 @@ def _decode_camera(bag: Path, cam: CameraConfig, msgtype: str, typestore: Typest
     except ros_types.UnsupportedImageError as exc:
         raise BagContentError(f"bag {bag}: camera {cam.name} ({cam.topic}): {exc}") from None
     if cam.resize is not None:
-        import cv2
-
-        rgb = cv2.resize(rgb, (int(cam.resize[0]), int(cam.resize[1])), interpolation=cv2.INTER_AREA)
+        rgb = shrink_image(rgb, int(cam.resize[0]), int(cam.resize[1]))
     return rgb
+
+
+def shrink_image(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize to ``width`` x ``height``: area averaging by the largest whole factor, then bilinear.
+
+    OpenCV's area filter is fast only for whole factors (640x480 -> 320x240: 0.12 ms) and slow otherwise
+    (640x480 -> 224x224: 2.5 ms, the converter's bottleneck). Averaging by the whole factor first leaves a
+    ratio below 2, where bilinear does not alias: 0.3 ms, within ~1 grey level of the pure area filter on
+    average.
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if (w, h) == (width, height):
+        return rgb
+    k = min(w // width, h // height)
+    if k >= 2 and w % k == 0 and h % k == 0:
+        rgb = cv2.resize(rgb, (w // k, h // k), interpolation=cv2.INTER_AREA)
+        if rgb.shape[1] == width and rgb.shape[0] == height:
+            return rgb
+        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -53,7 +53,6 @@ from training.bag_reader import BagIndex, EpisodePlan, index_bag, iter_frames, p
 log = logging.getLogger(__name__)
 
 EPISODES_META = "meta/ove_ros_episodes.json"
-ENCODER_POLL_S = 0.002
 
 
 class ConversionError(BagConversionError):
@@ -255,34 +254,14 @@ def _finish_columns(buffer: dict, success: bool) -> None:
     buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
 
 
-def _wait_for_encoder(dataset) -> None:
-    """Block until every camera's streaming-encoder queue has room.
-
-    LeRobot's streaming encoder drops a frame when its queue stays full for 0.1 s (right for live recording);
-    converting a file is faster than encoding, so wait instead. A dead encoder thread is left to add_frame,
-    which raises its error.
-    """
-    encoder = getattr(dataset, "_streaming_encoder", None)
-    if encoder is None:
-        return
-    queues, threads = getattr(encoder, "_frame_queues", {}), getattr(encoder, "_threads", {})
-    while any(q.full() and threads[k].is_alive() for k, q in queues.items() if k in threads):
-        time.sleep(ENCODER_POLL_S)
-
-
-def _check_no_dropped_video(dataset, episode: int) -> None:
-    encoder = getattr(dataset, "_streaming_encoder", None)
-    dropped = {k: v for k, v in (getattr(encoder, "_dropped_frames", None) or {}).items() if v}
-    if dropped:
-        raise ConversionError(f"the video encoder dropped frames in episode {episode}: {dropped}")
-
-
 def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, features: dict):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from training.video_encoder import EncoderSettings, StreamingVideoWriter
+
     video = config.video
     streaming = video.use_videos and video.streaming_encoding
-    return LeRobotDataset.create(
+    dataset = LeRobotDataset.create(
         repo_id=repo_id,
         fps=config.fps,
         features=features,
@@ -292,9 +271,20 @@ def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, featu
         image_writer_threads=0 if streaming else video.image_writer_threads,
         vcodec=video.vcodec,
         streaming_encoding=streaming,
-        encoder_queue_maxsize=video.encoder_queue_maxsize,
         encoder_threads=video.encoder_threads,
     )
+    if streaming:
+        # LeRobot's streaming encoder is built for live capture (drops frames, no h264 preset); the dataset
+        # drives whatever sits in this slot through start/feed/finish/cancel/close (lerobot 0.4.4, pinned).
+        if dataset._streaming_encoder is not None:
+            dataset._streaming_encoder.close()
+        dataset._streaming_encoder = StreamingVideoWriter(
+            config.fps,
+            EncoderSettings(vcodec=video.vcodec, preset=video.preset, crf=video.crf, gop=video.gop,
+                            threads=video.encoder_threads, stats_every=video.stats_every,
+                            queue_maxsize=video.encoder_queue_maxsize),
+        )
+    return dataset
 
 
 def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) -> list[EpisodeRecord]:
@@ -317,14 +307,12 @@ def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) ->
                 if config.write_success_column:
                     frame["success"] = np.zeros(1, dtype=bool)
                 frame["source_stamp_ns"] = np.array([plan.tick_stamps[i]], dtype=np.int64)
-                _wait_for_encoder(dataset)
                 dataset.add_frame(frame)
                 bar.update(1)
                 if i == plan.frames - 1:
                     index = len(records)
                     _finish_columns(dataset.episode_buffer, outcome == "success")
                     dataset.save_episode()
-                    _check_no_dropped_video(dataset, index)
                     records.append(
                         EpisodeRecord(
                             episode_index=index,

@@ -67,7 +67,10 @@ class DemoConfig:
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
     cameras: tuple[str, ...] = ("topview", "gripperPOV")
     image_size: int = 64
-    max_steps: int = 100
+    # Time limit: ~15% above the slowest expert success (70 frames over 150 seeds), so no success is cut
+    # and a failure runs little longer than a slow success (a failure's time to the limit is invisible in
+    # its frames; see ove_ros/sim/metrics.py, "EV ceiling without a clock"). Same as SimConfig.max_steps.
+    max_steps: int = 80
     fail_fraction: float = 0.5
     episodes: int = 48  # training episodes (seeds train_seed ...)
     heldout: int = 12  # live episodes on new seeds (heldout_seed ...)
@@ -877,16 +880,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("mode", nargs="?", default="sim", choices=["sim", "real"],
                         help="sim: the full ROS 2 pipeline on MetaWorld; real: train/evaluate on the G1 data")
     parser.add_argument("--output", type=Path, help="output folder (replaced); default outputs/demo[_real]")
-    parser.add_argument("--cache-dir", type=Path, default=Path("outputs/cache/demo"))
+    parser.add_argument("--cache-dir", type=Path, default=DemoConfig.cache_dir)
     parser.add_argument("--no-cache", action="store_true", help="regenerate bags, dataset and training run")
-    parser.add_argument("--episodes", type=int, default=48, help="training episodes (sim)")
-    parser.add_argument("--heldout", type=int, help="held-out episodes (sim: 12 live episodes; real: 2)")
+    parser.add_argument("--episodes", type=int, default=DemoConfig.episodes, help="training episodes (sim)")
+    parser.add_argument("--heldout", type=int, help=f"held-out episodes (sim: {DemoConfig.heldout} live "
+                        f"episodes; real: {RealConfig.heldout})")
     parser.add_argument("--tasks", nargs="+", default=list(DemoConfig.tasks))
-    parser.add_argument("--max-steps", type=int, default=100, help="frames per episode at most (sim)")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--train-steps", type=int, help="optimizer steps (default 800 sim, 600 real)")
-    parser.add_argument("--rate", type=float, default=15.0, help="frames per second of the live run (sim)")
-    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    parser.add_argument("--max-steps", type=int, default=DemoConfig.max_steps,
+                        help="frames per episode at most (sim)")
+    parser.add_argument("--image-size", type=int, default=DemoConfig.image_size)
+    parser.add_argument("--train-steps", type=int, help=f"optimizer steps (default {DemoConfig.train_steps} "
+                        f"sim, {RealConfig.train_steps} real)")
+    parser.add_argument("--rate", type=float, default=DemoConfig.live_rate_hz,
+                        help="frames per second of the live run (sim)")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default=DemoConfig.storage)
     parser.add_argument("--data", type=Path, help="real mode: the LeRobot v2.1/v3 dataset folder")
     parser.add_argument("--train-config", default=DEMO_TRAIN_CONFIG)
     parser.add_argument("overrides", nargs="*", default=[], help="training overrides key=value")
@@ -912,7 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 output=args.output or Path("outputs/demo"), cache_dir=args.cache_dir,
                 use_cache=not args.no_cache,
                 tasks=tuple(args.tasks), image_size=args.image_size, max_steps=args.max_steps,
-                episodes=args.episodes, heldout=args.heldout or 12, train_steps=args.train_steps or 800,
+                episodes=args.episodes, heldout=args.heldout or DemoConfig.heldout,
+                train_steps=args.train_steps or DemoConfig.train_steps,
                 train_config=args.train_config, train_overrides=tuple(args.overrides), live_rate_hz=args.rate,
                 storage=args.storage,
             ))

@@ -6,6 +6,10 @@
   of the held-out episodes (1 is perfect, 0 is no better than the mean).
 - AUROC: how well the value at the middle frame of an episode separates failures from successes (1 is a
   perfect ranking, 0.5 is chance); failures are the positive class, scored by ``-value``.
+- EV ceiling without a clock: the EV of a predictor that knows every episode's outcome and, for successes,
+  the exact steps to go, but predicts the mean target of its task's failures for every failure frame. A
+  failed episode ends at the time limit, and nothing in a frame says how long the episode has run, so no
+  model can beat this by much; it puts the achieved EV in context.
 - Agreement: the largest and mean absolute difference between the live node's values and the same bundle
   run offline on the same frames.
 """
@@ -101,6 +105,20 @@ class EpisodeValues:
     targets: np.ndarray  # normalized MC return per frame
 
 
+def ev_ceiling_without_clock(episodes: Sequence[EpisodeValues]) -> float:
+    """EV of the outcome oracle described in the module docstring (NaN without episodes)."""
+    if not episodes:
+        return float("nan")
+    preds = []
+    for e in episodes:
+        if e.success:
+            preds.append(e.targets)
+        else:
+            same = [o.targets for o in episodes if o.task == e.task and not o.success]
+            preds.append(np.full(len(e.targets), float(np.concatenate(same).mean())))
+    return explained_variance(np.concatenate(preds), np.concatenate([e.targets for e in episodes]))
+
+
 def value_metrics(episodes: Sequence[EpisodeValues]) -> dict[str, float]:
     """EV over all frames, mid-episode failure AUROC, and per-outcome summaries."""
     if not episodes:
@@ -118,6 +136,7 @@ def value_metrics(episodes: Sequence[EpisodeValues]) -> dict[str, float]:
         "successes": int((~failed).sum()),
         "failures": int(failed.sum()),
         "ev": explained_variance(pred, target),
+        "ev_ceiling_without_clock": ev_ceiling_without_clock(episodes),
         "mae": float(np.mean(np.abs(pred - target))),
         "auroc_mid": auroc(-mids, failed),
         "mid_value_success_mean": float(mids[~failed].mean()) if (~failed).any() else float("nan"),
