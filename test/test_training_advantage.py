@@ -30,11 +30,12 @@ from dataset_fixtures import LEARNABLE, learnable_dataset, plan, synthetic_datas
 TASK = "pick the bottle"
 
 
-def _cfg(run, tmp_path, **section):
+def _cfg(run, tmp_path, section, **values):
+    """The trained run's config with ``values`` in ``section`` (advantage/evaluate); it reads the run's
+    checkpoint unless ``values`` name another."""
     data = run["cfg"].to_dict()
     data["run_name"] = None
-    data["advantage"].update(section.pop("advantage", {}))
-    data["evaluate"].update(section.pop("evaluate", {}))
+    data[section].update({"checkpoint": str(run["result"].checkpoint), **values})
     data["data"]["cache_dir"] = str(tmp_path / "cache")
     return config_from_dict(data)
 
@@ -65,13 +66,11 @@ def test_n_step_advantages_equal_hand_computed_values(trained_run, tmp_path):  #
     cfg = _cfg(
         trained_run,
         tmp_path,
-        advantage={
-            "checkpoint": str(trained_run["result"].checkpoint),
-            "mode": "n_step",
-            "n_step": n,
-            "output_repo_id": "synthetic/values_adv",
-            "output_root": str(tmp_path / "adv"),
-        },
+        "advantage",
+        mode="n_step",
+        n_step=n,
+        output_repo_id="synthetic/values_adv",
+        output_root=str(tmp_path / "adv"),
     )
     result = label_dataset(cfg)
     values, loaded = _hand_values(trained_run)
@@ -114,12 +113,11 @@ def test_mc_advantages_from_a_bundle(trained_run, tmp_path):  # noqa: F811
     cfg = _cfg(
         trained_run,
         tmp_path,
-        advantage={
-            "checkpoint": str(bundle),
-            "mode": "mc",
-            "output_repo_id": "synthetic/values_adv",
-            "output_root": str(tmp_path / "mc"),
-        },
+        "advantage",
+        checkpoint=str(bundle),
+        mode="mc",
+        output_repo_id="synthetic/values_adv",
+        output_root=str(tmp_path / "mc"),
     )
     label_dataset(cfg)
     values, loaded = _hand_values(trained_run)
@@ -159,13 +157,11 @@ def test_evaluation_report_metrics_plots_and_video(trained_run, tmp_path):  # no
     cfg = _cfg(
         trained_run,
         tmp_path,
-        evaluate={
-            "checkpoint": str(trained_run["result"].checkpoint),
-            "split": "val",
-            "plot_episodes": 2,
-            "video_episodes": 1,
-            "output_dir": str(tmp_path / "eval"),
-        },
+        "evaluate",
+        split="val",
+        plot_episodes=2,
+        video_episodes=1,
+        output_dir=str(tmp_path / "eval"),
     )
     report = evaluate(cfg)
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())

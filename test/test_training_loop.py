@@ -21,17 +21,26 @@ from training.train import lr_lambda, train
 from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
 
 
+@pytest.fixture
+def make_config(tmp_path, learnable_dataset):  # noqa: F811
+    """``make_config(run_name, {key: value}, ...)``: the tiny config of a run on the learnable dataset."""
+
+    def make(run_name, *settings, **keys):
+        merged = {k: v for part in settings for k, v in part.items()}
+        return tiny_config(tmp_path, learnable_dataset, run_name=run_name, **merged, **keys)
+
+    return make
+
+
 def _records(run_dir, split):
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["split"] == split]
 
 
-def test_short_run_lowers_the_loss_and_raises_explained_variance(tmp_path, learnable_dataset):  # noqa: F811
-    cfg = tiny_config(
-        tmp_path,
-        learnable_dataset,
-        run_name="learn",
-        **{
+def test_short_run_lowers_the_loss_and_raises_explained_variance(make_config):
+    cfg = make_config(
+        "learn",
+        {
             "training.steps": 48,
             "training.warmup_steps": 4,
             "training.learning_rate": 3e-3,
@@ -58,7 +67,7 @@ def test_short_run_lowers_the_loss_and_raises_explained_variance(tmp_path, learn
     assert (result.run_dir / "config.yaml").is_file()
 
 
-def test_resumed_run_matches_an_uninterrupted_run(tmp_path, learnable_dataset):  # noqa: F811
+def test_resumed_run_matches_an_uninterrupted_run(make_config):
     common = {
         "training.steps": 8,
         "training.warmup_steps": 2,
@@ -70,29 +79,15 @@ def test_resumed_run_matches_an_uninterrupted_run(tmp_path, learnable_dataset): 
         "training.gradient_accumulation_steps": 2,
         "data.batch_size": 5,
     }
-    full = train(tiny_config(tmp_path, learnable_dataset, run_name="full", **common))
+    full = train(make_config("full", common))
     # Same run stopped after 3 steps (between checkpoints: it saves at its stop), then resumed twice.
-    part = train(
-        tiny_config(
-            tmp_path, learnable_dataset, run_name="part", **common, **{"training.max_steps_this_run": 3}
-        )
-    )
+    part = train(make_config("part", common, {"training.max_steps_this_run": 3}))
     assert part.step == 3
     with pytest.raises(ConfigError, match="training.resume=true"):
-        train(tiny_config(tmp_path, learnable_dataset, run_name="part", **common))
-    mid = train(
-        tiny_config(
-            tmp_path,
-            learnable_dataset,
-            run_name="part",
-            **common,
-            **{"training.resume": True, "training.max_steps_this_run": 2},
-        )
-    )
+        train(make_config("part", common))
+    mid = train(make_config("part", common, {"training.resume": True, "training.max_steps_this_run": 2}))
     assert mid.step == 5
-    done = train(
-        tiny_config(tmp_path, learnable_dataset, run_name="part", **common, **{"training.resume": True})
-    )
+    done = train(make_config("part", common, {"training.resume": True}))
     assert done.step == 8
 
     a, b = full.checkpoint, done.checkpoint
@@ -117,7 +112,7 @@ def test_resumed_run_matches_an_uninterrupted_run(tmp_path, learnable_dataset): 
     assert not list(ckpt.checkpoints_dir(full.run_dir).glob(".*"))  # no temp leftovers
 
 
-def test_resume_from_names_a_checkpoint(tmp_path, learnable_dataset):  # noqa: F811
+def test_resume_from_names_a_checkpoint(make_config):
     common = {
         "training.steps": 4,
         "training.warmup_steps": 0,
@@ -126,12 +121,8 @@ def test_resume_from_names_a_checkpoint(tmp_path, learnable_dataset):  # noqa: F
         "training.ema_decay": 0.0,
         "data.batch_size": 4,
     }
-    first = train(
-        tiny_config(tmp_path, learnable_dataset, run_name="r", **common, **{"training.max_steps_this_run": 2})
-    )
-    resumed = train(
-        tiny_config(tmp_path, learnable_dataset, run_name="r", resume_from=str(first.checkpoint), **common)
-    )
+    first = train(make_config("r", common, {"training.max_steps_this_run": 2}))
+    resumed = train(make_config("r", common, resume_from=str(first.checkpoint)))
     assert resumed.step == 4
     assert not (resumed.checkpoint / ckpt.EMA_FILE).exists()  # EMA off
     assert ckpt.read_meta(resumed.checkpoint)["step"] == 4
@@ -176,12 +167,10 @@ def test_ema_tracks_weights_and_swaps_back():
     assert torch.allclose(ema.state_dict_for(model)["weight"], before["weight"] + 0.5)
 
 
-def test_frozen_vision_and_gradient_checkpointing(tmp_path, learnable_dataset):  # noqa: F811
-    cfg = tiny_config(
-        tmp_path,
-        learnable_dataset,
-        run_name="frozen",
-        **{
+def test_frozen_vision_and_gradient_checkpointing(make_config):
+    cfg = make_config(
+        "frozen",
+        {
             "training.steps": 2,
             "training.warmup_steps": 0,
             "training.val_every": 0,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from ove_ros.values import (
     n_step_advantages,
 )
 from training.checkpoint import replace_dir
-from training.config import Config, ConfigError, config_from_argv, print_help
+from training.config import Config, ConfigError, run_cli
 from training.dataset import (
     IMAGES_PREFIX,
     ValueFrameDataset,
@@ -273,16 +272,9 @@ def label_dataset(cfg: Config) -> AdvantageResult:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(x in ("-h", "--help") for x in argv):
-        print_help("training.advantage", __doc__ or "")
+    result = run_cli("training.advantage", __doc__, argv, label_dataset, require_run_name=False)
+    if result is None:
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = config_from_argv(argv, require_run_name=False)
-        result = label_dataset(cfg)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
     print(
         json.dumps(
             {

@@ -16,12 +16,13 @@ half-written checkpoint behind; ``checkpoints/last`` names the newest one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +54,30 @@ def _default_mode(path: Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
+@contextlib.contextmanager
+def _replacing(path: Path, prefix: str, suffix: str) -> Iterator[Path]:
+    """A temp file beside ``path`` (so the rename is atomic) that replaces it when the block ends, or is
+    removed if the block raises."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _default_mode(Path(tmp))
+        yield tmp
+        _default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it and rename it over ``path``."""
+    path = Path(path)
+    with _replacing(path, f".{path.name}.", ".tmp") as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -81,16 +91,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_save_file(path: Path, writer: Callable[[Path], None], suffix: str = "") -> None:
     """Let ``writer`` fill a temp path (keeping ``suffix`` for libraries that look at it), then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        _default_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _replacing(path, f".{path.stem}.", f".tmp{suffix}") as tmp:
+        writer(tmp)
 
 
 def replace_dir(tmp_dir: Path, final_dir: Path) -> None:

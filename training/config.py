@@ -13,11 +13,13 @@ top of it. Unknown keys and wrongly typed values are rejected with the name of t
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -106,6 +108,10 @@ class OptimConfig:
     mixed_precision: str = _f("bf16", "'bf16' autocast on CUDA, 'no' for fp32. CPUs always run fp32.")
     target_encoding: str = _f("one_hot", f"Target distribution over the bins: one of {list(TARGET_KINDS)}.")
     hl_gauss_sigma: float | None = _f(None, "Std of the HL-Gauss target in value units (None = 0.75 bins).")
+    augment_shift: float = _f(
+        0.0, "Random image shift per sample and camera, as a fraction of the image side (0 = off)."
+    )
+    augment_color: float = _f(0.0, "Brightness/contrast jitter: factors in [1 - x, 1 + x] (0 = off).")
     freeze_vision: bool = _f(False, "Freeze the vision tower (train the projector, language model and head).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
     ema_decay: float = _f(0.999, "EMA decay of the weights (0 = no EMA); ramps up as (1+s)/(10+s).")
@@ -350,3 +356,35 @@ def print_help(tool: str, extra: str = "") -> None:
     print(f"usage: python -m {tool} config=<file.yaml> [key=value ...]\n{extra}")
     for key, default, help_text in describe():
         print(f"  {key:42s} {default:>14s}  {help_text}")
+
+
+_R = TypeVar("_R")
+
+
+def run_cli(
+    tool: str,
+    doc: str | None,
+    argv: Sequence[str] | None,
+    run: Callable[[Config], _R],
+    require_run_name: bool = True,
+    catch_run_errors: bool = True,
+) -> _R | None:
+    """The ``main()`` of the config-driven tools, so that they answer ``--help``, log and fail alike.
+
+    ``-h``/``--help`` prints the keys and returns None; otherwise the config is loaded from ``argv``
+    (``sys.argv[1:]`` when None) and ``run(cfg)`` returned. A ConfigError exits with ``error: <message>``
+    (status 1, no traceback); with ``catch_run_errors=False`` only one from loading the config, so the
+    errors ``run`` raises keep their traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print_help(tool, doc or "")
+        return None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_from_argv(argv, require_run_name=require_run_name)
+        if catch_run_errors:
+            return run(cfg)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return run(cfg)

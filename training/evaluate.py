@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
-from training.config import Config, ConfigError, config_from_argv, print_help
+from training.config import Config, ConfigError, run_cli
 from training.dataset import (
     IMAGES_PREFIX,
     ValueFrameDataset,
@@ -298,16 +297,9 @@ def evaluate(cfg: Config) -> EvalResult:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print_help("training.evaluate", __doc__ or "")
+    result = run_cli("training.evaluate", __doc__, argv, evaluate, require_run_name=False)
+    if result is None:
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = config_from_argv(argv, require_run_name=False)
-        result = evaluate(cfg)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
     summary = {k: v for k, v in result.metrics.items() if k in ("loss", "mae", "rmse", "ev", "count")}
     print(json.dumps({"output_dir": str(result.output_dir), **summary}, default=float))
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from training.config import Config, ConfigError, config_from_argv, config_from_dict, print_help
+from training.config import Config, ConfigError, config_from_dict, run_cli
 from training.train import TrainResult, train
 
 logger = logging.getLogger("training.sweep")
@@ -211,22 +211,17 @@ def run_wandb(cfg: Config, spec: SweepSpec) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
     parser.add_argument("--backend", choices=["optuna", "wandb"], default="optuna")
-    parser.add_argument("-h", "--help", action="store_true")
-    args, rest = parser.parse_known_args(argv)
-    if args.help:
-        print_help("training.sweep --backend optuna|wandb", __doc__ or "")
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = config_from_argv(rest, require_run_name=False)
+    args, rest = parser.parse_known_args(argv)  # -h/--help stay in ``rest`` for run_cli
+
+    def run(cfg: Config) -> None:
         spec = load_spec(cfg.sweep.spec)
         if args.backend == "optuna":
             study = run_optuna(cfg, spec)
             print(json.dumps({"best_value": study.best_value, "best_params": study.best_params}, default=str))
         else:
             print(json.dumps({"sweep_id": run_wandb(cfg, spec)}))
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
+
+    run_cli("training.sweep --backend optuna|wandb", __doc__, rest, run, require_run_name=False)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -42,7 +41,8 @@ from torch.utils.data import DataLoader, Subset, default_collate
 
 from ove_ros.model import OpenValueEstimator
 from training import checkpoint as ckpt
-from training.config import Config, ConfigError, config_from_argv, print_help, save_config
+from training.augment import augment_images
+from training.config import Config, ConfigError, run_cli, save_config
 from training.dataset import (
     ValueFrameDataset,
     ValueTargets,
@@ -535,6 +535,10 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 w0 = time.perf_counter()
                 batch = to_device(next(it), accelerator.device)
                 wait_time += time.perf_counter() - w0
+                batch["observation.images"] = augment_images(
+                    batch["observation.images"], t.augment_shift, t.augment_color, t.seed,
+                    step * t.gradient_accumulation_steps + micro,
+                )
                 last_micro = micro == t.gradient_accumulation_steps - 1
                 with nullcontext() if last_micro else accelerator.no_sync(model), accelerator.autocast():
                     logits = model(batch)
@@ -597,16 +601,9 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print_help("training.train", __doc__ or "")
+    result = run_cli("training.train", __doc__, argv, train, catch_run_errors=False)
+    if result is None:
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = config_from_argv(argv)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    result = train(cfg)
     summary = {k: v for k, v in result.val_metrics.items() if k != "per_task"}
     print(
         json.dumps(

@@ -1,0 +1,61 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Training-time image augmentation: off means untouched, shifts move content, reproducible by step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.augment import augment_images
+
+
+def _square_images(batch: int = 4, cameras: int = 2, size: int = 32) -> torch.Tensor:
+    images = torch.zeros(batch, cameras, 3, size, size)
+    images[..., 12:20, 12:20] = 1.0  # a bright square in the middle
+    return images
+
+
+def _centre_of_mass(img: torch.Tensor) -> torch.Tensor:
+    mass = img.mean(dim=0)  # over channels
+    ys, xs = torch.meshgrid(torch.arange(mass.shape[0]), torch.arange(mass.shape[1]), indexing="ij")
+    return torch.stack([(mass * ys).sum() / mass.sum(), (mass * xs).sum() / mass.sum()])
+
+
+def test_off_returns_the_input_unchanged():
+    images = _square_images()
+    assert augment_images(images, 0.0, 0.0, seed=0, step=0) is images
+
+
+def test_shift_moves_content_within_the_limit_and_keeps_shape_and_range():
+    images = _square_images()
+    out = augment_images(images, 0.1, 0.0, seed=0, step=3)
+    assert out.shape == images.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    moves = torch.stack(
+        [_centre_of_mass(out[b, n]) - _centre_of_mass(images[b, n]) for b in range(4) for n in range(2)]
+    )
+    assert moves.abs().max() <= 0.1 * 32 + 0.5  # at most 10 % of the side (plus interpolation)
+    assert (moves.abs().sum(dim=1) > 0.2).float().mean() > 0.5  # most samples really moved
+    assert len({tuple(m.round(decimals=2).tolist()) for m in moves}) > 1  # each sample and camera its own
+
+
+def test_color_jitter_bounds():
+    images = torch.full((2, 1, 3, 8, 8), 0.5)
+    images[..., :4] = 0.25
+    out = augment_images(images, 0.0, 0.2, seed=1, step=0)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    ratio = out.mean(dim=(1, 2, 3, 4)) / images.mean(dim=(1, 2, 3, 4))
+    assert ((ratio > 0.79) & (ratio < 1.21)).all() and not torch.allclose(out, images)
+
+
+def test_same_seed_and_step_give_the_same_augmentation():
+    images = torch.rand(3, 2, 3, 16, 16)
+    a = augment_images(images, 0.1, 0.2, seed=5, step=7)
+    b = augment_images(images, 0.1, 0.2, seed=5, step=7)
+    c = augment_images(images, 0.1, 0.2, seed=5, step=8)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_negative_strength_is_rejected():
+    with pytest.raises(ValueError, match="must be >= 0"):
+        augment_images(torch.zeros(1, 1, 3, 4, 4), -0.1, 0.0, seed=0, step=0)
