@@ -3,7 +3,9 @@
 """Times of the main job: the simulator alone (ms per frame, with and without cameras), then every stage of
 ``python -m ove_ros.sim.demo`` (record, convert, train + bundle, live node, report) without the cache.
 
-    python benchmarks/bench_main_job.py [--episodes 48] [--heldout 12] [--train-steps 800] [--sim-only]
+    python benchmarks/bench_main_job.py [--episodes N] [--heldout N] [--train-steps N] [--sim-only]
+
+(defaults: the main job's own, ``ove_ros.sim.demo.DemoConfig``)
 
 Prints a table and writes JSON to ``benchmarks/results/main_job.json`` (stage seconds, EV, AUROC,
 online-vs-offline agreement, the machine).
@@ -41,16 +43,26 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
             "ms_per_frame": 1e3 * seconds / frames}
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=48)
-    parser.add_argument("--heldout", type=int, default=12)
-    parser.add_argument("--train-steps", type=int, default=800)
+    parser.add_argument("--episodes", type=int, default=DemoConfig.episodes)
+    parser.add_argument("--heldout", type=int, default=DemoConfig.heldout)
+    parser.add_argument("--train-steps", type=int, default=DemoConfig.train_steps)
     parser.add_argument("--sim-only", action="store_true", help="only the simulator timings")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "main_job.json")
     args = parser.parse_args()
 
-    results: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+    results: dict = {"machine": {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
                                  "load_avg_1min": os.getloadavg()[0], "gl_backend": GL_BACKEND}}
     results["simulator"] = [time_simulator((), 64), time_simulator(("topview", "gripperPOV"), 64),
                             time_simulator(("topview", "gripperPOV"), 96)]
@@ -68,7 +80,15 @@ def main() -> int:
                               "agreement": summary["report"]["agreement"],
                               "node_latency_ms_median": summary["report"]["node_latency_ms_median"]}
         results["config"] = {"episodes": args.episodes, "heldout": args.heldout,
-                             "train_steps": args.train_steps}
+                             "train_steps": args.train_steps, "max_steps": DemoConfig.max_steps}
+        results["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
+        for stage, seconds in results["stages_s"].items():
+            print(f"  {stage:60s} {seconds:7.1f} s")
+        online = results["metrics"]["online"]
+        ceiling = online.get("ev_ceiling_without_clock", float("nan"))
+        print(f"  total {results['total_s']:.0f} s; held-out EV {online['ev']:.3f} (ceiling without a clock "
+              f"{ceiling:.3f}), AUROC {online['auroc_mid']:.3f}, "
+              f"max |online - offline| {results['metrics']['agreement']['max_abs_diff']:.2e}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(_jsonable(results), indent=2))
     print(f"wrote {args.output}")

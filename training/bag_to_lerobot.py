@@ -413,7 +413,10 @@ def convert_bags(
     if len(set(names)) != len(names):
         raise ConversionError(f"bag names must be unique (labels and metadata refer to them): {names}")
 
-    with _single_threaded_opencv():
+    with _single_threaded_opencv(), warnings.catch_warnings():
+        # LeRobot's statistics of the bool columns (is_done, success) warn once per episode that they count
+        # as uint8: expected, and a wall of text in a many-episode conversion.
+        warnings.filterwarnings("ignore", "Converting input from bool", RuntimeWarning)
         return _convert(
             bags, output, repo_id, config, default_outcome, labels or {}, skip_unlabelled, started
         )

@@ -67,8 +67,9 @@ class EncoderSettings:
 def auto_threads(cameras: int) -> int:
     """Codec threads per camera: the usable cores shared among the cameras' encoders.
 
-    Each camera already has its own encoder thread; x264's own threads on top of that only add overhead once
-    the cameras outnumber the cores (3 cameras on 2 cores: 1 thread each converts 14 % faster than 'auto').
+    Each camera already has its own encoder thread, so once the cameras outnumber the cores, codec threads on
+    top only add switching (3 cameras on 2 cores: 1 thread each and x264's own choice measured within
+    run-to-run noise, benchmarks/results/bag_to_lerobot.json); with one camera on many cores they matter.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, cameras))

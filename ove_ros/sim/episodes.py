@@ -115,7 +115,7 @@ class SimConfig:
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
     cameras: tuple[str, ...] = ("topview", "gripperPOV")  # empty: no rendering (fast outcome statistics)
     image_size: int = 64  # square images, pixels
-    max_steps: int = 80  # frames per episode at most (failures run to it); slowest success seen: 70
+    max_steps: int = 100  # frames per episode at most (failures run to it); slowest success seen: 70
     fail_fraction: float = 0.5  # probability of a fatal mistake per episode
     noise_std_max: float = 0.1  # per-episode action noise std is drawn from [0, this]
     speed_min: float = 0.9  # per-episode speed factor is drawn from [speed_min, 1]
