@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "test"))
 
+from machine_info import cpu_model  # noqa: E402
+
 from training import ros_types  # noqa: E402
 from training.bag_config import BagConversionConfig, load_config  # noqa: E402
 from training.bag_reader import index_bag, iter_frames, plan_episodes  # noqa: E402
@@ -91,12 +93,7 @@ DEFAULT_VARIANTS = (
 
 def machine() -> dict:
     """What the figures were measured on."""
-    cpu = platform.processor() or "unknown"
-    with open("/proc/cpuinfo", encoding="utf-8") if Path("/proc/cpuinfo").exists() else open(os.devnull) as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem_gib = None
     if Path("/proc/meminfo").exists():
         first = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()

@@ -39,6 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine_info import cpu_model  # noqa: E402
+
 from ove_ros.bundle import BundleMetadata  # noqa: E402
 from ove_ros.engine import RESIZE, EngineConfig, InferenceEngine  # noqa: E402
 from ove_ros.model import OpenValueEstimator, ValueModelConfig  # noqa: E402
@@ -46,16 +48,6 @@ from ove_ros.model import OpenValueEstimator, ValueModelConfig  # noqa: E402
 FRAME_HW = (480, 640)
 STATE_DIM = 14
 TASK = "pick up the bottle and place it in the bin"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine() -> dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import machine_info  # noqa: E402
 
 from ove_ros.sim.demo import DemoConfig, _jsonable, run_demo  # noqa: E402
 from ove_ros.sim.episodes import GL_BACKEND, SimConfig, SimWorld  # noqa: E402
@@ -43,16 +44,6 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
             "ms_per_frame": 1e3 * seconds / frames}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=DemoConfig.episodes)
@@ -62,8 +53,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "main_job.json")
     args = parser.parse_args()
 
-    results: dict = {"machine": {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                                 "load_avg_1min": os.getloadavg()[0], "gl_backend": GL_BACKEND}}
+    results: dict = {"machine": {**machine_info.basic(), "gl_backend": GL_BACKEND}}
     results["simulator"] = [time_simulator((), 64), time_simulator(("topview", "gripperPOV"), 64),
                             time_simulator(("topview", "gripperPOV"), 96)]
     for row in results["simulator"]:

@@ -38,6 +38,7 @@ import numpy as np
 import psutil
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from machine_info import cpu_model
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Float64
@@ -51,12 +52,7 @@ TARGETS = {"overhead_p50_ms": 2.0, "rss_growth_pct": 5.0}
 def machine() -> dict[str, Any]:
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     return {
         "cpu": cpu, "cpu_count": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
