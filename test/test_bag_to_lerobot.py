@@ -503,6 +503,19 @@ def test_bad_content_is_named(tmp_path, case, error, pattern):
     assert_nothing_left(tmp_path, out)
 
 
+def test_odd_camera_size_for_video_is_named_before_writing(tmp_path):
+    odd = [CameraSpec(width=33, height=24), CAMS[1]]
+    bag = write_bag(tmp_path / "odd", BagSpec(cameras=odd), "mcap")
+    out = tmp_path / "dataset"
+    with pytest.raises(ConversionError, match=r"camera front is 33x24.*cameras\.0\.resize=\[34,24\]"):
+        convert_bags([bag], out, "test/odd", make_config(cameras=odd), outcome="success")
+    assert_nothing_left(tmp_path, out)
+    # lossless images have no such constraint
+    images = make_config("video.use_videos=false", cameras=odd)
+    convert_bags([bag], out, "test/odd", images, outcome="success")
+    assert tuple(load_dataset(out, "test/odd").features["observation.images.front"]["shape"][:2]) == (24, 33)
+
+
 def test_split_by_events_requires_events(tmp_path):
     bag = write_bag(tmp_path / "no_events", BagSpec(cameras=CAMS[:1], action_topic=None), "mcap")
     config = make_config("episodes.split=events", cameras=CAMS[:1], action=False)

@@ -238,6 +238,19 @@ def _image_shapes(jobs: list[_Job]) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
+def _check_video_sizes(config: BagConversionConfig, shapes: dict[str, tuple[int, int, int]]) -> None:
+    """Video frames are YUV 4:2:0, which needs even sizes: say so before any frame is written."""
+    if not config.video.use_videos:
+        return
+    for i, cam in enumerate(config.cameras):
+        height, width = shapes.get(cam.name, (2, 2, 3))[:2]
+        if height % 2 or width % 2:
+            raise ConversionError(
+                f"camera {cam.name} is {width}x{height}, but video needs an even width and height; set "
+                f"cameras.{i}.resize=[{width + width % 2},{height + height % 2}] or video.use_videos=false"
+            )
+
+
 def _finish_columns(buffer: dict, success: bool) -> None:
     """Set the episode's reward/is_done/success columns, once its length is known.
 
@@ -454,7 +467,9 @@ def _convert(
     jobs, skipped = _label_plans(indexes, plans, config, labels, default_outcome, skip_unlabelled)
     if not any(job.plans for job in jobs):
         raise ConversionError(f"no episode to write ({len(skipped)} left out: {'; '.join(skipped[:5])})")
-    features = build_features(config, _image_shapes(jobs))
+    shapes = _image_shapes(jobs)
+    _check_video_sizes(config, shapes)
+    features = build_features(config, shapes)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
