@@ -291,12 +291,7 @@ def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, featu
         # drives whatever sits in this slot through start/feed/finish/cancel/close (lerobot 0.4.4, pinned).
         if dataset._streaming_encoder is not None:
             dataset._streaming_encoder.close()
-        dataset._streaming_encoder = StreamingVideoWriter(
-            config.fps,
-            EncoderSettings(vcodec=video.vcodec, preset=video.preset, crf=video.crf, gop=video.gop,
-                            threads=video.encoder_threads, stats_every=video.stats_every,
-                            queue_maxsize=video.encoder_queue_maxsize),
-        )
+        dataset._streaming_encoder = StreamingVideoWriter(config.fps, EncoderSettings.from_config(video))
     return dataset
 
 

@@ -35,22 +35,37 @@ from pathlib import Path
 
 import numpy as np
 
+from training.bag_config import VideoConfig
+
 _STOP = object()  # end-of-episode sentinel
 _PUT_POLL_S = 0.5  # how often a blocked feed_frame checks that its encoder thread is still alive
 STATS_PIXELS = 5000  # pixels per sampled frame that feed the image statistics
 
 
+_VIDEO = VideoConfig()  # the defaults live in the conversion config (documented there)
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
-    vcodec: str = "h264"
-    preset: str | None = "ultrafast"  # x264/x265 preset name, or libsvtav1's 0-13; None: the codec's default
-    crf: int = 30
-    gop: int = (
-        2  # keyframe interval; 2 (LeRobot's default) keeps random-access decoding during training cheap
-    )
-    threads: int | None = None  # codec threads per camera; None: the usable cores shared among the cameras
-    stats_every: int = 5  # image statistics from every n-th frame (plus the last when fewer than 2)
-    queue_maxsize: int = 30
+    vcodec: str = _VIDEO.vcodec
+    preset: str | None = _VIDEO.preset
+    crf: int = _VIDEO.crf
+    gop: int = _VIDEO.gop
+    threads: int | None = _VIDEO.encoder_threads
+    stats_every: int = _VIDEO.stats_every  # plus the last frame when fewer than 2 were sampled
+    queue_maxsize: int = _VIDEO.encoder_queue_maxsize
+
+    @classmethod
+    def from_config(cls, video: VideoConfig) -> EncoderSettings:
+        return cls(
+            vcodec=video.vcodec,
+            preset=video.preset,
+            crf=video.crf,
+            gop=video.gop,
+            threads=video.encoder_threads,
+            stats_every=video.stats_every,
+            queue_maxsize=video.encoder_queue_maxsize,
+        )
 
     def codec_options(self, cameras: int = 1) -> dict[str, str]:
         options = {"g": str(self.gop), "crf": str(self.crf)}
