@@ -3,9 +3,15 @@
 """Times of the main job: the simulator alone (ms per frame, with and without cameras), then every stage of
 ``python -m ove_ros.sim.demo`` (record, convert, train + bundle, live node, report) without the cache.
 
-    python benchmarks/bench_main_job.py [--episodes N] [--heldout N] [--train-steps N] [--sim-only]
+    python benchmarks/bench_main_job.py [--episodes N] [--heldout N] [--train-steps N] [--seeds N]
+                                        [--reuse outputs/demo] [--sim-only]
 
 (defaults: the main job's own, ``ove_ros.sim.demo.DemoConfig``)
+
+``--seeds N`` then retrains on the same recorded dataset with training seeds 1..N and values the same
+held-out bags offline (the node's values equal the offline ones), so a single run's EV and AUROC come with
+their spread.
+``--reuse`` takes the main job's output folder of an earlier run instead of running it again.
 
 Prints a table and writes JSON to ``benchmarks/results/main_job.json`` (stage seconds, EV, AUROC,
 online-vs-offline agreement, the machine).
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -44,12 +51,46 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
             "ms_per_frame": 1e3 * seconds / frames}
 
 
+def seed_spread(summary: dict, seeds: int, work: Path) -> list[dict]:
+    """Held-out metrics of models trained with training seeds 1..``seeds`` on the run's own dataset."""
+    from ove_ros.sim.demo import offline_values, read_episode_bag, train_and_bundle
+    from ove_ros.sim.episodes import ROBOT_JOINTS
+    from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
+
+    cfg = DemoConfig(**{k: v for k, v in summary["config"].items() if k in ("train_steps", "train_config")})
+    cameras = summary["config"]["cameras"]
+    episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
+                for e in summary["report"]["episodes"]]
+    rows = []
+    for seed in range(1, seeds + 1):
+        bundle, _ = train_and_bundle(cfg, Path(summary["dataset"]), work / "runs", f"seed{seed}",
+                                     work / f"bundle_seed{seed}", work,
+                                     ["data.repo_id=sim/metaworld_demo", f"training.seed={seed}"])
+        from ove_ros.bundle import read_bundle_config
+        from ove_ros.values import RewardConfig
+
+        _, meta = read_bundle_config(bundle)
+        reward = RewardConfig.from_dict(meta.reward)
+        values = offline_values(bundle, episodes)
+        evaluated = [
+            EpisodeValues(ep.episode_id, ep.task, ep.success, v,
+                          normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward))
+            for ep, v in zip(episodes, values, strict=True)
+        ]
+        metrics = value_metrics(evaluated)
+        rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"]})
+        print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=DemoConfig.episodes)
     parser.add_argument("--heldout", type=int, default=DemoConfig.heldout)
     parser.add_argument("--train-steps", type=int, default=DemoConfig.train_steps)
     parser.add_argument("--sim-only", action="store_true", help="only the simulator timings")
+    parser.add_argument("--seeds", type=int, default=2, help="extra training seeds for the spread (0: none)")
+    parser.add_argument("--reuse", type=Path, help="an earlier run's output folder (its summary.json)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "main_job.json")
     args = parser.parse_args()
 
@@ -61,16 +102,32 @@ def main() -> int:
               f"{row['ms_per_frame']:.1f} ms/frame")
     if not args.sim_only:
         with tempfile.TemporaryDirectory(prefix="bench_main_job_") as tmp:
-            summary = run_demo(DemoConfig(output=Path(tmp) / "demo", cache_dir=Path(tmp) / "cache",
-                                          use_cache=False, episodes=args.episodes, heldout=args.heldout,
-                                          train_steps=args.train_steps))
+            if args.reuse:
+                summary = json.loads((args.reuse / "summary.json").read_text())
+                results["reused"] = str(args.reuse)
+            else:
+                summary = run_demo(DemoConfig(output=Path(tmp) / "demo", cache_dir=Path(tmp) / "cache",
+                                              use_cache=False, episodes=args.episodes, heldout=args.heldout,
+                                              train_steps=args.train_steps))
+            if args.seeds:
+                work = Path(tmp) / "seeds"
+                work.mkdir()
+                own = summary["report"]["offline"]
+                spread = [{"training_seed": 0, "ev": own["ev"], "auroc_mid": own["auroc_mid"]},
+                          *seed_spread(summary, args.seeds, work)]
+                evs = [r["ev"] for r in spread]
+                aurocs = [r["auroc_mid"] for r in spread]
+                results["seed_spread"] = {
+                    "runs": spread, "ev_mean": statistics.mean(evs), "ev_std": statistics.stdev(evs),
+                    "auroc_mean": statistics.mean(aurocs), "auroc_std": statistics.stdev(aurocs),
+                }
         results["stages_s"] = {k: v["seconds"] for k, v in summary["stages"].items()}
         results["total_s"] = summary["total_seconds"]
         results["metrics"] = {"online": summary["report"]["online"], "offline": summary["report"]["offline"],
                               "agreement": summary["report"]["agreement"],
                               "node_latency_ms_median": summary["report"]["node_latency_ms_median"]}
-        results["config"] = {"episodes": args.episodes, "heldout": args.heldout,
-                             "train_steps": args.train_steps, "max_steps": DemoConfig.max_steps}
+        kept = ("episodes", "heldout", "train_steps", "max_steps")
+        results["config"] = {k: summary["config"][k] for k in kept}
         results["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
         for stage, seconds in results["stages_s"].items():
             print(f"  {stage:60s} {seconds:7.1f} s")
@@ -79,6 +136,10 @@ def main() -> int:
         print(f"  total {results['total_s']:.0f} s; held-out EV {online['ev']:.3f} (ceiling without a clock "
               f"{ceiling:.3f}), AUROC {online['auroc_mid']:.3f}, "
               f"max |online - offline| {results['metrics']['agreement']['max_abs_diff']:.2e}")
+        if "seed_spread" in results:
+            sp = results["seed_spread"]
+            print(f"  over {len(sp['runs'])} training seeds: EV {sp['ev_mean']:.3f} +- {sp['ev_std']:.3f}, "
+                  f"AUROC {sp['auroc_mean']:.3f} +- {sp['auroc_std']:.3f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(_jsonable(results), indent=2))
     print(f"wrote {args.output}")
