@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Float64
 
+from ove_ros.child_process import stop_child
 from ove_ros.msg import ValueEstimate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,16 +117,6 @@ class Probe:
         rclpy.shutdown(context=self.context)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def pct(data: list[float], q: float) -> float:
     return float(np.percentile(data, q)) if data else float("nan")
 
@@ -196,8 +186,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             inputs = {topic: {k: v[k] for k in keys} for topic, v in probe.inputs.items()}
     finally:
         probe.close()
-        stop(node)
-        stop(robot)
+        stop_child(node, grace=20.0)
+        stop_child(robot, grace=20.0)
         for f in logs.values():
             f.close()
 

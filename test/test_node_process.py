@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from std_msgs.msg import Float32, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
+from ove_ros.child_process import stop_child  # noqa: E402
 from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate  # noqa: E402
 from ove_ros.overlay import bar_rect  # noqa: E402
 from ove_ros.ros.conversions import image_to_rgb  # noqa: E402
@@ -80,16 +80,10 @@ def start(cmd: list[str], log: Path) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> int:
-    """SIGINT, then SIGKILL after 15 s; always reaps the process and closes its log."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    """Stop the process (SIGINT first, see ove_ros.child_process) and close its log."""
+    code = stop_child(proc, grace=15.0)
     proc.log_handle.close()
-    return proc.returncode
+    return code
 
 
 def node_cmd(bundle: Path, *extra: str) -> list[str]:

@@ -30,7 +30,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ove_ros.child_process import stop_child
 from ove_ros.sim.metrics import EpisodeValues, agreement, mid_value, normalized_targets, value_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -183,17 +183,10 @@ class Process:
 
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGINT (clean shutdown: bags are closed), then SIGTERM, then SIGKILL."""
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if self.popen.poll() is not None:
-                break
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
+        code = stop_child(self.popen, grace)
         self._reader.join(timeout=5)
         self._file.close()
-        return self.popen.returncode
+        return code
 
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
