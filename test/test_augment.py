@@ -59,3 +59,12 @@ def test_same_seed_and_step_give_the_same_augmentation():
 def test_negative_strength_is_rejected():
     with pytest.raises(ValueError, match="must be >= 0"):
         augment_images(torch.zeros(1, 1, 3, 4, 4), -0.1, 0.0, seed=0, step=0)
+
+
+def test_config_rejects_negative_strengths_before_training():
+    from training.config import Config, ConfigError, validate
+
+    cfg = Config()
+    cfg.training.augment_color = -0.2
+    with pytest.raises(ConfigError, match=r"augment_color=-0.2 must be >= 0"):
+        validate(cfg, require_run_name=False)

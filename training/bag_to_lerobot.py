@@ -283,14 +283,11 @@ def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, featu
         use_videos=video.use_videos,
         image_writer_threads=0 if streaming else video.image_writer_threads,
         vcodec=video.vcodec,
-        streaming_encoding=streaming,
         encoder_threads=video.encoder_threads,
     )
     if streaming:
-        # LeRobot's streaming encoder is built for live capture (drops frames, no h264 preset); the dataset
+        # Not LeRobot's streaming encoder (built for live capture: drops frames, no h264 preset): the dataset
         # drives whatever sits in this slot through start/feed/finish/cancel/close (lerobot 0.4.4, pinned).
-        if dataset._streaming_encoder is not None:
-            dataset._streaming_encoder.close()
         dataset._streaming_encoder = StreamingVideoWriter(config.fps, EncoderSettings.from_config(video))
     return dataset
 

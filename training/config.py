@@ -244,6 +244,11 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
         raise ConfigError(f"training.mixed_precision={t.mixed_precision!r}; choose 'bf16' or 'no'")
     if t.steps < 1 or t.warmup_steps < 0 or t.gradient_accumulation_steps < 1:
         raise ConfigError("training.steps and training.gradient_accumulation_steps must be >= 1, warmup >= 0")
+    if t.augment_shift < 0 or t.augment_color < 0:
+        raise ConfigError(
+            f"training.augment_shift={t.augment_shift} and augment_color={t.augment_color} "
+            "must be >= 0 (0 = off)"
+        )
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"training.ema_decay={t.ema_decay} must be in [0, 1)")
     if len(t.betas) != 2:
@@ -383,8 +388,11 @@ def run_cli(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_from_argv(argv, require_run_name=require_run_name)
-        if catch_run_errors:
-            return run(cfg)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
-    return run(cfg)
+    if not catch_run_errors:
+        return run(cfg)
+    try:
+        return run(cfg)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
