@@ -251,8 +251,10 @@ def _check_video_sizes(config: BagConversionConfig, shapes: dict[str, tuple[int,
             )
 
 
-def _finish_columns(buffer: dict, success: bool) -> None:
-    """Set the episode's reward/is_done/success columns, once its length is known.
+def label_episode(buffer: dict, success: bool) -> None:
+    """Set a finished episode's reward / is_done (and success, when present) columns in a LeRobot episode
+    buffer, before ``save_episode``: reward 0 except the last frame (+1 success, -1 failure), is_done on the
+    last frame only.
 
     Shape-(1,) columns are stored as scalars: LeRobot 0.4.4 keeps them as (1,) arrays and its parquet encoder
     then calls float() on them, which NumPy >= 2.4 rejects; scalars encode to the same column.
@@ -264,7 +266,6 @@ def _finish_columns(buffer: dict, success: bool) -> None:
     buffer["is_done"] = list(np.arange(n) == n - 1)
     if "success" in buffer:
         buffer["success"] = [np.bool_(success)] * n
-    buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
 
 
 def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, features: dict):
@@ -316,7 +317,9 @@ def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) ->
                 bar.update(1)
                 if i == plan.frames - 1:
                     index = len(records)
-                    _finish_columns(dataset.episode_buffer, outcome == "success")
+                    buffer = dataset.episode_buffer
+                    label_episode(buffer, outcome == "success")
+                    buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
                     dataset.save_episode()
                     records.append(
                         EpisodeRecord(

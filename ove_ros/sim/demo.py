@@ -757,6 +757,8 @@ def training_copy(root: Path, repo_id: str, out: Path, width: int) -> Path:
     import pandas as pd
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from training.bag_to_lerobot import label_episode
+
     info = json.loads((root / "meta" / "info.json").read_text())
     cams = [k for k, f in info["features"].items() if f["dtype"] == "video"]
     meta_files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
@@ -791,20 +793,16 @@ def training_copy(root: Path, repo_id: str, out: Path, width: int) -> Path:
             times, frames = decoded[(cam, str(file))]
             wanted = float(ep[f"videos/{cam}/from_timestamp"]) + rows["timestamp"].to_numpy()
             images[cam] = [frames[int(np.argmin(np.abs(times - t)))] for t in wanted]
-        last = len(rows) - 1
         for i, (_, row) in enumerate(rows.iterrows()):
             frame = {cam: images[cam][i] for cam in cams}
             for key in ("observation.state", "action"):
                 if key in features:
                     frame[key] = np.asarray(row[key], dtype=np.float32)
-            frame["reward"] = np.array([1.0 if i == last else 0.0], dtype=np.float32)
-            frame["is_done"] = np.array([i == last])
+            frame["reward"] = np.zeros(1, dtype=np.float32)  # set for the whole episode by label_episode
+            frame["is_done"] = np.zeros(1, dtype=bool)
             frame["task"] = task_of[int(row["task_index"])]
             dataset.add_frame(frame)
-        # (1,)-shaped columns go to parquet as scalars (LeRobot 0.4.4 calls float() on them, NumPy 2 refuses)
-        buffer = dataset.episode_buffer
-        buffer["reward"] = [np.float32(v[0]) for v in buffer["reward"]]
-        buffer["is_done"] = [np.bool_(v[0]) for v in buffer["is_done"]]
+        label_episode(dataset.episode_buffer, success=True)
         dataset.save_episode()
     dataset.finalize()
     shutil.rmtree(out, ignore_errors=True)
