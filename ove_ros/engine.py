@@ -384,8 +384,6 @@ class InferenceEngine:
         """HxWx3 uint8 -> ``[3, S, S]`` uint8 on the host (``"uint8"`` or ``"opencv"``)."""
         size = self.model.config.image_size
         frame = np.ascontiguousarray(frame)
-        if not frame.flags.writeable:  # torch.from_numpy warns on read-only memory (e.g. a bag's buffer)
-            frame = frame.copy()
         h, w = frame.shape[:2]
         if (h, w) == (size, size):
             return torch.from_numpy(frame).permute(2, 0, 1)
