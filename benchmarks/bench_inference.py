@@ -11,7 +11,8 @@ device it times, in one process and on the same model object:
   see ``ove_ros.engine.resolve_resize``);
 * ``engine-fp32`` (CPU) / ``engine-bf16`` and ``engine-bf16-graphs`` (CUDA): the engine's tick;
 * ``engine-int8`` (CPU): the engine with dynamic int8 Linear weights (numbers change slightly);
-* ``engine-compile`` with ``--compile`` (slow to build on small CPUs).
+* ``engine-compile`` with ``--compile`` (slow to build on small CPUs), and on CUDA each mode named in
+  ``--compile-modes`` (``engine-bf16-compile-<mode>``).
 
 Tick rows also hold the p50 of each stage (``preprocess``, ``forward``, ``postprocess``) and of the overhead
 (everything but the forward); on CUDA the stages are separated by synchronizations.
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ def machine() -> dict[str, Any]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
     }
     return info
 
@@ -134,7 +137,8 @@ def time_ticks(tick, iters: int, warmup: int, sync) -> list[float]:
     return times
 
 
-def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def bench_one(name: str, device: str, args: argparse.Namespace, rows: list[dict[str, Any]], save) -> None:
+    """Appends a row per variant to ``rows`` and calls ``save()`` after each: a run cut short keeps them."""
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
@@ -146,12 +150,12 @@ def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str
         [rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8) for _ in range(args.cameras)] for _ in range(4)
     ]
     states = rng.uniform(-2, 2, (4, STATE_DIM))
-    rows: list[dict[str, Any]] = []
 
     def record(variant: str, times: list[float], extra: dict[str, Any] | None = None) -> None:
         row = {"config": name, "device": device, "variant": variant, "iters": len(times), **summarize(times)}
         row.update(load_avg=load_average(), measured=time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {}))
         rows.append(row)
+        save()
         stages = ""
         if "overhead_p50_ms" in row:
             stages = (f"  [pre {row['preprocess_p50_ms']:.2f} fwd {row['forward_p50_ms']:.1f} "
@@ -193,6 +197,17 @@ def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str
         del pre
 
     def engine_variant(variant: str, **cfg: Any) -> None:
+        try:
+            run_engine_variant(variant, **cfg)
+        except Exception as exc:  # one broken path (say, a compile failure) must not lose the other rows
+            traceback.print_exc()
+            rows.append({"config": name, "device": device, "variant": variant, "iters": 0,
+                         "error": f"{type(exc).__name__}: {exc}"[:500],
+                         "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            save()
+            print(f"  {name:5s} {device:5s} {variant:20s} FAILED: {rows[-1]['error']}", flush=True)
+
+    def run_engine_variant(variant: str, **cfg: Any) -> None:
         t = time.perf_counter()
         config = EngineConfig(device=device, warmup_iters=args.warmup, **cfg)
         engine = InferenceEngine(model, metadata, config)
@@ -213,13 +228,17 @@ def bench_one(name: str, device: str, args: argparse.Namespace) -> list[dict[str
         engine_variant("engine-bf16-graphs", dtype="bfloat16", cuda_graphs=True)
         if args.compile:
             engine_variant("engine-bf16-compile", dtype="bfloat16", compile=True)
+        for mode in args.compile_modes:
+            # Kernels tuned by the mode, graphs captured by the engine when the mode captures none.
+            graphs = mode in ("default", "max-autotune-no-cudagraphs")
+            engine_variant(f"engine-bf16-compile-{mode}", dtype="bfloat16", compile=True, compile_mode=mode,
+                           cuda_graphs=graphs)
     else:
         engine_variant("engine-fp32", dtype="float32")
         if args.compile:
             engine_variant("engine-fp32-compile", dtype="float32", compile=True)
         if not args.no_int8:
             engine_variant("engine-int8", dtype="float32", quantize="int8")  # quantizes the model in place
-    return rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -228,6 +247,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         from rich.table import Table
     except ImportError:
         for r in rows:
+            if "error" in r:
+                print(f"{r['config']:6s} {r['device']:6s} {r['variant']:22s} failed: {r['error']}")
+                continue
             print(f"{r['config']:6s} {r['device']:6s} {r['variant']:22s} "
                   f"{r['p50_ms']:10.1f} {r['p99_ms']:10.1f} {stage(r, 'preprocess')} {stage(r, 'overhead')}")
         return
@@ -237,6 +259,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for col in cols:
         table.add_column(col, justify="right" if "ms" in col or col in ("iters", "load") else "left")
     for r in rows:
+        if "error" in r:
+            table.add_row(r["config"], r["device"], r["variant"], "failed", "-", "-", "-", "-", "-", "0", "-")
+            continue
         stages = [stage(r, name) for name in ("preprocess", "forward", "postprocess", "overhead")]
         table.add_row(r["config"], r["device"], r["variant"], f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                       *stages, str(r["iters"]), str(r["load_avg"]))
@@ -266,8 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--cameras", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to build on CPU)")
+    p.add_argument("--compile-modes", default="", type=lambda v: [m for m in v.split(",") if m],
+                   help="CUDA: extra torch.compile modes to time, comma list (e.g. max-autotune)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 CPU variant")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/inference.json"))
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON file (default: benchmarks/results/inference.json, inference_cuda.json on a GPU "
+                        "machine, so the two machines' figures stay apart)")
     args = p.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -279,22 +308,28 @@ def main(argv: list[str] | None = None) -> int:
     if "cuda" in devices and not torch.cuda.is_available():
         print("CUDA is not available: skipping cuda", flush=True)
         devices.remove("cuda")
+    if args.out is None:
+        name = "inference_cuda.json" if "cuda" in devices else "inference.json"
+        args.out = Path("benchmarks/results") / name
     info = machine()
     print(f"machine: {info}", flush=True)
+    try:
+        old = json.loads(args.out.read_text()).get("results", []) if args.out.exists() else []
+    except (OSError, ValueError):
+        old = []
     rows: list[dict[str, Any]] = []
+    settings = {k: str(v) for k, v in vars(args).items()}
+
+    def save() -> None:
+        # Earlier rows for other configs/devices stay; re-measured ones are replaced.
+        fresh = {(r["config"], r["device"], r["variant"]) for r in rows}
+        kept = [r for r in old if (r["config"], r["device"], r["variant"]) not in fresh]
+        write_json(args.out, {"machine": info, "args": settings, "results": kept + rows})
+
     for name in configs:
         for device in devices:
-            rows += bench_one(name, device, args)
+            bench_one(name, device, args, rows, save)
     print_table(rows)
-    doc = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}
-    if args.out.exists():  # keep earlier rows for other configs/devices, replace re-measured ones
-        try:
-            old = json.loads(args.out.read_text()).get("results", [])
-        except (OSError, ValueError):
-            old = []
-        fresh = {(r["config"], r["device"], r["variant"]) for r in rows}
-        doc["results"] = [r for r in old if (r["config"], r["device"], r["variant"]) not in fresh] + rows
-    write_json(args.out, doc)
     print(f"wrote {args.out}")
     return 0
 

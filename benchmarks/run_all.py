@@ -12,8 +12,11 @@ BENCHMARKS = ["bench_inference.py", "bench_node_soak.py", "bench_bag_to_lerobot.
 
 
 def main() -> int:
+    import torch
+
     failed = []
-    for name in BENCHMARKS:
+    extra = ["profile_forward.py"] if torch.cuda.is_available() else []  # kernel breakdown: GPU machines only
+    for name in BENCHMARKS + extra:
         print(f"== {name}", flush=True)
         if subprocess.run([sys.executable, str(HERE / name)], cwd=HERE.parent).returncode != 0:
             failed.append(name)

@@ -39,6 +39,8 @@ DEVICES = ("auto", "cpu", "cuda")
 ENGINE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZE = ("none", "int8")
 RESIZE = ("auto", "float", "uint8", "opencv")
+COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+SCALARS = ("value", "std", "entropy")
 
 
 @dataclass
@@ -49,12 +51,14 @@ class EngineConfig:
     then padded to ``max_text_tokens`` and the batch to ``max_batch`` so nothing recompiles per tick.
     ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, ~2x faster
     matmuls on AVX2, small numerical change). ``num_threads > 0`` sets torch's CPU thread count.
-    ``resize`` picks the frame resize (see :func:`resolve_resize`).
+    ``resize`` picks the frame resize (see :func:`resolve_resize`). ``compile_mode`` is torch.compile's mode
+    (see :func:`resolve_compile_mode` for ``"auto"``).
     """
 
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    compile_mode: str = "auto"
     cuda_graphs: bool = False
     max_batch: int = 1
     warmup_iters: int = 2
@@ -71,6 +75,10 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.dtype must be one of {ENGINE_DTYPES}, got {self.dtype!r}")
         if self.quantize not in QUANTIZE:
             raise ValueError(f"EngineConfig.quantize must be one of {QUANTIZE}, got {self.quantize!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(
+                f"EngineConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}"
+            )
         if self.resize not in RESIZE:
             raise ValueError(f"EngineConfig.resize must be one of {RESIZE}, got {self.resize!r}")
         if self.max_batch < 1 or self.warmup_iters < 0 or self.num_threads < 0 or self.task_cache_size < 1:
@@ -139,6 +147,22 @@ def resolve_resize(name: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "float"
     return "uint8" if torch.backends.cpu.get_cpu_capability() == "AVX2" else "opencv"
+
+
+def resolve_compile_mode(name: str, device: torch.device, cuda_graphs: bool) -> str:
+    """torch.compile's mode for ``"auto"``.
+
+    On CUDA a batch-1 tick is bound by kernel launches, so the compiled forward belongs inside a CUDA graph.
+    Measured on an H200 (full model, 3 cameras, benchmarks/results/inference_cuda.json): ``"default"`` kernels
+    in the engine's own graph tick in 7.2 ms p50, ``"reduce-overhead"`` (torch's graph trees) in 8.0 ms, the
+    uncompiled graph in 9.5 ms. So with ``cuda_graphs`` the engine captures and compile only fuses kernels;
+    without it compile captures its own. CPUs have no graphs: ``"default"``.
+    """
+    if name != "auto":
+        return name
+    if device.type != "cuda":
+        return "default"
+    return "default" if cuda_graphs else "reduce-overhead"
 
 
 class PromptTokenCache:
@@ -257,20 +281,22 @@ class InferenceEngine:
                 _quantize_int8(self.model)
                 self.quantized = True
         self.compiled = False
+        self._compile_mode: str | None = None
         self._forward = self.model.forward_tensors
         if config.compile:
             if self.quantized:
                 logger.info("torch.compile is skipped for the int8 dynamic-quantized model")
             else:
-                mode = "reduce-overhead" if self.device.type == "cuda" else None
+                mode = self._compile_mode = resolve_compile_mode(config.compile_mode, self.device,
+                                                                 config.cuda_graphs)
                 self._forward = torch.compile(self.model.forward_tensors, mode=mode, dynamic=False)
                 self.compiled = True
         self.use_graphs = False
         if config.cuda_graphs:
             if self.device.type != "cuda":
                 logger.info("CUDA graphs need a CUDA device; disabled on %s", self.device.type)
-            elif self.compiled:
-                logger.info("torch.compile mode 'reduce-overhead' already captures CUDA graphs")
+            elif self.compiled and self._compile_mode in ("reduce-overhead", "max-autotune"):
+                logger.info("torch.compile mode %r already captures CUDA graphs", self._compile_mode)
             else:
                 self.use_graphs = True
         auto_static = self.compiled or self.use_graphs
@@ -307,6 +333,7 @@ class InferenceEngine:
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "compiled": self.compiled,
+            "compile_mode": self._compile_mode,
             "cuda_graphs": self.use_graphs,
             "int8": self.quantized,
             "static_shapes": self.static,
@@ -446,12 +473,12 @@ class InferenceEngine:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            for _ in range(2):
-                self.model.forward_tensors(*static_in)
+            for _ in range(2):  # also compiles, when a compile mode without its own graphs is on
+                self._forward(*static_in)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            static_out = self.model.forward_tensors(*static_in)
+            static_out = self._forward(*static_in)
         self._graph, self._graph_io = graph, (static_in, static_out)
 
     def _run(self, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -484,7 +511,12 @@ class InferenceEngine:
     def _outputs(self, logits: torch.Tensor, start: float, stages: list[float]) -> list[ValueOutput]:
         """``stages`` holds the preprocess and forward seconds so far and gets this chunk's postprocess."""
         post = time.perf_counter()
-        stats = {k: v.float().cpu().numpy() for k, v in self.model.summarize(logits).items()}
+        summary = self.model.summarize(logits)
+        # One device-to-host copy (and one synchronization) for all statistics, not one per statistic.
+        packed = torch.cat([summary["probs"], torch.stack([summary[k] for k in SCALARS], dim=1)], dim=1)
+        host = packed.float().cpu().numpy()
+        bins = summary["probs"].shape[1]
+        stats = {"probs": host[:, :bins], **{k: host[:, bins + i] for i, k in enumerate(SCALARS)}}
         end = time.perf_counter()
         stages[2] += end - post
         return [

@@ -13,7 +13,13 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from ove_ros.bundle import BundleMetadata, save_bundle
-from ove_ros.engine import EngineConfig, InferenceEngine, PromptTokenCache, resolve_resize
+from ove_ros.engine import (
+    EngineConfig,
+    InferenceEngine,
+    PromptTokenCache,
+    resolve_compile_mode,
+    resolve_resize,
+)
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
 from ove_ros.prompt import build_prompt
 from ove_ros.tokenizer import build_local_tokenizer
@@ -259,9 +265,22 @@ def test_device_and_option_resolution(reference, metadata, caplog):
             InferenceEngine(copy.deepcopy(reference), metadata, EngineConfig(device="cuda"))
     with pytest.raises(ValueError, match="EngineConfig.dtype"):
         EngineConfig(dtype="int4")
+    with pytest.raises(ValueError, match="EngineConfig.compile_mode"):
+        EngineConfig(compile_mode="fastest")
     with pytest.raises(ValueError, match="does not match the model"):
         InferenceEngine(copy.deepcopy(reference), BundleMetadata.from_dict(
             {**metadata.to_dict(), "camera_names": ["a", "b", "c"]}), EngineConfig(device="cpu"))
+
+
+def test_compile_mode_resolution(reference, metadata):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile_mode("auto", cpu, cuda_graphs=True) == "default"
+    assert resolve_compile_mode("auto", cuda, cuda_graphs=True) == "default"  # the engine's graph holds it
+    assert resolve_compile_mode("auto", cuda, cuda_graphs=False) == "reduce-overhead"
+    assert resolve_compile_mode("max-autotune", cuda, cuda_graphs=True) == "max-autotune"
+    eng = make_engine(reference, metadata, compile=True, compile_mode="max-autotune-no-cudagraphs")
+    assert eng.describe()["compiled"] and eng.describe()["compile_mode"] == "max-autotune-no-cudagraphs"
+    assert make_engine(reference, metadata).describe()["compile_mode"] is None
 
 
 def test_int8_weights_stay_close_to_fp32(reference, metadata, engine):
@@ -286,10 +305,15 @@ def test_from_bundle(reference, metadata, tmp_path):
 def test_cuda_bf16_graphs_and_compile_match_fp32(reference, metadata):
     images, state = frames(7), np.zeros(5)
     cpu = make_engine(reference, metadata).infer(images, state, "t")
-    for kw in ({}, {"cuda_graphs": True}, {"compile": True}):
+    # compile alone: torch's graph trees; compile + cuda_graphs: compiled kernels in the engine's own graph.
+    for kw in ({}, {"cuda_graphs": True}, {"compile": True}, {"compile": True, "cuda_graphs": True}):
         eng = InferenceEngine(copy.deepcopy(reference), metadata, EngineConfig(device="cuda", **kw))
         eng.warmup()
-        assert eng.describe()["dtype"] == "bfloat16"
+        info = eng.describe()
+        assert info["dtype"] == "bfloat16"
+        assert info["cuda_graphs"] == kw.get("cuda_graphs", False), kw  # a failed capture falls back to eager
+        if kw.get("compile"):
+            assert info["compile_mode"] == ("default" if kw.get("cuda_graphs") else "reduce-overhead"), kw
         out = eng.infer(images, state, "t")
         assert abs(out.value - cpu.value) < 0.02, kw
         again = eng.infer(frames(8), state, "t")

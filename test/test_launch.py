@@ -99,6 +99,20 @@ def test_declared_parameters_have_descriptions_and_ranges():
         elif isinstance(p.default, int) and not isinstance(p.default, bool):
             assert d.integer_range, f"{p.name} needs a range"
             assert d.integer_range[0].from_value <= p.default <= d.integer_range[0].to_value, p.name
+        if p.choices is not None:  # list parameters: each entry is one of the choices
+            values = p.default if isinstance(p.default, list) else [p.default]
+            assert set(values) <= set(p.choices), p.name
+
+
+def test_engine_choices_are_the_parameters_choices():
+    # params.py declares them without importing torch; the engine is what checks them at configure.
+    pytest.importorskip("rcl_interfaces.msg", reason="ROS 2 messages missing: run scripts/setup.sh")
+    from ove_ros import engine
+    from ove_ros.ros import params
+
+    assert params.DEVICES == engine.DEVICES
+    assert params.DTYPES == engine.ENGINE_DTYPES
+    assert params.COMPILE_MODES == engine.COMPILE_MODES
 
 
 # ------------------------------------------------------------------------ launch_pytest (real ROS 2 only)

@@ -247,8 +247,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         """Worker thread: build and warm up the engine (the thread then owns its device context)."""
         from ove_ros.engine import EngineConfig, InferenceEngine
 
-        cfg = EngineConfig(device=s.device, dtype=s.dtype, compile=s.compile, cuda_graphs=s.cuda_graphs,
-                           num_threads=s.num_threads)
+        cfg = EngineConfig(device=s.device, dtype=s.dtype, compile=s.compile, compile_mode=s.compile_mode,
+                           cuda_graphs=s.cuda_graphs, num_threads=s.num_threads)
         engine = InferenceEngine.from_bundle(s.checkpoint, cfg)
         engine.warmup()
         self._engine = engine

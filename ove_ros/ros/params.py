@@ -17,6 +17,7 @@ TRANSPORTS = ("auto", "raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class ConfigError(ValueError):
@@ -53,8 +54,12 @@ PARAMS: tuple[Param, ...] = (
     Param("device", "auto", "Inference device: auto (cuda when available), cpu or cuda.", choices=DEVICES),
     Param("dtype", "auto", "Model dtype: auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16 or "
           "float16.", choices=DTYPES),
-    Param("compile", False, "torch.compile the model at configure (slower start, faster ticks)."),
-    Param("cuda_graphs", False, "Capture the forward pass in a CUDA graph (cuda only)."),
+    Param("compile", False, "torch.compile the model at configure (about a minute more to start on a GPU, "
+          "faster ticks)."),
+    Param("compile_mode", "auto", "torch.compile mode; auto: default kernels inside the engine's CUDA graph "
+          "when cuda_graphs is on, reduce-overhead otherwise (cpu: default).", choices=COMPILE_MODES),
+    Param("cuda_graphs", True, "Replay the forward pass as one captured CUDA graph (cuda only; ignored on "
+          "cpu). Off: every kernel is launched from Python, ~4x slower ticks on a GPU."),
     Param("num_threads", 0, "CPU threads for the model; 0 keeps torch's default (one per core). Use fewer "
           "when other processes share the cores: oversubscribed threads slow inference down a lot.",
           int_range=(0, 256)),
@@ -114,6 +119,7 @@ class Settings:
     device: str
     dtype: str
     compile: bool
+    compile_mode: str
     cuda_graphs: bool
     num_threads: int
     camera_topics: tuple[str, ...]
@@ -147,7 +153,7 @@ def check_choice(name: str, value: str) -> None:
 def read(node) -> Settings:
     """Read and check the declared parameters of ``node``."""
     v = {p.name: node.get_parameter(p.name).value for p in PARAMS}
-    for name in ("device", "dtype", "input_qos.reliability"):
+    for name in ("device", "dtype", "compile_mode", "input_qos.reliability"):
         check_choice(name, v[name])
     if not v["checkpoint"]:
         raise ConfigError(
@@ -181,8 +187,8 @@ def read(node) -> Settings:
         raise ConfigError(f"overlay.camera={v['overlay.camera']} but only {len(cameras)} camera_topics")
     return Settings(
         checkpoint=v["checkpoint"], device=v["device"], dtype=v["dtype"], compile=v["compile"],
-        cuda_graphs=v["cuda_graphs"], num_threads=v["num_threads"], camera_topics=cameras,
-        camera_transports=transports,
+        compile_mode=v["compile_mode"], cuda_graphs=v["cuda_graphs"], num_threads=v["num_threads"],
+        camera_topics=cameras, camera_transports=transports,
         joint_states_topic=v["joint_states_topic"], joint_names=joints, task=v["task"], n_step=v["n_step"],
         advantage_threshold=v["advantage_threshold"], publish_distribution=v["publish_distribution"],
         frame_id=v["frame_id"], slop=v["sync.slop"], max_age=v["sync.max_age"], max_rate=v["sync.max_rate"],
