@@ -293,6 +293,28 @@ def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, featu
     return dataset
 
 
+@contextlib.contextmanager
+def _without_image_embedding(dataset):
+    """Skip LeRobot's row-by-row image embedding while an episode is saved, when it has nothing to embed.
+
+    ``save_episode`` passes every frame through ``datasets.map(embed_table_storage)`` (lerobot 0.4.4), about
+    1 ms per frame here, to inline image files into the parquet rows. With every camera stored as video the
+    table has no image column, so that pass returns the table unchanged.
+    """
+    import lerobot.datasets.lerobot_dataset as lerobot_dataset
+
+    has_images = any(ft.get("dtype") == "image" for ft in dataset.features.values())
+    original = getattr(lerobot_dataset, "embed_images", None)
+    if has_images or original is None:
+        yield
+        return
+    lerobot_dataset.embed_images = lambda table: table
+    try:
+        yield
+    finally:
+        lerobot_dataset.embed_images = original
+
+
 def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) -> list[EpisodeRecord]:
     from tqdm import tqdm
 
@@ -320,7 +342,8 @@ def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) ->
                     buffer = dataset.episode_buffer
                     label_episode(buffer, outcome == "success")
                     buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
-                    dataset.save_episode()
+                    with _without_image_embedding(dataset):
+                        dataset.save_episode()
                     records.append(
                         EpisodeRecord(
                             episode_index=index,
