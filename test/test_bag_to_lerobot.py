@@ -635,3 +635,13 @@ def test_image_embedding_is_skipped_only_without_image_columns():
     with pytest.raises(RuntimeError), _without_image_embedding(Dataset("video")):
         raise RuntimeError("save_episode failed")
     assert lerobot_dataset.embed_images is original  # restored on errors too
+
+
+def test_opencv_runs_single_threaded_only_while_converting():
+    from training.bag_to_lerobot import _single_threaded_opencv
+
+    before = cv2.getNumThreads()
+    with pytest.raises(RuntimeError), _single_threaded_opencv():
+        assert cv2.getNumThreads() == 1
+        raise RuntimeError("conversion failed")
+    assert cv2.getNumThreads() == before
