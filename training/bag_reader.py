@@ -28,7 +28,6 @@ time all streams have a message to the last time they all have.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -93,7 +92,7 @@ class BagIndex:
     image_shapes: dict[str, tuple[int, int, int]]  # camera name -> (H, W, 3) as written
     has_events_topic: bool
     require_events: bool = False
-    direct_cameras: bool = False  # camera messages read from the mapped MCAP files (see training.mcap_direct)
+    direct_cameras: bool = False  # messages read from the mapped MCAP files (see training.mcap_direct)
 
 
 @dataclass
@@ -205,8 +204,8 @@ def _reader_messages(reader: Reader, connections: list) -> Iterator[Message]:
         yield c.topic, c.msgtype, received, raw
 
 
-def _camera_messages(direct: McapMessages, msgtypes: dict[str, str]) -> Iterator[Message]:
-    """Each mapped camera message, in order."""
+def _mapped_messages(direct: McapMessages, msgtypes: dict[str, str]) -> Iterator[Message]:
+    """Each message of the mapped files, in order."""
     for i in range(len(direct)):
         topic = direct.topic_names[int(direct.topics[i])]
         yield topic, msgtypes[topic], int(direct.log_times[i]), direct.data(i)
@@ -329,23 +328,19 @@ def _index(
             path, config.action.topic, list(config.action.joints), "action.joints"
         )
 
-    camera_topics = [cam.topic for cam in config.cameras]
-    direct = _open_direct(path, reader, camera_topics)
-    wanted = [
-        c
-        for topic in [*roles, events_topic if has_events_topic else None]
-        if topic and (direct is None or topic not in camera_topics)
-        for c in by_topic[topic]
-    ]
-    messages = _reader_messages(reader, wanted)
+    topics = [t for t in [*roles, events_topic if has_events_topic else None] if t]
+    direct = _open_direct(path, reader, topics)
     if direct is not None:
-        # Camera stamps from the mapped files (12 bytes read per image), everything else from the reader.
-        cam_types = {topic: by_topic[topic][0].msgtype for topic in camera_topics}
-        messages = itertools.chain(_camera_messages(direct, cam_types), messages)
+        # Every message from the mapped files: camera stamps cost 12 bytes each, nothing else is re-read.
+        messages = _mapped_messages(direct, {t: by_topic[t][0].msgtype for t in topics})
+    else:
+        messages = _reader_messages(reader, [c for t in topics for c in by_topic[t]])
     read: dict[str, int] = {}
     try:
         for topic, msgtype, received, raw in messages:
             read[topic] = read.get(topic, 0) + 1
+            if isinstance(raw, memoryview) and not roles.get(topic, "").startswith("camera:"):
+                raw = bytes(raw)  # small message: its arrays must not point into the mapping
             if topic == events_topic and has_events_topic:
                 msg = typestore.deserialize_cdr(raw, msgtype)
                 stamp = _stamp_of(msg.header.stamp) or received
@@ -624,7 +619,7 @@ def iter_frames(
                 if direct is None:
                     raise BagReadError(f"bag {index.path}: its MCAP index changed while being converted")
                 cam_types = {cam.topic: index.streams[key].msgtype for key, cam in cams.items()}
-                messages = _camera_messages(direct, cam_types)
+                messages = _mapped_messages(direct, cam_types)
             else:
                 messages = _reader_messages(reader, [c for c in reader.connections if c.topic in topic_key])
             while done < len(order):
