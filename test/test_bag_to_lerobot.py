@@ -312,6 +312,8 @@ def test_resized_cameras_are_encoded_at_the_new_size_with_statistics(tmp_path):
         assert np.allclose(pixels[1:].reshape(2, -1).mean(axis=1), [green, blue], atol=6.0)
         stats = ds.meta.stats[key]
         assert np.asarray(stats["mean"]).shape == (3, 1, 1) and 0.0 <= float(np.min(stats["mean"])) <= 1.0
+        std = np.asarray(stats["std"]).ravel()
+        assert std[0] > 0.01 and np.allclose(std[1:], 0.0, atol=1e-6)  # red varies over the episode
 
 
 def test_gaps_drop_ticks_and_are_counted_exactly(tmp_path):

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from training.video_encoder import EncoderError, EncoderSettings, StreamingVideoWriter
+from training.video_encoder import EncoderError, EncoderSettings, PixelStats, StreamingVideoWriter
 
 KEY = "observation.images.front"
 
@@ -88,3 +88,31 @@ def test_cancel_discards_the_episode(tmp_path):
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="stats_every"):
         StreamingVideoWriter(30, EncoderSettings(stats_every=0))
+
+
+def test_pixel_statistics_are_exact_and_in_lerobots_format():
+    from lerobot.datasets.compute_stats import RunningQuantileStats
+
+    rng = np.random.default_rng(3)
+    pixels = np.clip(rng.normal([60, 128, 200], [10, 40, 30], (30000, 3)), 0, 255).astype(np.uint8)
+    ours, lerobot = PixelStats(), RunningQuantileStats()
+    for chunk in np.array_split(pixels, 9):
+        ours.update(chunk)
+        lerobot.update(chunk)
+    got, ref = ours.get_statistics(), lerobot.get_statistics()
+    assert got.keys() == ref.keys()
+    for key in ref:
+        assert (got[key].shape, got[key].dtype) == (ref[key].shape, ref[key].dtype), key
+    exact = pixels.astype(np.float64)
+    np.testing.assert_array_equal(got["min"], pixels.min(axis=0))
+    np.testing.assert_array_equal(got["max"], pixels.max(axis=0))
+    np.testing.assert_allclose(got["mean"], exact.mean(axis=0), rtol=1e-12)
+    # LeRobot squares the uint8 pixels in uint8 (its std comes out 0 here); ours is numpy's std.
+    np.testing.assert_allclose(got["std"], exact.std(axis=0), rtol=1e-9)
+    assert got["count"].tolist() == [len(pixels)]
+    for q in (1, 10, 50, 90, 99):
+        want = np.quantile(pixels, q / 100, axis=0, method="inverted_cdf")
+        np.testing.assert_array_equal(got[f"q{q:02d}"], want.astype(np.float64))
+        assert np.abs(got[f"q{q:02d}"] - ref[f"q{q:02d}"]).max() <= 1.0  # LeRobot's histogram approximation
+    with pytest.raises(ValueError, match="uint8"):
+        PixelStats().update(pixels.astype(np.float32))
