@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from training.mcap_direct import McapMessages, image_view
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
+DECODE_AHEAD = 4  # frames decoded ahead of the one handed out
 
 
 class BagReadError(BagConversionError):
@@ -610,6 +613,23 @@ def iter_frames(
     shapes = {camera_key(name): shape for name, shape in index.image_shapes.items()}
     arrivals = {key: index.streams[key].arrival_stamps for key in cams}
     done = 0
+
+    def decode(key: str, msgtype: str, raw) -> np.ndarray:
+        image = _decode_camera(index.path, cams[key], msgtype, typestore, raw)
+        if image.shape != shapes[key]:
+            raise BagContentError(
+                f"bag {index.path}: camera {cams[key].name} changed size from {shapes[key]} to "
+                f"{image.shape}; set cameras[].resize to write one size"
+            )
+        return image
+
+    def resolve(p: int, i: int, features: dict) -> tuple[int, int, dict[str, np.ndarray]]:
+        return p, i, {k: v.result() if isinstance(v, Future) else v for k, v in features.items()}
+
+    # Images are decoded and resized on a worker thread while this one reads on and the caller writes the
+    # dataset: OpenCV and numpy release the GIL, so the two run on separate cores.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="decode")
+    pending: deque[tuple[int, int, dict]] = deque()  # frames handed to the worker, oldest first
     with bag_errors(index.path):
         reader = _open(index.path)
         direct = None
@@ -641,14 +661,8 @@ def iter_frames(
                         f"bag {index.path}: camera {cams[key].name} message {j} differs between the two "
                         "reads; the bag changed while being converted"
                     )
-                image = _decode_camera(index.path, cams[key], msgtype, typestore, raw)
+                ready[key][j] = pool.submit(decode, key, msgtype, raw)
                 raw = None
-                if image.shape != shapes[key]:
-                    raise BagContentError(
-                        f"bag {index.path}: camera {cams[key].name} changed size from {shapes[key]} to "
-                        f"{image.shape}; set cameras[].resize to write one size"
-                    )
-                ready[key][j] = image
                 while done < len(order) and all(use[k][done] in ready[k] for k in cams):
                     p, i = order[done]
                     features = frame_vectors(index, plans[p], i)
@@ -658,10 +672,16 @@ def iter_frames(
                         refs[k][j_used] -= 1
                         if refs[k][j_used] == 0:
                             del ready[k][j_used]
-                    yield p, i, features
+                    pending.append((p, i, features))
                     done += 1
+                while len(pending) > DECODE_AHEAD:
+                    yield resolve(*pending.popleft())
+            while pending:
+                yield resolve(*pending.popleft())
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             item = raw = None  # the last views of the mapping
+            pending.clear()
             if direct is not None:
                 direct.close()
             reader.close()
