@@ -647,3 +647,29 @@ def test_opencv_runs_single_threaded_only_while_converting():
         assert cv2.getNumThreads() == 1
         raise RuntimeError("conversion failed")
     assert cv2.getNumThreads() == before
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_camera_changing_size_mid_recording_is_named(tmp_path, storage):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    typestore = ros_types.make_typestore()
+    bag = tmp_path / "resized_midway"
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    with Writer(bag, version=9, storage_plugin=plugin) as writer:
+        cam = writer.add_connection(CAMS[0].topic, ros_types.IMAGE, typestore=typestore)
+        joints = writer.add_connection("/joint_states", ros_types.JOINT_STATE, typestore=typestore)
+        for k in range(30):
+            stamp = START_NS + k * NS // FPS
+            height, width = (24, 32) if k < 20 else (30, 40)  # the driver switched resolution
+            pixels = np.full((height, width, 3), k, np.uint8)
+            msg = ros_types.image_msg(typestore, pixels, stamp, "rgb8")
+            writer.write(cam, stamp, typestore.serialize_cdr(msg, ros_types.IMAGE))
+            state = ros_types.joint_state_msg(typestore, stamp, ["j1", "j3"], [0.0, 1.0], [0.0, 0.0])
+            writer.write(joints, stamp, typestore.serialize_cdr(state, ros_types.JOINT_STATE))
+    config = make_config(cameras=CAMS[:1], action=False)
+    out = tmp_path / "dataset"
+    changed = r"camera front changed size from \(24, 32, 3\) to \(30, 40, 3\)"
+    with pytest.raises(BagContentError, match=changed):
+        convert_bags([bag], out, "test/resized", config, outcome="success")
+    assert_nothing_left(tmp_path, out)
