@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {sorted(VARIANTS)}"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="conversions per variant; the row reports the median run"
+    )
     parser.add_argument("--workdir", help="where to write the bag and datasets (default: a temp dir)")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -213,19 +217,24 @@ def main(argv: list[str] | None = None) -> int:
                 if not o.startswith("cameras.") or int(o.split(".")[1]) < args.cameras
             ]
             config = bench_config(spec, args.fps, overrides)
-            datasets.disable_progress_bars()  # LeRobot's loader turns them back on
-            out = work / f"ds_{name}"
-            shutil.rmtree(out, ignore_errors=True)
-            started = time.perf_counter()
-            if name == "read":
-                frames = run_read(bag, config)
-            else:
-                frames = convert_bags([bag], out, f"bench/{name}", config, outcome="success").frames
-            wall = time.perf_counter() - started
-            size_mb = (
-                sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20 if out.exists() else 0.0
-            )
-            shutil.rmtree(out, ignore_errors=True)
+            walls = []
+            for _ in range(max(1, args.repeats)):
+                datasets.disable_progress_bars()  # LeRobot's loader turns them back on
+                out = work / f"ds_{name}"
+                shutil.rmtree(out, ignore_errors=True)
+                started = time.perf_counter()
+                if name == "read":
+                    frames = run_read(bag, config)
+                else:
+                    frames = convert_bags([bag], out, f"bench/{name}", config, outcome="success").frames
+                walls.append(time.perf_counter() - started)
+                size_mb = (
+                    sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
+                    if out.exists()
+                    else 0.0
+                )
+                shutil.rmtree(out, ignore_errors=True)
+            wall = statistics.median(walls)
             recorded = frames / args.fps
             row = {
                 "variant": name,
@@ -237,11 +246,16 @@ def main(argv: list[str] | None = None) -> int:
                 "camera_images_per_s": round(frames * args.cameras / wall, 1),
                 "realtime_factor": round(recorded / wall, 2),
                 "dataset_mib": round(size_mb, 1),
+                "realtime_factor_runs": [round(recorded / w, 2) for w in walls],
             }
             rows.append(row)
+            spread = ""
+            if len(walls) > 1:
+                runs = row["realtime_factor_runs"]
+                spread = f" (runs {min(runs):.2f}-{max(runs):.2f}x)"
             print(
                 f"  {name:13s} {frames} frames in {wall:6.1f} s: {row['frames_per_s']:7.1f} frames/s, "
-                f"{row['realtime_factor']:5.2f}x real time, {size_mb:6.1f} MiB"
+                f"{row['realtime_factor']:5.2f}x real time{spread}, {size_mb:6.1f} MiB"
             )
     finally:
         if not args.workdir:
@@ -278,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             "joint_hz": args.joint_hz,
             "fps": args.fps,
             "storage": args.storage,
+            "repeats": args.repeats,
             "bag_mib": round(bag_mb, 1),
             "image_content": "textured scene with a moving block (bag_fixtures)",
         },
