@@ -10,9 +10,10 @@ Two passes over the bag, so that nothing is guessed while streaming and images a
 2. ``iter_frames`` reads the camera topics again and yields each kept tick's frame, decoding only the images
    that some tick uses.
 
-In uncompressed MCAP bags (what ``ros2 bag record`` writes by default) both passes take the camera messages
+In uncompressed MCAP bags (what ``ros2 bag record`` writes by default) both passes take their messages
 straight from the memory-mapped files through the files' own index (:mod:`training.mcap_direct`): pass 1
-then reads 12 bytes per image instead of the image. Other bags go through rosbags' reader.
+then reads 12 bytes per image instead of the image, and pass 2 parses images in place and decodes and
+resizes them on a worker thread. Other bags go through rosbags' reader.
 
 Resampling rule (``plan_ticks``): ticks are at ``t0 + k / fps``. At each tick every stream takes its latest
 message with stamp <= tick; the stream is present when that message is at most ``tolerance`` old. A tick
@@ -182,7 +183,7 @@ def _open(path: Path) -> Reader:
 
 
 def _open_direct(path: Path, reader: Reader, topics: list[str]) -> McapMessages | None:
-    """The camera topics' messages straight from the MCAP files, or None where that does not apply."""
+    """The messages of ``topics`` straight from the MCAP files, or None where that does not apply."""
     if not topics or reader.compression_mode:
         return None
     if path.is_file():
