@@ -1,18 +1,20 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Camera messages straight out of uncompressed MCAP files: memory-mapped, located by the file's own index.
+"""Messages straight out of uncompressed MCAP files: memory-mapped, located by the file's own index.
 
 A generic bag reader copies every message about three times (file -> chunk buffer -> message bytes ->
 deserialized array) and the converter reads the camera topics twice, so at 3 x 640x480 rgb8 @ 30 Hz reading
-alone cost more than the whole time budget of a 10x-real-time conversion. MCAP files written by ``ros2 bag
+alone cost about the whole time budget of a 10x-real-time conversion (and a generic reader reads the images
+again to find the joint states between them). MCAP files written by ``ros2 bag
 record`` (and by rosbags) end with a summary: the channels, one chunk index per chunk and, per chunk and
 channel, a message index of (log time, offset) pairs. With uncompressed chunks that is enough to find every
 message of a topic in the mapped file without reading anything else; the data comes back as a memoryview of
 the mapping, and :func:`image_view` reads a ``sensor_msgs/Image`` from it without copying the pixels.
 
-:meth:`McapMessages.open` returns None when this does not apply (not MCAP, rosbag2 file compression, no
-summary or message indexes, compressed chunks); the caller then reads the bag the generic way. The message
-order is log time, then file, then position: the same in both passes, which is all the converter relies on.
+:meth:`McapMessages.open` returns None when this does not apply (not MCAP, rosbag2 compression, no summary
+or message indexes, compressed chunks holding a wanted topic); the caller then reads the bag the generic way.
+The message order is log time, then file, then position: the same in both passes, which is all the converter
+relies on.
 """
 
 from __future__ import annotations
