@@ -280,8 +280,7 @@ class InferenceEngine:
             else:
                 _quantize_int8(self.model)
                 self.quantized = True
-        self.compiled = False
-        self._compile_mode: str | None = None
+        self._compile_mode: str | None = None  # set when compiled
         self._forward = self.model.forward_tensors
         if config.compile:
             if self.quantized:
@@ -290,7 +289,6 @@ class InferenceEngine:
                 mode = self._compile_mode = resolve_compile_mode(config.compile_mode, self.device,
                                                                  config.cuda_graphs)
                 self._forward = torch.compile(self.model.forward_tensors, mode=mode, dynamic=False)
-                self.compiled = True
         self.use_graphs = False
         if config.cuda_graphs:
             if self.device.type != "cuda":
@@ -321,6 +319,10 @@ class InferenceEngine:
             config.max_batch, len(self.camera_names), 3, size, size, dtype=torch.float32, device=self.device
         )
         self._pinned: dict[tuple[int, ...], tuple[torch.Tensor, Any]] = {}
+
+    @property
+    def compiled(self) -> bool:
+        return self._compile_mode is not None
 
     @classmethod
     def from_bundle(cls, path: str | Path, config: EngineConfig | None = None) -> InferenceEngine:

@@ -153,8 +153,9 @@ def check_choice(name: str, value: str) -> None:
 def read(node) -> Settings:
     """Read and check the declared parameters of ``node``."""
     v = {p.name: node.get_parameter(p.name).value for p in PARAMS}
-    for name in ("device", "dtype", "compile_mode", "input_qos.reliability"):
-        check_choice(name, v[name])
+    for p in PARAMS:
+        if p.choices is not None and not isinstance(p.default, list):  # list entries: checked below
+            check_choice(p.name, v[p.name])
     if not v["checkpoint"]:
         raise ConfigError(
             "no checkpoint: set the 'checkpoint' parameter to a deploy bundle directory, e.g. "
