@@ -96,7 +96,12 @@ class BagIndex:
     image_shapes: dict[str, tuple[int, int, int]]  # camera name -> (H, W, 3) as written
     has_events_topic: bool
     require_events: bool = False
-    direct_cameras: bool = False  # messages read from the mapped MCAP files (see training.mcap_direct)
+    direct: McapMessages | None = None  # pass 1's index of the mapped MCAP files (closed), when they apply
+
+    @property
+    def direct_cameras(self) -> bool:
+        """Whether the camera messages are read from the mapped MCAP files (see training.mcap_direct)."""
+        return self.direct is not None
 
 
 @dataclass
@@ -402,7 +407,7 @@ def _index(
     image_shapes = {key.split(":", 1)[1]: shape for key, shape in shapes.items()}
     require_events = config.episodes.split == "events"
     return BagIndex(
-        path, name, streams, events, image_shapes, has_events_topic, require_events, direct is not None
+        path, name, streams, events, image_shapes, has_events_topic, require_events, direct
     )
 
 
@@ -635,10 +640,8 @@ def iter_frames(
         reader = _open(index.path)
         direct = None
         try:
-            if index.direct_cameras:
-                direct = _open_direct(index.path, reader, list(topic_key))
-                if direct is None:
-                    raise BagReadError(f"bag {index.path}: its MCAP index changed while being converted")
+            if index.direct is not None:
+                direct = index.direct.select(list(topic_key))
                 cam_types = {cam.topic: index.streams[key].msgtype for key, cam in cams.items()}
                 messages = _mapped_messages(direct, cam_types)
             else:

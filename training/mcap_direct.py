@@ -84,6 +84,7 @@ def _summary(mm: mmap.mmap) -> tuple[dict[int, str], list[tuple[int, dict[int, i
 class McapMessages:
     """Every message of some topics across a bag's MCAP files, in log-time order."""
 
+    paths: list[Path]
     maps: list[mmap.mmap]
     topics: np.ndarray  # per message: index into ``topic_names``
     topic_names: list[str]
@@ -97,9 +98,7 @@ class McapMessages:
         maps, rows = [], []
         try:
             for f, path in enumerate(files):
-                with open(path, "rb") as fh:
-                    mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-                maps.append(mm)
+                maps.append(mm := _map(path))
                 summary = _summary(mm)
                 if summary is None:
                     raise _NotApplicable
@@ -113,19 +112,33 @@ class McapMessages:
                             continue
                         rows.append(_message_index(mm, offsets[cid], cid, t, f, records))
         except _NotApplicable:
-            for mm in maps:
-                mm.close()
+            _close(maps)
             return None
         except (OSError, ValueError, struct.error, IndexError) as exc:
-            for mm in maps:
-                mm.close()
+            _close(maps)
             if isinstance(exc, McapIndexError):
                 raise
             raise McapIndexError(f"cannot read the MCAP index: {exc}") from exc
         table = np.concatenate(rows, axis=1) if rows else np.zeros((5, 0), dtype=np.int64)
         order = np.lexsort((table[3], table[2], table[1]))  # log time, then file, then position
         table = table[:, order]
-        return cls(maps, table[0], list(topics), table[1], table[2], table[3], table[4])
+        return cls(list(files), maps, table[0], list(topics), table[1], table[2], table[3], table[4])
+
+    def select(self, topics: list[str]) -> McapMessages:
+        """The messages of ``topics`` only, with the files mapped again (the index is not read twice)."""
+        keep = np.isin(self.topics, [self.topic_names.index(t) for t in topics])
+        renumber = np.array([topics.index(t) if t in topics else -1 for t in self.topic_names])
+        maps = []
+        try:
+            for path in self.paths:
+                maps.append(_map(path))
+        except OSError as exc:
+            _close(maps)
+            raise McapIndexError(f"cannot map {path} again: {exc}") from exc
+        return McapMessages(
+            self.paths, maps, renumber[self.topics[keep]], list(topics), self.log_times[keep],
+            self.files[keep], self.positions[keep], self.channels[keep],
+        )
 
     def counts(self) -> dict[str, int]:
         """Messages per topic, as the index lists them."""
@@ -147,16 +160,25 @@ class McapMessages:
         return memoryview(mm)[pos + _MESSAGE_HEAD : end]
 
     def close(self) -> None:
-        for mm in self.maps:
-            try:
-                mm.close()
-            except BufferError:  # a caller still holds a view (say, an error's traceback): the GC closes it
-                pass
+        _close(self.maps)
         self.maps = []
 
 
 class _NotApplicable(Exception):
     pass
+
+
+def _map(path: Path) -> mmap.mmap:
+    with open(path, "rb") as fh:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _close(maps: list[mmap.mmap]) -> None:
+    for mm in maps:
+        try:
+            mm.close()
+        except BufferError:  # a caller still holds a view (say, an error's traceback): the GC closes it
+            pass
 
 
 def _message_index(mm: mmap.mmap, at: int, channel: int, topic: int, file: int, records: int) -> np.ndarray:
