@@ -19,7 +19,7 @@ from training.bag_reader import BagReadError, index_bag, iter_frames, plan_episo
 from training.bag_to_lerobot import convert_bags  # noqa: E402
 from training.mcap_direct import McapMessages, image_view  # noqa: E402
 
-from bag_fixtures import BagSpec, CameraSpec, storage_file, write_bag  # noqa: E402
+from bag_fixtures import BagSpec, CameraSpec, EventSpec, storage_file, write_bag  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -134,3 +134,105 @@ def test_a_broken_record_where_the_index_points_is_named(tmp_path):
     with pytest.raises(BagReadError, match=r"broken.*no message record"):
         convert_bags([bag], tmp_path / "out", "test/broken", config(CAMS[:1]), outcome="success")
     assert not (tmp_path / "out").exists()
+
+
+def both_indexes(bag: Path, cfg, monkeypatch):
+    """The index pass through the mapped files and through the generic reader, and the topics the first
+    read a whole topic at a time."""
+    typestore = ros_types.make_typestore()
+    bulk_topics = []
+    bulk_topic = bag_reader._bulk_topic
+
+    def spy(direct, topic, *args):
+        found = bulk_topic(direct, topic, *args)
+        if found is not None:
+            bulk_topics.append(topic)
+        return found
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bag_reader, "_bulk_topic", spy)
+        direct = index_bag(bag, cfg, typestore)
+    with monkeypatch.context() as patch:
+        patch.setattr(bag_reader, "_open_direct", lambda *args: None)
+        generic = index_bag(bag, cfg, typestore)
+    assert (direct.direct is not None, generic.direct) == (True, None)
+    return direct, generic, bulk_topics
+
+
+def assert_same_index(got, want) -> None:
+    assert got.streams.keys() == want.streams.keys()
+    for key, stream in want.streams.items():
+        mine = got.streams[key]
+        for name in ("stamps", "order", "arrival_stamps"):
+            np.testing.assert_array_equal(getattr(mine, name), getattr(stream, name), err_msg=f"{key} {name}")
+        assert mine.values.keys() == stream.values.keys()
+        for feature, values in stream.values.items():
+            assert mine.values[feature].dtype == values.dtype == np.float32
+            np.testing.assert_array_equal(mine.values[feature], values, err_msg=feature)
+        assert (mine.zero_stamps, mine.has_header) == (stream.zero_stamps, stream.has_header)
+    assert got.image_shapes == want.image_shapes
+    assert got.events == want.events
+
+
+def test_index_pass_reads_what_the_generic_reader_reads(tmp_path, monkeypatch):
+    # Camera stamps and joint states are read a whole topic at a time from the mapped files; MultiArray
+    # actions and episode events one by one. Zero stamps fall back to the receive time in both ways.
+    events = [EventSpec(0.1, ros_types.EVENT_START, task="pick"),
+              EventSpec(0.8, ros_types.EVENT_END, ros_types.OUTCOME_SUCCESS)]
+    spec = BagSpec(cameras=CAMS, duration_s=1.0, events=events,
+                   zero_stamp_topics=("/joint_states", CAMS[0].topic))
+    bag = write_bag(tmp_path / "bag", spec)
+    cfg = config(CAMS, "state.velocity=true", "action={topic: /joint_command, joints: [a1, a2]}")
+    direct, generic, bulk = both_indexes(bag, cfg, monkeypatch)
+    assert_same_index(direct, generic)
+    assert sorted(bulk) == sorted(["/joint_states", *(c.topic for c in CAMS)])
+    assert direct.streams["state"].zero_stamps == 101 and direct.streams["camera:front"].zero_stamps == 31
+    assert len(direct.events) == 2 and "action" in direct.streams
+
+
+def test_joint_states_whose_layout_changes_are_read_one_by_one(tmp_path, monkeypatch):
+    # A driver that reorders its joints (or renames its frame) mid-recording: each message is still picked by
+    # name, so the vectors come out in the configured order.
+    typestore = ros_types.make_typestore()
+    bag = tmp_path / "bag"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        joints = writer.add_connection("/joint_states", ros_types.JOINT_STATE, typestore=typestore)
+        camera = writer.add_connection(CAMS[0].topic, ros_types.IMAGE, typestore=typestore)
+        for k in range(60):
+            stamp = 1_000_000_000 + k * 10_000_000
+            names = ["j1", "j2"] if k % 3 else ["j2", "extra", "j1"]
+            position = [k, k + 0.5] if k % 3 else [k + 0.5, -1.0, k]
+            msg = ros_types.joint_state_msg(typestore, stamp, names, position)
+            msg.header.frame_id = "base" if k < 30 else "base_link"
+            writer.write(joints, stamp, typestore.serialize_cdr(msg, ros_types.JOINT_STATE))
+            if k % 3 == 0:
+                image = ros_types.image_msg(typestore, np.zeros((30, 40, 3), np.uint8), stamp, "rgb8")
+                writer.write(camera, stamp, typestore.serialize_cdr(image, ros_types.IMAGE))
+    direct, generic, bulk = both_indexes(bag, config(CAMS[:1]), monkeypatch)
+    assert_same_index(direct, generic)
+    assert bulk == [CAMS[0].topic]
+    state = direct.streams["state"].values["observation.state"]
+    np.testing.assert_array_equal(state, np.stack([np.arange(60), np.arange(60) + 0.5], 1).astype(np.float32))
+
+
+@pytest.mark.parametrize("frame_id", ["", "a", "abc", "abcd", "base_link"])
+@pytest.mark.parametrize("joints", [0, 1, 3, 7])
+@pytest.mark.parametrize("with_velocity", [False, True])
+def test_joint_state_parser_reads_the_fields_rosbags_reads(frame_id, joints, with_velocity):
+    typestore = ros_types.make_typestore()
+    names = [f"joint_{k}" * (k + 1) for k in range(joints)]  # names of several lengths: CDR padding
+    velocity = np.arange(joints) * -0.25 if with_velocity else ()
+    msg = ros_types.joint_state_msg(typestore, 123_456_789_012, names, np.arange(joints) * 0.5, velocity)
+    msg.header.frame_id = frame_id
+    raw = typestore.serialize_cdr(msg, ros_types.JOINT_STATE)
+    want = typestore.deserialize_cdr(raw, ros_types.JOINT_STATE)
+    parser = ros_types.JointStateParser()
+    for _ in range(2):  # the second time from the cached names
+        got = parser.parse(raw)
+        assert got.stamp_ns == 123_456_789_012 and got.name == tuple(want.name)
+        for field in ("position", "velocity", "effort"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+    if joints:
+        with pytest.raises(ValueError, match="past the end|cut short"):
+            ros_types.JointStateParser().parse(raw[: len(raw) - 5])
+    assert parser.parse(b"\x00\x00\x00\x00" + raw[4:]) is None  # big-endian CDR: generic path

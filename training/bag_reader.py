@@ -43,7 +43,7 @@ from rosbags.typesys.store import Typestore
 from ove_ros.joints import joint_order
 from training import ros_types
 from training.bag_config import BagConversionConfig, BagConversionError, CameraConfig
-from training.mcap_direct import McapMessages, image_view
+from training.mcap_direct import McapIndexError, McapMessages, image_view
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,52 @@ def _reader_messages(reader: Reader, connections: list) -> Iterator[Message]:
         yield c.topic, c.msgtype, received, raw
 
 
-def _mapped_messages(direct: McapMessages, msgtypes: dict[str, str]) -> Iterator[Message]:
-    """Each message of the mapped files, in order."""
-    for i in range(len(direct)):
+def _mapped_messages(
+    direct: McapMessages, msgtypes: dict[str, str], select: np.ndarray | None = None
+) -> Iterator[Message]:
+    """Each message of the mapped files (or the ``select``-ed ones), in order."""
+    for i in range(len(direct)) if select is None else select:
         topic = direct.topic_names[int(direct.topics[i])]
         yield topic, msgtypes[topic], int(direct.log_times[i]), direct.data(i)
+
+
+def _bulk_topic(
+    direct: McapMessages, topic: str, msgtype: str, parser: ros_types.JointStateParser
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ros_types.JointStateView | None] | None:
+    """``(message numbers, receive times, header stamps, JointState arrays [messages, joints] or None)`` of
+    every message of ``topic``, read at once from the mapped files; None when the topic must be read message
+    by message (other types, big-endian CDR, JointState messages whose layouts differ)."""
+    select = np.flatnonzero(direct.topics == direct.topic_names.index(topic))
+    if not len(select):
+        return None
+    msg = None
+    if msgtype in (ros_types.IMAGE, ros_types.COMPRESSED_IMAGE):
+        heads = direct.heads(select, 12)
+        if heads is None or (heads[0][:, 1] != 1).any():
+            return None
+        rows = heads[0]
+    elif msgtype == ros_types.JOINT_STATE:
+        heads = direct.heads(select, None)
+        if heads is None:
+            return None
+        rows = heads[0]
+        layout = parser.layout(rows[0].tobytes())
+        if layout is None:
+            return None
+        _, names, spans = layout
+        fixed = np.ones(rows.shape[1], dtype=bool)  # everything but the stamp and the values must match
+        fixed[4:12] = False
+        for at, count in spans:
+            fixed[at : at + 8 * count] = False
+        if (rows[:, fixed] != rows[0, fixed]).any():
+            return None
+        arrays = [np.ascontiguousarray(rows[:, at : at + 8 * count]).view("<f8") for at, count in spans]
+        msg = ros_types.JointStateView(0, names, *arrays)
+    else:
+        return None
+    sec = np.ascontiguousarray(rows[:, 4:8]).view("<i4")[:, 0].astype(np.int64)
+    nanosec = np.ascontiguousarray(rows[:, 8:12]).view("<u4")[:, 0].astype(np.int64)
+    return select, direct.log_times[select], sec * NS + nanosec, msg
 
 
 def _expect_type(bag: Path, topic: str, role: str, found: str, allowed: tuple[str, ...]) -> None:
@@ -248,14 +289,15 @@ class _JointPicker:
         return self._cache[key]
 
     def pick(self, values, names: list[str], field_name: str) -> np.ndarray:
-        values = np.asarray(values, dtype=np.float64)
-        if len(values) != len(names):
+        """``values``: one message's array or ``[messages, joints]``; returns ``[messages, joints]``."""
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        if values.shape[1] != len(names):
             raise BagContentError(
-                f"bag {self.bag}: a {self.topic} message has {len(names)} names but {len(values)} "
+                f"bag {self.bag}: a {self.topic} message has {len(names)} names but {values.shape[1]} "
                 f"{field_name} values; set {self.config_key.rsplit('.', 1)[0]}.{field_name}=false "
                 "if it is not published"
             )
-        return values[self.indices(names)].astype(np.float32)
+        return values[:, self.indices(names)].astype(np.float32)
 
 
 def index_bag(path: str | Path, config: BagConversionConfig, typestore: Typestore) -> BagIndex:
@@ -339,13 +381,39 @@ def _index(
 
     topics = [t for t in [*roles, events_topic if has_events_topic else None] if t]
     direct = _open_direct(path, reader, topics)
-    if direct is not None:
-        # Every message from the mapped files: camera stamps cost 12 bytes each, nothing else is re-read.
-        messages = _mapped_messages(direct, {t: by_topic[t][0].msgtype for t in topics})
-    else:
-        messages = _reader_messages(reader, [c for t in topics for c in by_topic[t]])
     read: dict[str, int] = {}
+    joint_parser = ros_types.JointStateParser()
     try:
+        if direct is not None:
+            # Camera stamps and uniform JointState messages are read for a whole topic at once (12 bytes per
+            # image); the other messages (events, MultiArray actions, irregular layouts) one by one below.
+            rest = np.ones(len(direct), dtype=bool)
+            for topic, key in roles.items():
+                try:
+                    bulk = _bulk_topic(direct, topic, msgtypes[key], joint_parser)
+                except McapIndexError:
+                    raise  # named by bag_errors, like a damaged bag read the generic way
+                except ValueError as exc:
+                    raise BagReadError(f"bag {path}: a {topic} message: {exc}; the bag is damaged") from None
+                if bulk is None:
+                    continue
+                select, received, topic_stamps, msg = bulk
+                rest[select] = False
+                read[topic] = len(select)
+                zeros = topic_stamps == 0
+                zero[key] = int(zeros.sum())
+                stamps[key] = np.where(zeros, received, topic_stamps)
+                if key.startswith("camera:"):
+                    first = direct.data(int(select[0]))
+                    shapes[key] = _decode_camera(path, cams[key], msgtypes[key], typestore, first).shape
+                    first = None
+                else:
+                    _collect_vectors(key, msg, msgtypes[key], config, pickers[key], vectors[key])
+            messages = _mapped_messages(
+                direct, {t: by_topic[t][0].msgtype for t in topics}, np.flatnonzero(rest)
+            )
+        else:
+            messages = _reader_messages(reader, [c for t in topics for c in by_topic[t]])
         for topic, msgtype, received, raw in messages:
             read[topic] = read.get(topic, 0) + 1
             if isinstance(raw, memoryview) and not roles.get(topic, "").startswith("camera:"):
@@ -361,8 +429,18 @@ def _index(
                 if key not in shapes:
                     shapes[key] = _decode_camera(path, cams[key], msgtype, typestore, raw).shape
             else:
-                msg = typestore.deserialize_cdr(raw, msgtype)
-                stamp = _stamp_of(msg.header.stamp) if headers[key] else received
+                msg = None
+                if msgtype == ros_types.JOINT_STATE:
+                    try:
+                        msg = joint_parser.parse(raw)
+                    except ValueError as exc:
+                        message = f"bag {path}: a {topic} message: {exc}; the bag is damaged"
+                        raise BagReadError(message) from None
+                if msg is not None:
+                    stamp = msg.stamp_ns
+                else:
+                    msg = typestore.deserialize_cdr(raw, msgtype)
+                    stamp = _stamp_of(msg.header.stamp) if headers[key] else received
                 _collect_vectors(key, msg, msgtype, config, pickers[key], vectors[key])
             if stamp == 0:
                 stamp = received
@@ -378,11 +456,11 @@ def _index(
     streams: dict[str, StreamIndex] = {}
     for key, values in stamps.items():
         topic = next(t for t, k in roles.items() if k == key)
-        if not values:
+        if not len(values):
             raise BagContentError(f"bag {path}: topic {topic} ({key}) has no messages")
         raw_stamps = np.asarray(values, dtype=np.int64)
         order = np.argsort(raw_stamps, kind="stable")
-        sorted_values = {k: np.stack(v)[order] for k, v in vectors.get(key, {}).items()}
+        sorted_values = {k: np.concatenate(v)[order] for k, v in vectors.get(key, {}).items()}
         streams[key] = StreamIndex(
             key,
             topic,
@@ -406,9 +484,7 @@ def _index(
     events.sort(key=lambda e: e.stamp)
     image_shapes = {key.split(":", 1)[1]: shape for key, shape in shapes.items()}
     require_events = config.episodes.split == "events"
-    return BagIndex(
-        path, name, streams, events, image_shapes, has_events_topic, require_events, direct
-    )
+    return BagIndex(path, name, streams, events, image_shapes, has_events_topic, require_events, direct)
 
 
 def _check_counts(path: Path, by_topic: dict[str, list], topics: list[str], read: dict[str, int]) -> None:
@@ -443,10 +519,10 @@ def _collect_vectors(
         if key == "state" and config.state.effort:
             out.setdefault("observation.effort", []).append(picker.pick(msg.effort, msg.name, "effort"))
         return
-    data = np.asarray(msg.data, dtype=np.float32)
-    if len(data) != len(config.action.joints):
+    data = np.asarray(msg.data, dtype=np.float32)[None]
+    if data.shape[1] != len(config.action.joints):
         raise BagContentError(
-            f"bag {picker.bag}: {picker.topic} carries {len(data)} values but action.joints names "
+            f"bag {picker.bag}: {picker.topic} carries {data.shape[1]} values but action.joints names "
             f"{len(config.action.joints)}; list one name per element"
         )
     out.setdefault("action", []).append(data)

@@ -104,13 +104,13 @@ class McapMessages:
                     raise _NotApplicable
                 channels, chunks = summary
                 wanted = {cid: topics.index(t) for cid, t in channels.items() if t in topics}
+                indexes = []  # (message index record, channel, topic, start of the chunk's records)
                 for records, offsets, compression in chunks:
                     if compression and any(cid in offsets for cid in wanted):
                         raise _NotApplicable
-                    for cid, t in wanted.items():
-                        if cid not in offsets:
-                            continue
-                        rows.append(_message_index(mm, offsets[cid], cid, t, f, records))
+                    indexes.extend((offsets[c], c, t, records) for c, t in wanted.items() if c in offsets)
+                if indexes:
+                    rows.append(_message_indexes(mm, np.array(indexes, dtype=np.int64), f))
         except _NotApplicable:
             _close(maps)
             return None
@@ -136,8 +136,14 @@ class McapMessages:
             _close(maps)
             raise McapIndexError(f"cannot map {path} again: {exc}") from exc
         return McapMessages(
-            self.paths, maps, renumber[self.topics[keep]], list(topics), self.log_times[keep],
-            self.files[keep], self.positions[keep], self.channels[keep],
+            self.paths,
+            maps,
+            renumber[self.topics[keep]],
+            list(topics),
+            self.log_times[keep],
+            self.files[keep],
+            self.positions[keep],
+            self.channels[keep],
         )
 
     def counts(self) -> dict[str, int]:
@@ -158,6 +164,51 @@ class McapMessages:
         if channel != self.channels[i] or length < _MESSAGE_HEAD - 9 or end > len(mm):
             raise McapIndexError(f"the message record at byte {pos} does not match the index")
         return memoryview(mm)[pos + _MESSAGE_HEAD : end]
+
+    def heads(self, select: np.ndarray, width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The first ``width`` bytes of each selected message's data as rows of one uint8 array, and the
+        data lengths; ``width=None``: the whole data, when every selected message has the same length.
+        None when a message is shorter than ``width`` or the lengths differ: read those one by one.
+
+        Checks each message record against the index, as :meth:`data` does."""
+        select = np.flatnonzero(select) if select.dtype == bool else np.asarray(select)
+        rows = np.zeros((len(select), width or 0), dtype=np.uint8)
+        lengths = np.zeros(len(select), dtype=np.int64)
+        for f, mm in enumerate(self.maps):
+            mine = select[self.files[select] == f]
+            if not len(mine):
+                continue
+            where = np.flatnonzero(self.files[select] == f)
+            buf = np.frombuffer(mm, dtype=np.uint8)
+            try:
+                pos = self.positions[mine]
+                head = _gather(buf, pos, "u1")
+                length = _gather(buf, pos + 1, "<u8").astype(np.int64)
+                channel = _gather(buf, pos + 9, "<u2")
+                if (head != OP_MESSAGE).any():
+                    raise McapIndexError(
+                        f"no message record at byte {pos[head != OP_MESSAGE][0]} where the index points"
+                    )
+                bad = (channel != self.channels[mine]) | (length < _MESSAGE_HEAD - 9)
+                bad |= pos + 9 + length > len(buf)
+                if bad.any():
+                    raise McapIndexError(f"the message record at byte {pos[bad][0]} does not match the index")
+                size = length - (_MESSAGE_HEAD - 9)
+                lengths[where] = size
+                if width is None:
+                    if (size != size[0]).any() or (rows.shape[1] and rows.shape[1] != size[0]):
+                        return None
+                    if not rows.shape[1]:
+                        rows = np.zeros((len(select), int(size[0])), dtype=np.uint8)
+                    take = int(size[0])
+                elif (size < width).any():
+                    return None
+                else:
+                    take = width
+                rows[where] = buf[(pos + _MESSAGE_HEAD)[:, None] + np.arange(take)]
+            finally:
+                del buf
+        return rows, lengths
 
     def close(self) -> None:
         _close(self.maps)
@@ -181,18 +232,37 @@ def _close(maps: list[mmap.mmap]) -> None:
             pass
 
 
-def _message_index(mm: mmap.mmap, at: int, channel: int, topic: int, file: int, records: int) -> np.ndarray:
-    """One message index record -> rows (topic, log time, file, position, channel)."""
-    if mm[at] != OP_MESSAGE_INDEX:
-        raise McapIndexError(f"no message index at byte {at}")
-    (found,) = struct.unpack_from("<H", mm, at + 9)
-    (n_bytes,) = struct.unpack_from("<I", mm, at + 11)
-    if found != channel or n_bytes % 16:
-        raise McapIndexError(f"the message index at byte {at} is not channel {channel}'s")
-    pairs = np.frombuffer(mm, dtype="<u8", count=n_bytes // 8, offset=at + 15).reshape(-1, 2).astype(np.int64)
-    n = len(pairs)
-    columns = [np.full(n, topic), pairs[:, 0], np.full(n, file), records + pairs[:, 1], np.full(n, channel)]
-    return np.stack(columns)
+def _gather(buf: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
+    """The little-endian ``dtype`` value at each byte position of ``buf``."""
+    size = np.dtype(dtype).itemsize
+    if len(positions) and (positions.min() < 0 or positions.max() + size > len(buf)):
+        raise McapIndexError(f"the index points past the end of the file ({len(buf)} bytes)")
+    return buf[positions[:, None] + np.arange(size)].view(dtype).reshape(-1)
+
+
+def _message_indexes(mm: mmap.mmap, indexes: np.ndarray, file: int) -> np.ndarray:
+    """Message index records ``[n, (position, channel, topic, chunk records start)]`` -> one row per message
+    ``(topic, log time, file, position, channel)``. Read all at once: a camera recording has one chunk, so
+    one message index, per image."""
+    buf = np.frombuffer(mm, dtype=np.uint8)
+    try:
+        at, channel, topic, records = indexes.T
+        head = _gather(buf, at, "u1")
+        found, n_bytes = _gather(buf, at + 9, "<u2"), _gather(buf, at + 11, "<u4").astype(np.int64)
+        bad = (head != OP_MESSAGE_INDEX) | (found != channel) | (n_bytes % 16 != 0)
+        if bad.any():
+            raise McapIndexError(f"no message index of channel {channel[bad][0]} at byte {at[bad][0]}")
+        counts = n_bytes // 16
+        owner = np.repeat(np.arange(len(at)), counts)
+        first = np.cumsum(counts) - counts
+        pairs = (at + 15)[owner] + 16 * (np.arange(int(counts.sum())) - first[owner])
+        log_times = _gather(buf, pairs, "<u8").astype(np.int64)
+        offsets = _gather(buf, pairs + 8, "<u8").astype(np.int64)
+        return np.stack(
+            [topic[owner], log_times, np.full(len(owner), file), records[owner] + offsets, channel[owner]]
+        )
+    finally:
+        del buf  # the mapping can only close once no array views it
 
 
 @dataclass
