@@ -9,7 +9,7 @@ trip before encoding, PNG images in parquet, and cameras resized to 320x240 / 22
 converted per second and the real-time factor (recorded seconds per wall second), prints a table and
 writes JSON to ``benchmarks/results/bag_to_lerobot.json``.
 
-    python benchmarks/bench_bag_to_lerobot.py [--seconds 20] [--variants read,h264,...] [--storage mcap]
+    python benchmarks/bench_bag_to_lerobot.py [--seconds 20] [--bags 1] [--variants read,h264,...]
 """
 
 from __future__ import annotations
@@ -134,6 +134,15 @@ def bench_config(spec: BagSpec, fps: int, overrides: list[str]) -> BagConversion
     return load_config(None, base + overrides)
 
 
+def link_copy(bag: Path, to: Path) -> Path:
+    """Another bag with the same files (hard links: no bytes copied, the page cache is shared)."""
+    shutil.rmtree(to, ignore_errors=True)
+    to.mkdir()
+    for f in bag.iterdir():
+        os.link(f, to / f.name)
+    return to
+
+
 def run_read(bag: Path, config: BagConversionConfig) -> int:
     typestore = ros_types.make_typestore()
     index = index_bag(bag, config, typestore)
@@ -156,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--repeats", type=int, default=1, help="conversions per variant; the row reports the median run"
+    )
+    parser.add_argument(
+        "--bags",
+        type=int,
+        default=1,
+        help="convert this many copies of the recording in one call (one bag per episode, as a session of "
+        "recordings is converted); the copies are hard links, so only the conversion is timed",
     )
     parser.add_argument("--workdir", help="where to write the bag and datasets (default: a temp dir)")
     parser.add_argument("--output", default=str(RESULTS))
@@ -202,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         write_s = time.perf_counter() - started
         os.sync()  # flush the bag now, so writing it back does not slow down the timed reads
         bag_mb = sum(p.stat().st_size for p in bag.iterdir()) / 2**20
+        bags = [bag] + [link_copy(bag, work / f"bench_bag_{k}") for k in range(1, max(1, args.bags))]
         print(
             f"bag: {args.cameras} x {args.width}x{args.height} @ {args.camera_hz:g} Hz + joints @ "
             f"{args.joint_hz:g} Hz, {args.seconds:g} s, {bag_mb:.0f} MiB {args.storage} "
@@ -224,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 started = time.perf_counter()
                 if name == "read":
-                    frames = run_read(bag, config)
+                    frames = sum(run_read(b, config) for b in bags)
                 else:
-                    frames = convert_bags([bag], out, f"bench/{name}", config, outcome="success").frames
+                    frames = convert_bags(bags, out, f"bench/{name}", config, outcome="success").frames
                 walls.append(time.perf_counter() - started)
                 size_mb = (
                     sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
@@ -264,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    session = f"{args.bags} x " if args.bags > 1 else ""
     table = Table(
-        title=f"bag -> LeRobot, {args.seconds:g} s recording ({args.cameras} cameras "
+        title=f"bag -> LeRobot, {session}{args.seconds:g} s recording ({args.cameras} cameras "
         f"{args.width}x{args.height}), target >= 10x real time"
     )
     for column in ("variant", "frames/s", "images/s", "x real time", "MiB", "what"):
@@ -285,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**machine(), "load_average_at_start": load_at_start},
         "recording": {
             "seconds": args.seconds,
+            "bags": args.bags,
             "cameras": args.cameras,
             "width": args.width,
             "height": args.height,
