@@ -717,14 +717,14 @@ def iter_frames(
     pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
     pending: deque[tuple[int, int, dict]] = deque()  # frames handed to the worker, oldest first
     with bag_errors(index.path):
-        reader = _open(index.path)
-        direct = None
+        reader = direct = None
         try:
             if index.direct is not None:
                 direct = index.direct.select(list(topic_key))
                 cam_types = {cam.topic: index.streams[key].msgtype for key, cam in cams.items()}
                 messages = _mapped_messages(direct, cam_types)
             else:
+                reader = _open(index.path)
                 messages = _reader_messages(reader, [c for c in reader.connections if c.topic in topic_key])
             while done < len(order):
                 item = next(messages, None)
@@ -768,4 +768,5 @@ def iter_frames(
             pending.clear()
             if direct is not None:
                 direct.close()
-            reader.close()
+            if reader is not None:
+                reader.close()
