@@ -4,6 +4,7 @@
 
 Writes a bag with N cameras (default 3 x 640x480 rgb8 at 30 Hz) and joint states (default 200 Hz) for
 ``--seconds`` (default 20), then converts it once per variant: reading alone (both passes, no dataset),
+the video encoders alone on frames decoded beforehand (what any conversion at those settings is bounded by),
 the dataset written by the streaming writer at several encoder presets and codecs, LeRobot's own PNG round
 trip before encoding, PNG images in parquet, and cameras resized to 320x240 / 224x224. Reports frames
 converted per second and the real-time factor (recorded seconds per wall second), prints a table and
@@ -42,6 +43,7 @@ from training.bag_to_lerobot import convert_bags  # noqa: E402
 from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "bag_to_lerobot.json"
+ENCODE_DISTINCT = 60  # distinct frames per camera that the encode-only variants cycle through
 
 
 @dataclass
@@ -76,19 +78,30 @@ VARIANTS = {
         "LeRobot's own path: temporary PNG files, h264 at the default preset per episode",
     ),
     "images": Variant("images", ["video.use_videos=false"], "PNG images inside parquet, no video"),
+    "encode": Variant(
+        "encode",
+        [],
+        "the video encoders alone (default settings) on decoded frames held in memory: the bound on the rest",
+    ),
+    "encode_320": Variant(
+        "encode_320",
+        ["video.resize=[320,240]"],
+        "the video encoders alone on frames already resized to 320x240",
+    ),
     "h264_320": Variant(
         "h264_320",
-        [f"cameras.{c}.resize=[320,240]" for c in range(3)],
+        ["video.resize=[320,240]"],
         "h264 ultrafast with every camera resized to 320x240",
     ),
     "h264_224": Variant(
         "h264_224",
-        [f"cameras.{c}.resize=[224,224]" for c in range(3)],
+        ["video.resize=[224,224]"],
         "h264 ultrafast with every camera resized to 224x224 (the value model's input size)",
     ),
 }
 DEFAULT_VARIANTS = (
-    "read,h264,h264_veryfast,h264_medium,h264_x264_threads,svtav1,h264_png,images,h264_320,h264_224"
+    "read,encode,encode_320,h264,h264_veryfast,h264_medium,h264_x264_threads,svtav1,h264_png,images,"
+    "h264_320,h264_224"
 )
 
 
@@ -148,6 +161,36 @@ def run_read(bag: Path, config: BagConversionConfig) -> int:
     index = index_bag(bag, config, typestore)
     plans = plan_episodes(index, config)
     return sum(1 for _ in iter_frames(index, plans, config, typestore))
+
+
+def run_encode(bag: Path, config: BagConversionConfig, copies: int, out: Path) -> tuple[int, float]:
+    """Feed the recording's frames, decoded beforehand, to the streaming video writer; return the frames and
+    the seconds the encoders took. At most ENCODE_DISTINCT distinct frames per camera are held (cycled)."""
+    from training.video_encoder import EncoderSettings, StreamingVideoWriter
+
+    typestore = ros_types.make_typestore()
+    index = index_bag(bag, config, typestore)
+    plans = plan_episodes(index, config)
+    held: list[dict] = []
+    count = 0
+    for _, _, features in iter_frames(index, plans, config, typestore):
+        if len(held) < ENCODE_DISTINCT:
+            held.append({k: v for k, v in features.items() if k.startswith("observation.images.")})
+        count += 1
+    keys = list(held[0])
+    writer = StreamingVideoWriter(config.fps, EncoderSettings.from_config(config.video))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        for _ in range(copies):
+            writer.start_episode(keys, out)
+            for i in range(count):
+                for key in keys:
+                    writer.feed_frame(key, held[i % len(held)][key])
+            writer.finish_episode()
+        return count * copies, time.perf_counter() - started
+    finally:
+        writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,11 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name in names:
             variant = VARIANTS[name]
-            overrides = [
-                o
-                for o in variant.overrides
-                if not o.startswith("cameras.") or int(o.split(".")[1]) < args.cameras
-            ]
+            overrides = list(variant.overrides)
             config = bench_config(spec, args.fps, overrides)
             walls = []
             for _ in range(max(1, args.repeats)):
@@ -242,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 if name == "read":
                     frames = sum(run_read(b, config) for b in bags)
+                elif name.startswith("encode"):
+                    frames, encode_s = run_encode(bag, config, len(bags), out)
+                    started = time.perf_counter() - encode_s
                 else:
                     frames = convert_bags(bags, out, f"bench/{name}", config, outcome="success").frames
                 walls.append(time.perf_counter() - started)

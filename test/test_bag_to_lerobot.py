@@ -584,6 +584,14 @@ def test_config_errors_name_the_key(tmp_path):
         load_labels(bad)
 
 
+def test_video_resize_sizes_every_camera_without_its_own():
+    config = make_config("video.resize=[32,24]", "cameras.1.resize=[16,12]")
+    assert [c.resize for c in config.cameras] == [[32, 24], [16, 12]]
+    assert [c.resize for c in make_config().cameras] == [None, None]
+    with pytest.raises(ConfigError, match=r"video.resize must be \[width, height\]"):
+        make_config("video.resize=[32]")
+
+
 def test_example_config_loads():
     config = load_config(Path(__file__).resolve().parents[1] / "training/configs/bag_example.yaml")
     assert config.fps == 30 and [c.name for c in config.cameras] == ["corner", "wrist"]

@@ -37,7 +37,7 @@ class CameraConfig:
     topic: str = MISSING
     # 16-bit images (16UC1, mono16): values in [0, depth_max] map linearly to [0, 255], larger ones clip.
     depth_max: float = 65535.0
-    # Optional [width, height] to resize to (area averaging, bag_reader.shrink_image); null keeps the size.
+    # Optional [width, height] to resize to (area averaging, bag_reader.shrink_image); null: video.resize.
     resize: list[int] | None = None
 
 
@@ -75,6 +75,10 @@ class VideoConfig:
     """Camera storage (trade-offs: training/video_encoder.py, benchmarks/bench_bag_to_lerobot.py)."""
 
     use_videos: bool = True  # false: PNG images inside the parquet files (lossless, slower, larger)
+    # [width, height] for every camera without its own ``resize``; null keeps the recorded size. Full-size
+    # video encoding bounds a conversion at ~7.7x real time for 3 VGA cameras on 2 cores; [320, 240]
+    # converts at ~10x (README, Benchmarks).
+    resize: list[int] | None = None
     vcodec: str = "h264"  # h264 | hevc | libsvtav1 (LeRobot's default is libsvtav1)
     # Encode while frames arrive with ove_ros' writer (no PNG round trip, never drops a frame); false:
     # LeRobot's PNG files, encoded per episode at the codec's default preset.
@@ -134,6 +138,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"invalid conversion config ({source}): {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse YAML ({source}): {exc}") from None
+    for cam in config.cameras:  # one place decides each camera's size: its own resize, else video.resize
+        if cam.resize is None and config.video.resize is not None:
+            cam.resize = list(config.video.resize)
     validate_config(config)
     return config
 
@@ -157,6 +164,8 @@ def validate_config(config: BagConversionConfig) -> None:
             problems.append(f"camera {cam.name!r}: depth_max must be positive")
         if cam.resize is not None and (len(cam.resize) != 2 or min(cam.resize) <= 0):
             problems.append(f"camera {cam.name!r}: resize must be [width, height], got {cam.resize}")
+    if config.video.resize is not None and (len(config.video.resize) != 2 or min(config.video.resize) <= 0):
+        problems.append(f"video.resize must be [width, height], got {config.video.resize}")
     topics = [cam.topic for cam in config.cameras]
     topics += [s.topic for s in (config.state, config.action) if s is not None]
     if len(set(topics)) != len(topics):
