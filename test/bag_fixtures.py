@@ -18,7 +18,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+import yaml
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from training import ros_types
 
@@ -200,3 +201,45 @@ def corrupt_bag(bag: str | Path, offset_fraction: float = 0.5, length: int = 409
     data[start : start + length] = bytes((i * 37 + 11) % 256 for i in range(min(length, len(data) - start)))
     target.write_bytes(bytes(data))
     return target
+
+
+def split_bag(bag: str | Path, out: str | Path, parts: int = 2) -> Path:
+    """The recording ``bag`` (mcap) rewritten as one bag of ``parts`` storage files, in order, with one
+    metadata.yaml listing them all: what ``ros2 bag record --max-bag-size`` / ``--max-bag-duration`` write."""
+    out = Path(out)
+    typestore = ros_types.make_typestore()
+    with Reader(bag) as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        messages = [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
+    out.mkdir()
+    infos = []
+    for k in range(parts):
+        part = out.parent / f".{out.name}_part{k}"
+        with Writer(part, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+            conns = {t: writer.add_connection(t, m, typestore=typestore) for t, m in topics.items()}
+            for topic, stamp, raw in messages[k * len(messages) // parts : (k + 1) * len(messages) // parts]:
+                writer.write(conns[topic], stamp, raw)
+        name = f"{out.name}_{k}.mcap"
+        (part / f"{part.name}.mcap").rename(out / name)
+        info = yaml.safe_load((part / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        info["files"][0]["path"] = name
+        infos.append(info)
+        for f in part.iterdir():
+            f.unlink()
+        part.rmdir()
+    merged = infos[0]
+    merged["files"] = [info["files"][0] for info in infos]
+    merged["relative_file_paths"] = [f["path"] for f in merged["files"]]
+    merged["message_count"] = sum(info["message_count"] for info in infos)
+    counts: dict[str, int] = {}
+    for info in infos:
+        for entry in info["topics_with_message_count"]:
+            topic = entry["topic_metadata"]["name"]
+            counts[topic] = counts.get(topic, 0) + entry["message_count"]
+    for entry in merged["topics_with_message_count"]:
+        entry["message_count"] = counts[entry["topic_metadata"]["name"]]
+    files = merged["files"]
+    end = max(f["starting_time"]["nanoseconds_since_epoch"] + f["duration"]["nanoseconds"] for f in files)
+    merged["duration"]["nanoseconds"] = end - merged["starting_time"]["nanoseconds_since_epoch"]
+    (out / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": merged}))
+    return out

@@ -19,7 +19,7 @@ from training.bag_reader import BagReadError, index_bag, iter_frames, plan_episo
 from training.bag_to_lerobot import convert_bags  # noqa: E402
 from training.mcap_direct import McapMessages, image_view  # noqa: E402
 
-from bag_fixtures import BagSpec, CameraSpec, EventSpec, storage_file, write_bag  # noqa: E402
+from bag_fixtures import BagSpec, CameraSpec, EventSpec, split_bag, storage_file, write_bag  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -236,3 +236,21 @@ def test_joint_state_parser_reads_the_fields_rosbags_reads(frame_id, joints, wit
         with pytest.raises(ValueError, match="past the end|cut short"):
             ros_types.JointStateParser().parse(raw[: len(raw) - 5])
     assert parser.parse(b"\x00\x00\x00\x00" + raw[4:]) is None  # big-endian CDR: generic path
+
+
+def test_a_recording_split_over_several_files_reads_like_one(tmp_path, monkeypatch):
+    spec = BagSpec(cameras=CAMS, duration_s=1.0, pattern="scene", action_topic=None)
+    whole = write_bag(tmp_path / "whole", spec)
+    split = split_bag(whole, tmp_path / "split", parts=3)
+    cfg = config(CAMS, "state.velocity=true")
+    direct, generic, bulk = both_indexes(split, cfg, monkeypatch)
+    assert len(direct.direct.paths) == 3
+    assert sorted(bulk) == sorted(["/joint_states", *(c.topic for c in CAMS)])
+    assert_same_index(direct, generic)
+    assert_same_index(direct, index_bag(whole, cfg, ros_types.make_typestore()))
+    _, frames = all_frames(split, cfg)
+    _, reference = all_frames(whole, cfg)
+    assert len(frames) == len(reference) > 20
+    for got, want in zip(frames, reference, strict=True):
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
