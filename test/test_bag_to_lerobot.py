@@ -657,6 +657,21 @@ def test_opencv_runs_single_threaded_only_while_converting():
     assert cv2.getNumThreads() == before
 
 
+def test_conversion_leaves_nothing_in_the_datasets_cache(tmp_path, monkeypatch):
+    # Loading the result back makes Arrow copies of its parquet files; they belong to the conversion's scratch
+    # folder, not to the shared ~/.cache/huggingface/datasets (one copy per conversion would pile up there).
+    import datasets.config
+
+    cache = tmp_path / "hf-datasets-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    bag = write_bag(tmp_path / "bag", BagSpec(cameras=CAMS[:1], action_topic=None, duration_s=0.5))
+    config = make_config(cameras=CAMS[:1], action=False)
+    convert_bags([bag], tmp_path / "dataset", "test/cache", config, outcome="success")
+    assert datasets.config.HF_DATASETS_CACHE == cache  # restored
+    assert not cache.exists() or not any(cache.iterdir())
+    assert not list(tmp_path.glob(".dataset*"))  # the scratch folder went with the conversion's work folder
+
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_camera_changing_size_mid_recording_is_named(tmp_path, storage):
     from rosbags.rosbag2 import StoragePlugin, Writer

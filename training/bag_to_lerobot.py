@@ -372,11 +372,15 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def validate_dataset(root: Path, repo_id: str, records: list[EpisodeRecord], decode: bool) -> None:
-    """Load the written dataset back and check episode and frame counts (and decode each last frame)."""
+def validate_dataset(
+    root: Path, repo_id: str, records: list[EpisodeRecord], decode: bool, scratch: Path
+) -> None:
+    """Load the written dataset back and check episode and frame counts (and decode each last frame).
+
+    ``scratch``: a folder the caller removes afterwards, for the Arrow copies that loading makes."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _datasets_cache(scratch):
         warnings.simplefilter("ignore", UserWarning)  # torchvision's pyav deprecation notice
         dataset = LeRobotDataset(repo_id, root=root, video_backend="pyav")
         expected = sum(r.frames for r in records)
@@ -396,6 +400,21 @@ def validate_dataset(root: Path, repo_id: str, records: list[EpisodeRecord], dec
                     raise ConversionError(
                         f"episode {record.episode_index}: last frame has wrong reward/is_done"
                     )
+
+
+@contextlib.contextmanager
+def _datasets_cache(folder: Path):
+    """LeRobot loads parquet files through ``datasets``, which writes an Arrow copy of them into
+    ~/.cache/huggingface/datasets and never removes it. The check after a conversion needs that copy only
+    while it runs: left in the shared cache, one piles up per conversion."""
+    import datasets.config
+
+    previous = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = Path(folder)
+    try:
+        yield
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous
 
 
 def _topic_stats(indexes: list[BagIndex], records: list[EpisodeRecord]) -> list[TopicStats]:
@@ -510,7 +529,7 @@ def _convert(
             "skipped": skipped,
         }
         _write_json_atomic(root / EPISODES_META, meta)
-        validate_dataset(root, repo_id, records, config.validate_decode)
+        validate_dataset(root, repo_id, records, config.validate_decode, workdir / "datasets-cache")
         if output.exists():
             os.rename(output, workdir / "previous")
         os.rename(root, output)
