@@ -3,16 +3,18 @@
 """Shared test fixtures.
 
 Every test session gets its own ROS domain on loopback so that parallel runs on one machine never see each
-other's topics. Process-level tests start real processes with `ros_env()`.
+other's topics, and its own datasets cache. Process-level tests start real processes with `ros_env()`.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,11 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# Loading a LeRobot dataset writes Arrow copies of its parquet files into the datasets cache; the datasets
+# that tests write are throwaway, so their copies go to a folder removed with the session, not ~/.cache.
+_DATASETS_CACHE = tempfile.mkdtemp(prefix="ove_ros-test-datasets-cache-")
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE
+atexit.register(shutil.rmtree, _DATASETS_CACHE, True)
 
 
 def ros_env(**extra: str) -> dict[str, str]:
