@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument(
+        "--compressed", action="store_true", help="record the cameras as JPEG CompressedImage instead of rgb8"
+    )
+    parser.add_argument(
         "--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {sorted(VARIANTS)}"
     )
     parser.add_argument(
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     width=args.width,
                     height=args.height,
                     rate_hz=args.camera_hz,
+                    encoding="jpeg" if args.compressed else "rgb8",
+                    compressed=args.compressed,
                 )
                 for c in range(args.cameras)
             ],
@@ -263,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         bag_mb = sum(p.stat().st_size for p in bag.iterdir()) / 2**20
         bags = [bag] + [link_copy(bag, work / f"bench_bag_{k}") for k in range(1, max(1, args.bags))]
         print(
-            f"bag: {args.cameras} x {args.width}x{args.height} @ {args.camera_hz:g} Hz + joints @ "
+            f"bag: {args.cameras} x {args.width}x{args.height} {'jpeg' if args.compressed else 'rgb8'} "
+            f"@ {args.camera_hz:g} Hz + joints @ "
             f"{args.joint_hz:g} Hz, {args.seconds:g} s, {bag_mb:.0f} MiB {args.storage} "
             f"(written in {write_s:.1f} s)"
         )
@@ -353,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "joint_hz": args.joint_hz,
             "fps": args.fps,
             "storage": args.storage,
+            "camera_messages": "CompressedImage (JPEG)" if args.compressed else "Image (rgb8)",
             "repeats": args.repeats,
             "bag_mib": round(bag_mb, 1),
             "image_content": "textured scene with a moving block (bag_fixtures)",

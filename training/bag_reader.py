@@ -545,7 +545,8 @@ def _decode_camera(bag: Path, cam: CameraConfig, msgtype: str, typestore: Typest
     if msg is None:
         msg = typestore.deserialize_cdr(bytes(raw) if mapped else raw, msgtype)
     try:
-        rgb = ros_types.image_to_rgb(msg, msgtype, cam.depth_max)
+        fit = tuple(int(v) for v in cam.resize) if cam.resize is not None else None
+        rgb = ros_types.image_to_rgb(msg, msgtype, cam.depth_max, fit)
     except ros_types.UnsupportedImageError as exc:
         raise BagContentError(f"bag {bag}: camera {cam.name} ({cam.topic}): {exc}") from None
     if cam.resize is not None:

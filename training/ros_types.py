@@ -314,8 +314,54 @@ def raw_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
     return _to_rgb(pixels, order, depth_max)
 
 
-def compressed_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (JPEG/PNG, incl. compressedDepth PNG) -> RGB uint8."""
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they carry the image size.
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def jpeg_size(data) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG's frame header without decoding it; None if there is none."""
+    head = bytes(data[:2])
+    if head != b"\xff\xd8":
+        return None
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = int(data[pos + 1])
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        if marker == 0xDA:  # start of scan: no frame header before the data
+            return None
+        if marker in _JPEG_SOF:
+            if pos + 9 > end:
+                return None
+            height = (int(data[pos + 5]) << 8) | int(data[pos + 6])
+            width = (int(data[pos + 7]) << 8) | int(data[pos + 8])
+            return (width, height) if width and height else None
+        pos += 2 + ((int(data[pos + 2]) << 8) | int(data[pos + 3]))
+    return None
+
+
+def jpeg_reduction(size: tuple[int, int], fit: tuple[int, int]) -> int:
+    """The largest factor (1, 2, 4 or 8) by which a JPEG of ``size`` can be decoded while staying at least
+    ``fit`` in both directions (libjpeg scales during decoding: ~1.4x faster at half size here)."""
+    for factor in (8, 4, 2):
+        if -(-size[0] // factor) >= fit[0] and -(-size[1] // factor) >= fit[1]:
+            return factor
+    return 1
+
+
+def compressed_image_to_rgb(
+    msg, depth_max: float = 65535.0, fit: tuple[int, int] | None = None
+) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (JPEG/PNG, incl. compressedDepth PNG) -> RGB uint8.
+
+    ``fit``: ``(width, height)`` the caller will shrink the image to; a JPEG is then decoded at the smallest
+    scale (1/2, 1/4, 1/8) that is still at least that large."""
     import cv2  # imported here: only camera decoding needs OpenCV
 
     fmt = msg.format.lower()
@@ -325,9 +371,14 @@ def compressed_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
             f"supported: {', '.join(COMPRESSED_FORMATS)}"
         )
     data = np.asarray(msg.data, dtype=np.uint8)
+    flag = cv2.IMREAD_UNCHANGED
     if "compresseddepth" in fmt:
         data = data[_COMPRESSED_DEPTH_HEADER:]
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    elif fit is not None and "png" not in fmt and (size := jpeg_size(data)) is not None:
+        factor = jpeg_reduction(size, fit)
+        if factor > 1:
+            flag = getattr(cv2, f"IMREAD_REDUCED_COLOR_{factor}")
+    pixels = cv2.imdecode(data, flag)
     if pixels is None:
         raise UnsupportedImageError(
             f"cannot decode compressed image of format {msg.format!r} ({data.size} bytes)"
@@ -335,8 +386,10 @@ def compressed_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
     return _to_rgb(pixels, "bgr", depth_max)  # OpenCV decodes colour as BGR(A)
 
 
-def image_to_rgb(msg, msgtype: str, depth_max: float = 65535.0) -> np.ndarray:
-    """Image or CompressedImage message -> RGB uint8 HxWx3."""
+def image_to_rgb(
+    msg, msgtype: str, depth_max: float = 65535.0, fit: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Image or CompressedImage message -> RGB uint8 HxWx3 (``fit``: see :func:`compressed_image_to_rgb`)."""
     if msgtype == COMPRESSED_IMAGE:
-        return compressed_image_to_rgb(msg, depth_max)
+        return compressed_image_to_rgb(msg, depth_max, fit)
     return raw_image_to_rgb(msg, depth_max)
