@@ -166,49 +166,54 @@ class McapMessages:
         return memoryview(mm)[pos + _MESSAGE_HEAD : end]
 
     def heads(self, select: np.ndarray, width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """The first ``width`` bytes of each selected message's data as rows of one uint8 array, and the
-        data lengths; ``width=None``: the whole data, when every selected message has the same length.
+        """The first ``width`` bytes of the data of messages ``select`` (message numbers) as the rows of one
+        uint8 array, and the data lengths; ``width=None``: the whole data, when all have the same length.
         None when a message is shorter than ``width`` or the lengths differ: read those one by one.
 
         Checks each message record against the index, as :meth:`data` does."""
-        select = np.flatnonzero(select) if select.dtype == bool else np.asarray(select)
-        rows = np.zeros((len(select), width or 0), dtype=np.uint8)
+        select = np.asarray(select, dtype=np.int64)
+        by_file = [np.flatnonzero(self.files[select] == f) for f in range(len(self.maps))]
+        starts = np.zeros(len(select), dtype=np.int64)
         lengths = np.zeros(len(select), dtype=np.int64)
-        for f, mm in enumerate(self.maps):
-            mine = select[self.files[select] == f]
-            if not len(mine):
-                continue
-            where = np.flatnonzero(self.files[select] == f)
-            buf = np.frombuffer(mm, dtype=np.uint8)
-            try:
-                pos = self.positions[mine]
-                head = _gather(buf, pos, "u1")
-                length = _gather(buf, pos + 1, "<u8").astype(np.int64)
-                channel = _gather(buf, pos + 9, "<u2")
-                if (head != OP_MESSAGE).any():
-                    raise McapIndexError(
-                        f"no message record at byte {pos[head != OP_MESSAGE][0]} where the index points"
-                    )
-                bad = (channel != self.channels[mine]) | (length < _MESSAGE_HEAD - 9)
-                bad |= pos + 9 + length > len(buf)
-                if bad.any():
-                    raise McapIndexError(f"the message record at byte {pos[bad][0]} does not match the index")
-                size = length - (_MESSAGE_HEAD - 9)
-                lengths[where] = size
-                if width is None:
-                    if (size != size[0]).any() or (rows.shape[1] and rows.shape[1] != size[0]):
-                        return None
-                    if not rows.shape[1]:
-                        rows = np.zeros((len(select), int(size[0])), dtype=np.uint8)
-                    take = int(size[0])
-                elif (size < width).any():
-                    return None
-                else:
-                    take = width
-                rows[where] = buf[(pos + _MESSAGE_HEAD)[:, None] + np.arange(take)]
-            finally:
-                del buf
+        for f, where in enumerate(by_file):
+            if len(where):
+                starts[where], lengths[where] = self._payloads(f, select[where])
+        if width is None:
+            if not len(select) or (lengths != lengths[0]).any():
+                return None
+            width = int(lengths[0])
+        elif (lengths < width).any():
+            return None
+        rows = np.empty((len(select), width), dtype=np.uint8)
+        for f, where in enumerate(by_file):
+            if len(where):
+                buf = np.frombuffer(self.maps[f], dtype=np.uint8)
+                rows[where] = buf[starts[where][:, None] + np.arange(width)]
+                del buf  # the mapping can only close once no array views it
         return rows, lengths
+
+    def _payloads(self, f: int, messages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start and length of the data of ``messages`` (all in file ``f``), their records checked."""
+        buf = np.frombuffer(self.maps[f], dtype=np.uint8)
+        try:
+            pos = self.positions[messages]
+            head = _gather(buf, pos, "u1")
+            if (head != OP_MESSAGE).any():
+                raise McapIndexError(
+                    f"no message record at byte {pos[head != OP_MESSAGE][0]} where the index points"
+                )
+            length = _gather(buf, pos + 1, "<u8").astype(np.int64)
+            channel = _gather(buf, pos + 9, "<u2")
+            bad = (
+                (channel != self.channels[messages])
+                | (length < _MESSAGE_HEAD - 9)
+                | (pos + 9 + length > len(buf))
+            )
+            if bad.any():
+                raise McapIndexError(f"the message record at byte {pos[bad][0]} does not match the index")
+            return pos + _MESSAGE_HEAD, length - (_MESSAGE_HEAD - 9)
+        finally:
+            del buf
 
     def close(self) -> None:
         _close(self.maps)
