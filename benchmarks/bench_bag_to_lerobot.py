@@ -93,6 +93,11 @@ VARIANTS = {
         ["video.resize=[320,240]"],
         "h264 ultrafast with every camera resized to 320x240",
     ),
+    "h264_320_lerobot_files": Variant(
+        "h264_320_lerobot_files",
+        ["video.resize=[320,240]", "video.episodes_per_file=null"],
+        "as h264_320, with LeRobot's own video-file rule: every episode appended to one file by rewriting it",
+    ),
     "h264_224": Variant(
         "h264_224",
         ["video.resize=[224,224]"],

@@ -399,6 +399,34 @@ def _event_bag(tmp_path: Path, name: str, storage: str = "mcap") -> Path:
     return write_bag(tmp_path / name, BagSpec(cameras=CAMS[:1], action_topic=None, events=events), storage)
 
 
+def test_video_files_hold_the_configured_number_of_episodes(tmp_path):
+    # LeRobot rewrites a camera's whole video file to append an episode; past video.episodes_per_file a new
+    # file starts. The frames decode the same either way.
+    events = []
+    for k in range(5):
+        events.append(EventSpec(0.1 + 0.3 * k, ros_types.EVENT_START, episode_id=f"ep{k}"))
+        events.append(EventSpec(0.3 + 0.3 * k, ros_types.EVENT_END, ros_types.OUTCOME_SUCCESS))
+    spec = BagSpec(cameras=CAMS[:1], action_topic=None, events=events, duration_s=1.7)
+    bag = write_bag(tmp_path / "five", spec)
+    datasets = {}
+    for per_file in (2, None):
+        out = tmp_path / f"dataset_{per_file}"
+        config = make_config(f"video.episodes_per_file={'null' if per_file is None else per_file}",
+                             cameras=CAMS[:1], action=False)
+        assert len(convert_bags([bag], out, "test/files", config).episodes) == 5
+        datasets[per_file] = load_dataset(out, "test/files")
+        videos = sorted((out / "videos" / "observation.images.front").rglob("*.mp4"))
+        assert len(videos) == (3 if per_file == 2 else 1), videos
+    key = "videos/observation.images.front/file_index"
+    assert list(datasets[2].meta.episodes[key]) == [0, 0, 1, 1, 2]
+    assert datasets[2].num_frames == datasets[None].num_frames
+    for i in range(datasets[2].num_frames):
+        a, b = (datasets[k][i]["observation.images.front"] for k in (2, None))
+        assert float((a - b).abs().max()) < 1e-6, i
+    with pytest.raises(ConfigError, match="episodes_per_file"):
+        make_config("video.episodes_per_file=0")
+
+
 def test_episodes_are_split_by_events(tmp_path):
     bag = _event_bag(tmp_path, "events", "sqlite3")
     out = tmp_path / "dataset"

@@ -315,10 +315,37 @@ def _without_image_embedding(dataset):
         lerobot_dataset.embed_images = original
 
 
+class _VideoFileLimit:
+    """Keeps each camera's video files to about ``episodes`` episodes.
+
+    LeRobot starts a new video file once the current one would reach ``video_files_size_in_mb``, and otherwise
+    appends the episode by rewriting the whole file (lerobot 0.4.4), which makes long sessions quadratic. The
+    limit is set after every episode to ``episodes + 0.5`` times the largest episode seen (per camera, in the
+    MiB LeRobot measures), so that the rule cuts files after about ``episodes`` episodes.
+    """
+
+    def __init__(self, episodes: int | None) -> None:
+        self.episodes = episodes
+        self.largest_mb = 0.0
+        self._sizes: dict[str, int] = {}
+
+    def episode_saved(self, dataset) -> None:
+        if self.episodes is None:
+            return
+        videos = Path(dataset.root) / "videos"
+        for key in dataset.meta.video_keys:
+            size = sum(f.stat().st_size for f in (videos / key).rglob("*.mp4"))
+            self.largest_mb = max(self.largest_mb, (size - self._sizes.get(key, 0)) / 2**20)
+            self._sizes[key] = size
+        if self.largest_mb > 0:
+            dataset.meta.info["video_files_size_in_mb"] = (self.episodes + 0.5) * self.largest_mb
+
+
 def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) -> list[EpisodeRecord]:
     from tqdm import tqdm
 
     records: list[EpisodeRecord] = []
+    files = _VideoFileLimit(config.video.episodes_per_file if config.video.use_videos else None)
     total = sum(plan.frames for job in jobs for plan in job.plans)
     with tqdm(total=total, unit="frame", desc="converting", disable=not config.progress) as bar:
         for job in jobs:
@@ -344,6 +371,7 @@ def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) ->
                     buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
                     with _without_image_embedding(dataset):
                         dataset.save_episode()
+                    files.episode_saved(dataset)
                     records.append(
                         EpisodeRecord(
                             episode_index=index,
