@@ -237,15 +237,13 @@ def _bulk_topic(
         return None
     msg = None
     if msgtype in (ros_types.IMAGE, ros_types.COMPRESSED_IMAGE):
-        heads = direct.heads(select, 12)
-        if heads is None or (heads[0][:, 1] != 1).any():
+        rows = direct.heads(select, 12)
+        if rows is None or (rows[:, 1] != 1).any():
             return None
-        rows = heads[0]
     elif msgtype == ros_types.JOINT_STATE:
-        heads = direct.heads(select, None)
-        if heads is None:
+        rows = direct.heads(select, None)
+        if rows is None:
             return None
-        rows = heads[0]
         layout = parser.layout(rows[0].tobytes())
         if layout is None:
             return None

@@ -165,9 +165,9 @@ class McapMessages:
             raise McapIndexError(f"the message record at byte {pos} does not match the index")
         return memoryview(mm)[pos + _MESSAGE_HEAD : end]
 
-    def heads(self, select: np.ndarray, width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    def heads(self, select: np.ndarray, width: int | None) -> np.ndarray | None:
         """The first ``width`` bytes of the data of messages ``select`` (message numbers) as the rows of one
-        uint8 array, and the data lengths; ``width=None``: the whole data, when all have the same length.
+        uint8 array; ``width=None``: the whole data, when all have the same length.
         None when a message is shorter than ``width`` or the lengths differ: read those one by one.
 
         Checks each message record against the index, as :meth:`data` does."""
@@ -190,7 +190,7 @@ class McapMessages:
                 buf = np.frombuffer(self.maps[f], dtype=np.uint8)
                 rows[where] = buf[starts[where][:, None] + np.arange(width)]
                 del buf  # the mapping can only close once no array views it
-        return rows, lengths
+        return rows
 
     def _payloads(self, f: int, messages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and length of the data of ``messages`` (all in file ``f``), their records checked."""
