@@ -396,7 +396,7 @@ def _index(
                 except McapIndexError:
                     raise  # named by bag_errors, like a damaged bag read the generic way
                 except ValueError as exc:
-                    raise BagReadError(f"bag {path}: a {topic} message: {exc}; the bag is damaged") from None
+                    raise _damaged(path, topic, exc) from None
                 if bulk is None:
                     continue
                 select, received, topic_stamps, msg = bulk
@@ -436,8 +436,7 @@ def _index(
                     try:
                         msg = joint_parser.parse(raw)
                     except ValueError as exc:
-                        message = f"bag {path}: a {topic} message: {exc}; the bag is damaged"
-                        raise BagReadError(message) from None
+                        raise _damaged(path, topic, exc) from None
                 if msg is not None:
                     stamp = msg.stamp_ns
                 else:
@@ -487,6 +486,10 @@ def _index(
     image_shapes = {key.split(":", 1)[1]: shape for key, shape in shapes.items()}
     require_events = config.episodes.split == "events"
     return BagIndex(path, name, streams, events, image_shapes, has_events_topic, require_events, direct)
+
+
+def _damaged(path: Path, topic: str, exc: ValueError) -> BagReadError:
+    return BagReadError(f"bag {path}: a {topic} message: {exc}; the bag is damaged")
 
 
 def _check_counts(path: Path, by_topic: dict[str, list], topics: list[str], read: dict[str, int]) -> None:
@@ -542,13 +545,13 @@ def _decode_camera(bag: Path, cam: CameraConfig, msgtype: str, typestore: Typest
             raise BagReadError(message) from None
     if msg is None:
         msg = typestore.deserialize_cdr(bytes(raw) if mapped else raw, msgtype)
+    fit = (int(cam.resize[0]), int(cam.resize[1])) if cam.resize is not None else None
     try:
-        fit = tuple(int(v) for v in cam.resize) if cam.resize is not None else None
         rgb = ros_types.image_to_rgb(msg, msgtype, cam.depth_max, fit)
     except ros_types.UnsupportedImageError as exc:
         raise BagContentError(f"bag {bag}: camera {cam.name} ({cam.topic}): {exc}") from None
-    if cam.resize is not None:
-        rgb = shrink_image(rgb, int(cam.resize[0]), int(cam.resize[1]))
+    if fit is not None:
+        rgb = shrink_image(rgb, *fit)
     if mapped and not rgb.flags.owndata:
         rgb = rgb.copy()
     return rgb
