@@ -149,6 +149,11 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     return config
 
 
+def _is_size(value: list[int] | None) -> bool:
+    """None, or a positive [width, height]."""
+    return value is None or (len(value) == 2 and min(value) > 0)
+
+
 def validate_config(config: BagConversionConfig) -> None:
     """Reject values that would only fail later, naming the key."""
     problems: list[str] = []
@@ -166,9 +171,9 @@ def validate_config(config: BagConversionConfig) -> None:
             problems.append(f"camera name {cam.name!r} is used twice")
         if cam.depth_max <= 0:
             problems.append(f"camera {cam.name!r}: depth_max must be positive")
-        if cam.resize is not None and (len(cam.resize) != 2 or min(cam.resize) <= 0):
+        if not _is_size(cam.resize):
             problems.append(f"camera {cam.name!r}: resize must be [width, height], got {cam.resize}")
-    if config.video.resize is not None and (len(config.video.resize) != 2 or min(config.video.resize) <= 0):
+    if not _is_size(config.video.resize):
         problems.append(f"video.resize must be [width, height], got {config.video.resize}")
     topics = [cam.topic for cam in config.cameras]
     topics += [s.topic for s in (config.state, config.action) if s is not None]
