@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.output_guard import OutputRefused, check_output, is_bundle
 from ove_ros.tokenizer import load_tokenizer
 from ove_ros.values import RewardConfig
 
@@ -157,24 +158,24 @@ def _mismatch(metadata: BundleMetadata, model: OpenValueEstimator) -> str | None
 # ------------------------------------------------------------------------------------------------ save
 
 
-def _is_replaceable(root: Path) -> bool:
-    return root.is_dir() and (not any(root.iterdir()) or (root / CONFIG_FILE).is_file())
-
-
-def save_bundle(path: str | Path, model: OpenValueEstimator, metadata: BundleMetadata) -> Path:
+def save_bundle(
+    path: str | Path,
+    model: OpenValueEstimator,
+    metadata: BundleMetadata,
+    inputs: Sequence[str | Path] = (),
+) -> Path:
     """Write the bundle atomically: build it in a temp dir next to ``path``, then rename it into place.
 
-    An existing bundle at ``path`` is replaced; any other existing file or non-empty directory is refused.
+    An existing bundle (or empty folder) at ``path`` is replaced; any other file or folder, and any folder
+    that is or holds one of ``inputs`` (the checkpoint it came from), is refused.
     """
-    root = Path(path)
     problem = _mismatch(metadata, model)
     if problem:
         raise ValueError(f"save_bundle: {problem}; build the metadata with BundleMetadata.from_model(model)")
-    if root.exists() and not _is_replaceable(root):
-        raise BundleError(
-            f"{root} exists and is not a bundle directory (no {CONFIG_FILE}); refusing to overwrite it, "
-            "choose another path or remove it"
-        )
+    try:
+        root = check_output(path, kind="bundle", recognise=is_bundle, inputs=inputs, flag="a new --output")
+    except OutputRefused as exc:
+        raise BundleError(str(exc)) from None
     root.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "format_version": FORMAT_VERSION,

@@ -615,13 +615,14 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     bag = write_bag(tmp_path / "rec", BagSpec(cameras=CAMS[:1], action_topic=None), "mcap")
     out = tmp_path / "dataset"
     out.mkdir()
-    (out / "keep.txt").write_text("x")
     config = make_config("video.use_videos=false", cameras=CAMS[:1], action=False)
+    convert_bags([bag], out, "test/exists", config, outcome="success")  # an empty folder is taken
+    first = (out / EPISODES_META).read_text()
     with pytest.raises(ConversionError, match="exists; pass --overwrite"):
         convert_bags([bag], out, "test/exists", config, outcome="success")
-    assert (out / "keep.txt").exists()
+    (out / "marker").write_text("old dataset")
     convert_bags([bag], out, "test/exists", config, outcome="success", overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / EPISODES_META).exists()
+    assert not (out / "marker").exists() and (out / EPISODES_META).read_text() == first
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dataset.")] == []
 
 

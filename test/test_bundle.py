@@ -95,7 +95,7 @@ def test_overwrite_is_clean_and_refuses_foreign_directories(model, metadata, tmp
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "cat.jpg").write_bytes(b"x")
-    with pytest.raises(BundleError, match="not a bundle directory.*refusing"):
+    with pytest.raises(BundleError, match="holds files that are not a bundle"):
         save_bundle(foreign, model, metadata)
     assert (foreign / "cat.jpg").exists()
 

@@ -19,7 +19,7 @@ from training.advantage import (
     compute_task_advantage_thresholds,
     label_dataset,
 )
-from training.config import config_from_dict
+from training.config import ConfigError, config_from_dict
 from training.convert import convert
 from training.dataset import ValueFrameDataset, compute_value_targets, open_lerobot_dataset
 from training.evaluate import count_video_frames, evaluate
@@ -104,7 +104,7 @@ def test_n_step_advantages_equal_hand_computed_values(trained_run, tmp_path):  #
     positive = np.asarray([lab == POSITIVE_LABEL for lab in labels])
     assert 0.6 <= positive.mean() <= 0.8
     np.testing.assert_array_equal(_column(tmp_path / "adv", "advantage_positive")[0].astype(bool), positive)
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(ConfigError, match="advantage.overwrite=true"):
         label_dataset(cfg)
 
 

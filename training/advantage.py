@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
+from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
 from ove_ros.values import (
     NEGATIVE_LABEL,
     POSITIVE_LABEL,
@@ -170,6 +171,21 @@ def _file_order(root: Path, by_index: dict[int, int]) -> np.ndarray:
     return np.concatenate(order)
 
 
+def check_labelled_output(output_root: Path, inputs: Sequence[Path], overwrite: bool) -> Path:
+    """The labelled copy may replace only an older LeRobot dataset, never its source or a folder above it."""
+    try:
+        return check_output(
+            output_root,
+            kind="LeRobot dataset",
+            recognise=is_lerobot_dataset,
+            inputs=inputs,
+            overwrite=overwrite,
+            flag="advantage.overwrite=true",
+        )
+    except OutputRefused as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def write_labelled_copy(
     dataset: Any,
     output_root: Path,
@@ -182,11 +198,7 @@ def write_labelled_copy(
     from lerobot.datasets.dataset_tools import modify_features
     from lerobot.datasets.utils import load_stats, write_stats
 
-    output_root = Path(output_root)
-    if output_root.exists() and not overwrite:
-        raise FileExistsError(f"{output_root} exists; pass advantage.overwrite=true to replace it")
-    if output_root.resolve() == Path(dataset.root).resolve():
-        raise ValueError("the labelled copy cannot replace its source dataset; choose another output_root")
+    output_root = check_labelled_output(output_root, [Path(dataset.root)], overwrite)
     output_root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_root.name}.", dir=output_root.parent))
     build = staging / "ds"
@@ -215,6 +227,13 @@ def label_dataset(cfg: Config) -> AdvantageResult:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     loaded: LoadedModel = load_value_model(a.checkpoint, use_ema=a.use_ema, device=device)
     dataset = open_lerobot_dataset(cfg.data.repo_id, cfg.data.root, None, cfg.data.video_backend)
+    repo_id = a.output_repo_id or f"{cfg.data.repo_id}_advantage"
+    if a.output_root:
+        output_root = Path(a.output_root)
+    else:
+        output_root = Path(dataset.root).parent / repo_id.split("/")[-1]
+    # Refused before the inference pass, not after it.
+    output_root = check_labelled_output(output_root, [Path(dataset.root), Path(loaded.path)], a.overwrite)
     # The model's own reward settings and scales: its values are in those units (and the live node uses them).
     targets = load_or_compute_targets(
         dataset, loaded.reward, cache_dir(cfg), cfg.data.reward_key, cfg.data.assume_success_without_reward
@@ -232,11 +251,6 @@ def label_dataset(cfg: Config) -> AdvantageResult:
     labels = binarize_advantages(advantages, thresholds, tasks)
     positive = np.asarray([lab == POSITIVE_LABEL for lab in labels], dtype=bool)
 
-    repo_id = a.output_repo_id or f"{cfg.data.repo_id}_advantage"
-    if a.output_root:
-        output_root = Path(a.output_root)
-    else:
-        output_root = Path(dataset.root).parent / repo_id.split("/")[-1]
     by_index = {int(i): k for k, i in enumerate(targets.index.tolist())}
     order = _file_order(Path(dataset.root), by_index)
     scalar = {"shape": (1,), "names": None}

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
 from training import ros_types
 from training.bag_config import (
     BagConversionConfig,
@@ -482,10 +483,12 @@ def convert_bags(
         raise ConversionError("no bags given")
     if not repo_id or not repo_id.strip():
         raise ConversionError("repo_id is empty; pass --repo-id <user>/<name>")
-    if output.exists() and not overwrite:
-        raise ConversionError(
-            f"output {output} exists; pass --overwrite to replace it, or choose another path"
+    try:
+        output = check_output(
+            output, kind="LeRobot dataset", recognise=is_lerobot_dataset, inputs=bags, overwrite=overwrite
         )
+    except OutputRefused as exc:
+        raise ConversionError(str(exc)) from None
     default_outcome = parse_outcome(outcome, "--outcome") if outcome is not None else None
     names = [Path(b).stem if Path(b).is_file() else Path(b).name for b in bags]
     if len(set(names)) != len(names):
@@ -626,7 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="YAML mapping topics to features")
     parser.add_argument("--bags", nargs="+", required=True, help="rosbag2 directories (or .mcap/.db3 files)")
-    parser.add_argument("--output", required=True, help="dataset root to create (must not exist)")
+    parser.add_argument(
+        "--output", required=True, help="dataset root to create (an existing one only with --overwrite)"
+    )
     parser.add_argument("--repo-id", required=True, help="dataset id, e.g. local/pick_bottle")
     parser.add_argument("--fps", type=int, help="output frame rate (overrides the config's fps)")
     parser.add_argument(
@@ -639,7 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-unlabelled", action="store_true", help="leave out episodes without an outcome"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output dataset")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing LeRobot dataset at --output (never another folder or an input)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. video.vcodec=h264"

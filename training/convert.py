@@ -97,7 +97,7 @@ def convert(
     advantage = read_advantage_info(advantage_info) if advantage_info else None
     metadata = bundle_metadata(model, meta, used_ema, advantage)
     model.to(dtype=target_dtype)
-    path = save_bundle(output, model, metadata)
+    path = save_bundle(output, model, metadata, inputs=[ckpt_dir])
     logger.info(
         "wrote bundle %s (%s, %s weights, step %s)",
         path,

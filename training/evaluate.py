@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ove_ros.output_guard import OutputRefused, check_output, is_evaluation_dir
 from training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
 from training.config import Config, ConfigError, run_cli
 from training.dataset import (
@@ -89,6 +90,14 @@ def default_output_dir(cfg: Config, loaded: LoadedModel) -> Path:
     if loaded.source == "checkpoint":
         return loaded.path.parent.parent / "eval" / loaded.path.name
     return loaded.path.parent / f"{loaded.path.name}_eval"
+
+
+def checked_output_dir(out: Path, inputs: list[Path]) -> Path:
+    """Evaluation writes only into a new, empty or earlier evaluation folder, never over its inputs."""
+    try:
+        return check_output(out, kind="evaluation folder", recognise=is_evaluation_dir, inputs=inputs)
+    except OutputRefused as exc:
+        raise ConfigError(f"{exc} (evaluate.output_dir)") from None
 
 
 # -------------------------------------------------------------------------------------------- drawing
@@ -222,6 +231,7 @@ def evaluate(cfg: Config) -> EvalResult:
     )
     renormalize(targets, loaded)
     episodes = select_episodes(cfg, loaded, targets)
+    out = checked_output_dir(default_output_dir(cfg, loaded), [Path(dataset.root), Path(loaded.path)])
     keys = [IMAGES_PREFIX + c for c in model.config.camera_names]
     missing = [k for k in keys if k not in dataset.meta.camera_keys]
     if missing:
@@ -243,7 +253,6 @@ def evaluate(cfg: Config) -> EvalResult:
         repo_id=cfg.data.repo_id,
     )
 
-    out = default_output_dir(cfg, loaded)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "metrics.json", metrics)
     by_index = dict(zip(pred["index"], pred["pred"], strict=True))
