@@ -171,8 +171,12 @@ def terminal_reward(success: bool, cfg: RewardConfig) -> float:
     return 0.0 if success else -float(cfg.fail_penalty)
 
 
-def episode_rewards(length: int, success: bool, cfg: RewardConfig | None = None) -> np.ndarray:
-    """Raw per-frame rewards of one episode in terminal-outcome mode (float64, shape [length])."""
+def episode_rewards(length: int, success: bool | None, cfg: RewardConfig | None = None) -> np.ndarray:
+    """Raw per-frame rewards of one episode in terminal-outcome mode (float64, shape [length]).
+
+    ``success=None`` is an episode cut short without an outcome: every frame, the last one too, costs the
+    step penalty (nothing is known of what came after it).
+    """
     cfg = cfg or RewardConfig()
     if cfg.precomputed_rewards:
         raise ValueError(
@@ -182,7 +186,8 @@ def episode_rewards(length: int, success: bool, cfg: RewardConfig | None = None)
     if length < 1:
         raise ValueError(f"an episode needs at least one frame, got length={length}")
     rewards = np.full(int(length), -float(cfg.step_penalty), dtype=np.float64)
-    rewards[-1] = terminal_reward(bool(success), cfg)
+    if success is not None:
+        rewards[-1] = terminal_reward(bool(success), cfg)
     return rewards
 
 
@@ -343,10 +348,15 @@ def n_step_advantages(
     values: ArrayLike | Sequence[float],
     n_step: int,
     terminal_value: float = 0.0,
+    truncated: bool = False,
 ) -> np.ndarray:
     """n-step advantages of ONE episode from normalized rewards and values.
 
     ``A_t = sum_{k<N'} r_{t+k} + V(t+N') - V(t)`` with ``N' = min(N, T - t)`` and ``V(T) = terminal_value``.
+
+    A ``truncated`` episode (cut short without an outcome) has no terminal state: its horizons stop at the
+    last frame, ``N' = min(N, T - 1 - t)``, bootstrapping with ``V(T-1)`` (0 for the last frame itself)
+    instead of scoring the cut as a success.
     """
     r = _finite_1d(rewards, "rewards")
     v = _finite_1d(values, "values")
@@ -361,8 +371,9 @@ def n_step_advantages(
     r_list = r.tolist()
     v_ext = v.tolist() + [float(terminal_value)]
     out = np.empty(total, dtype=np.float64)
+    last = total - 1 if truncated else total
     for t in range(total):
-        end = min(t + n_step, total)
+        end = min(t + n_step, last)
         out[t], _ = window_advantage(r_list[t:end], v_ext[t], v_ext[end])
     return out
 

@@ -1,0 +1,138 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Live ticks land on the dataset's frame grid by the converter's own resampling rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ove_ros.frame_grid import NS, EpisodeEnd, EpisodeStart, FrameGrid, GridFrame, tolerance_ns
+from training.bag_reader import plan_ticks
+
+FAST = settings(max_examples=60, deadline=None)
+T0 = 1_700_000_000 * NS
+
+
+def _stream(rng, rate, duration_s, jitter, drop):
+    n = int(duration_s * rate)
+    t = T0 + (np.arange(n) / rate * NS).astype(np.int64) + rng.integers(0, max(1, int(jitter * NS)), n)
+    t = np.unique(t)
+    return t[rng.random(t.size) >= drop]
+
+
+def _feed(grid, streams):
+    """Messages in stamp order across streams (as they would arrive), payload = (stream, stamp)."""
+    merged = sorted((int(s), name) for name, arr in streams.items() for s in arr)
+    items = []
+    for stamp, name in merged:
+        items += grid.add(name, stamp, (name, stamp))
+    return items
+
+
+@FAST
+@given(
+    seed=st.integers(0, 2**31),
+    fps=st.sampled_from([5, 10, 15, 30]),
+    cam_rate=st.sampled_from([10.0, 15.0, 29.97, 30.0, 60.0]),
+    drop=st.floats(0.0, 0.3),
+    tolerance_periods=st.sampled_from([0.5, 1.0, 1.5]),
+)
+def test_kept_ticks_and_picks_equal_the_converters(seed, fps, cam_rate, drop, tolerance_periods):
+    rng = np.random.default_rng(seed)
+    streams = {
+        "cam0": _stream(rng, cam_rate, 4.0, 0.003, drop),
+        "cam1": _stream(rng, cam_rate, 4.0, 0.003, drop),
+        "joints": _stream(rng, 200.0, 4.0, 0.001, 0.0),
+    }
+    if any(a.size < 2 for a in streams.values()):
+        return
+    grid = FrameGrid(list(streams), fps, tolerance_periods, max_wait_s=100.0)
+    items = _feed(grid, streams)
+    assert isinstance(items[0], EpisodeStart)
+    t0 = max(int(a[0]) for a in streams.values())
+    t_end = min(int(a[-1]) for a in streams.values())
+    ticks, keep, picks, _ = plan_ticks(t0, t_end, fps, tolerance_ns(tolerance_periods, fps), streams)
+    frames = [i for i in items if isinstance(i, GridFrame)]
+    decided = [f for f in frames if f.stamp_ns < t_end]
+    expected = [k for k in np.flatnonzero(keep) if ticks[k] < t_end]
+    assert [f.stamp_ns for f in decided] == [int(ticks[k]) for k in expected]
+    assert [f.index for f in decided] == list(range(len(decided)))
+    for f, k in zip(decided, expected, strict=True):
+        for name, arr in streams.items():
+            assert f.stamps_ns[name] == int(arr[picks[name][k]])
+            assert f.payloads[name] == (name, int(arr[picks[name][k]]))
+
+
+def test_events_bound_episodes_and_outside_frames_have_no_index():
+    grid = FrameGrid(["a", "b"], fps=10, tolerance_periods=1.0, max_wait_s=100.0)
+    items = grid.start(T0 + NS // 2, task="pick")
+    for k in range(40):  # 4 s of both streams at 10 Hz
+        stamp = T0 + k * NS // 10
+        items += grid.add("a", stamp, k)
+        items += grid.add("b", stamp + 1000, k)
+        if k == 19:
+            items += grid.end(T0 + 2 * NS, success=True)
+    starts = [i for i in items if isinstance(i, EpisodeStart)]
+    ends = [i for i in items if isinstance(i, EpisodeEnd)]
+    frames = [i for i in items if isinstance(i, GridFrame)]
+    assert [s.stamp_ns for s in starts] == [T0 + NS // 2] and ends[0].success is True
+    inside = [f for f in frames if f.index is not None]
+    # Ticks at 0.5 s .. 2.0 s: 16 frames, indices 0..15; later ticks belong to no episode.
+    assert [f.index for f in inside] == list(range(16)) and ends[0].frames == 16
+    assert all(f.stamp_ns > T0 + 2 * NS for f in frames if f.index is None)
+    assert items.index(ends[0]) > items.index(inside[-1])
+
+
+def test_a_start_without_an_end_truncates_the_open_episode():
+    grid = FrameGrid(["a"], fps=10, tolerance_periods=1.0, max_wait_s=100.0)
+    items = []
+    for k in range(30):
+        items += grid.add("a", T0 + k * NS // 10, k)
+    items += grid.start(T0 + 2 * NS)
+    ends = [i for i in items if isinstance(i, EpisodeEnd)]
+    assert len(ends) == 1 and ends[0].success is None and "START" in ends[0].reason
+
+
+def test_a_late_start_replaces_the_ticks_from_history():
+    grid = FrameGrid(["a"], fps=10, tolerance_periods=1.0, max_wait_s=100.0)
+    for k in range(30):
+        grid.add("a", T0 + k * NS // 10, k)
+    items = grid.start(T0 + 1 * NS)  # arrives after ticks up to ~2.8 s were decided
+    frames = [i for i in items if isinstance(i, GridFrame)]
+    assert frames[0].index == 0 and frames[0].stamp_ns == T0 + NS and grid.stats.late_starts == 1
+    assert [f.index for f in frames] == list(range(len(frames))) and frames[-1].stamp_ns == T0 + 28 * NS // 10
+    # Messages older than the payload history are no longer held: those frames count but cannot be valued.
+    assert frames[-1].payloads == {"a": 28} and frames[0].payloads is None
+
+
+def test_missing_stream_ticks_are_dropped_like_the_converter_and_counted():
+    grid = FrameGrid(["cam", "joints"], fps=10, tolerance_periods=1.0, max_wait_s=0.5)
+    items = []
+    for k in range(50):
+        stamp = T0 + k * NS // 10
+        items += grid.add("joints", stamp, k)
+        if not 10 <= k < 20:  # the camera is silent for 1 s
+            items += grid.add("cam", stamp, k)
+    frames = [i for i in items if isinstance(i, GridFrame)]
+    assert grid.stats.dropped_missing >= 9 and grid.stats.forced >= 1
+    assert [f.index for f in frames] == list(range(len(frames)))  # a dropped tick is no frame
+
+
+def test_clock_jump_and_out_of_order_messages():
+    grid = FrameGrid(["a"], fps=10, tolerance_periods=1.0, clock_jump_s=1.0)
+    for k in range(20):
+        grid.add("a", T0 + k * NS // 10, k)
+    assert grid.add("a", T0 + 18 * NS // 10, "old") == [] and grid.stats.out_of_order == 1
+    items = grid.add("a", T0, "rewound")
+    assert isinstance(items[0], EpisodeEnd) and items[0].success is None and grid.stats.clock_jumps == 1
+    assert isinstance(items[1], EpisodeStart)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="fps"):
+        FrameGrid(["a"], fps=0, tolerance_periods=1.0)
+    with pytest.raises(ValueError, match="unique"):
+        FrameGrid(["a", "a"], fps=10, tolerance_periods=1.0)
