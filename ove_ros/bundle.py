@@ -76,6 +76,10 @@ class BundleMetadata:
     n_step: int = 50
     training: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
+    # The data contract: how the training frames were made, so the live node counts and sees them alike.
+    fps: float = 0.0  # dataset frames per second (0: not recorded; the node then needs sync.fps)
+    tolerance_periods: float = 1.5  # the converter's staleness limit of an input, in frame periods
+    images: dict[str, Any] = field(default_factory=dict)  # per camera, the preprocessing of its frames
 
     def __post_init__(self) -> None:
         self.camera_names = [str(c) for c in self.camera_names]
@@ -107,6 +111,12 @@ class BundleMetadata:
             raise ValueError(f"advantage_percentile must be in [0, 100], got {self.advantage_percentile}")
         if int(self.n_step) < 1:
             raise ValueError(f"n_step must be >= 1, got {self.n_step}")
+        self.fps = float(self.fps)
+        self.tolerance_periods = float(self.tolerance_periods)
+        if not (math.isfinite(self.fps) and self.fps >= 0):
+            raise ValueError(f"fps must be a finite number >= 0 (0: not recorded), got {self.fps}")
+        if not (math.isfinite(self.tolerance_periods) and self.tolerance_periods > 0):
+            raise ValueError(f"tolerance_periods must be > 0, got {self.tolerance_periods}")
         self.n_step = int(self.n_step)
         parse_dtype(self.dtype)
 

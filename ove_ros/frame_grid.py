@@ -137,6 +137,11 @@ class FrameGrid:
     def frames(self) -> int:
         return self._frames
 
+    @property
+    def newest_ns(self) -> int | None:
+        """The newest input stamp seen (the sensors' current time), None before any input."""
+        return max((s.last for s in self._streams.values() if s.last is not None), default=None)
+
     def next_tick_ns(self) -> int | None:
         return None if self._origin is None else self._origin + tick_offset_ns(self._k, self.fps)
 
@@ -170,6 +175,12 @@ class FrameGrid:
     def start(self, stamp_ns: int, task: str | None = None, reason: str = "START") -> list[GridItem]:
         """A START at ``stamp_ns``: an open episode ends without an outcome, a new one begins there."""
         stamp_ns = int(stamp_ns)
+        newest = self.newest_ns
+        if newest is not None and newest - stamp_ns > STAMP_HISTORY_NS:
+            raise ValueError(
+                f"{reason} stamp is {(newest - stamp_ns) / NS:.1f} s older than the inputs (more than the "
+                f"{STAMP_HISTORY_NS // NS} s of history kept); stamp episode events with the sensor time"
+            )
         out: list[GridItem] = []
         out += self._decide(until=stamp_ns - 1)
         if self._end is not None:

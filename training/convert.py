@@ -72,6 +72,14 @@ def bundle_metadata(
     }
     if data.get("reward"):
         overrides["reward"] = data["reward"]
+    # The data contract: the live node counts frames at the dataset's fps and sees them as training did.
+    if data.get("fps"):
+        overrides["fps"] = float(data["fps"])
+    conversion = data.get("conversion") or {}
+    if conversion.get("tolerance_periods"):
+        overrides["tolerance_periods"] = float(conversion["tolerance_periods"])
+    if conversion.get("images"):
+        overrides["images"] = conversion["images"]
     if advantage is not None:
         overrides["advantage_thresholds"] = advantage["thresholds"]
         overrides["advantage_percentile"] = float(

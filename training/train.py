@@ -43,6 +43,7 @@ from ove_ros.model import OpenValueEstimator
 from training import checkpoint as ckpt
 from training.augment import augment_images
 from training.config import Config, ConfigError, run_cli, save_config
+from training.contract import conversion_contract
 from training.dataset import (
     ValueFrameDataset,
     ValueTargets,
@@ -104,6 +105,7 @@ class TrainData:
             "train_episodes": self.train_episodes,
             "val_episodes": self.val_episodes,
             "fps": int(self.dataset.fps),
+            "conversion": conversion_contract(self.dataset.root),
             "num_frames": len(self.targets),
         }
 

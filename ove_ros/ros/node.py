@@ -1,16 +1,19 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The live value estimator: synced camera + joint-state ticks in, values and n-step advantages out.
+"""The live value estimator: camera + joint-state inputs on the dataset's frame grid in, values and n-step
+advantages out.
 
-Threads. Input callbacks (one mutually exclusive group) only check messages and feed the latest-wins
-synchronizer; a fired tick goes to the inference worker, the one thread that owns the model, and replaces a
-tick still waiting there. The lifecycle services run in a reentrant group, so `configure`, which waits for
-the worker to load and warm up the model, does not block get_state, parameter services or diagnostics.
+Threads. Input callbacks (one mutually exclusive group) only check messages and feed the frame grid
+(``ove_ros.frame_grid``), which decides, by the bag converter's rule, which grid ticks are dataset frames; a
+frame goes to the inference worker, the one thread that owns the model, and replaces a frame still waiting
+there (the replaced frame is a gap, not a shift). Episode starts and ends travel the same queue behind the
+frames before them. The lifecycle services run in a reentrant group, so `configure`, which waits for the
+worker to load and warm up the model, does not block get_state, parameter services or diagnostics.
 
-Episodes. Ticks are numbered from 0 per episode. An EpisodeEvent START, a task change or the ~/reset service
-flush the pending advantages with an unknown outcome and start a new episode; END flushes them with the
-outcome. A clock jump or out-of-order stamp (bag loop, simulator reset) drops them. All episode state lives
-on the worker, and episode changes are queued behind the ticks observed before them.
+Episodes follow the converter: an EpisodeEvent START begins one at its stamp, END ends it with the outcome
+once every frame at or before the END stamp is decided, and frames in between episodes are valued without
+advantages. Without events an episode starts when every input has delivered. The ~/reset service, a task
+change and a clock jump end the episode without an outcome (truncated, never scored as a success).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from std_msgs.msg import Float32, Float64
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
+from ove_ros.frame_grid import EpisodeEnd, EpisodeStart, FrameGrid, GridFrame
 from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate
 from ove_ros.overlay import draw_value_overlay
 from ove_ros.ros import conversions as conv
@@ -49,24 +53,24 @@ from ove_ros.ros.conversions import ConversionError
 from ove_ros.ros.diagnostics import ERROR, OK, WARN, InputStats, Throttle, Window, status
 from ove_ros.ros.publishers import advantage_msg, marker_msg, value_msg
 from ove_ros.ros.worker import Worker
-from ove_ros.streaming import StreamingAdvantage
-from ove_ros.sync import LatestWinsSynchronizer, SyncConfig
+from ove_ros.streaming import StreamingAdvantage, StreamStats
 from ove_ros.values import RewardConfig
 
-JOINTS = "joint_states"  # synchronizer stream name of the joint state
+JOINTS = "joint_states"  # frame grid stream name of the joint state
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-DROP_COUNTERS = ("superseded", "dropped_stale", "dropped_unmatched", "dropped_reset")
 IMAGE_TYPES = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
 
 
 @dataclass
 class TickJob:
-    """One synced observation handed to the worker."""
+    """One dataset frame handed to the worker."""
 
-    stamp: Time  # the newest input stamp, copied from the message that carried it
+    episode: int  # the frame grid's episode serial
+    index: int | None  # frame index in the episode; None between episodes
+    stamp: Time  # the frame's grid time
     frames: list  # Image / CompressedImage per camera, bundle order
     state: np.ndarray
-    skew: float
+    skew: float  # spread of the input stamps used, seconds
     fired: float  # perf_counter() when the completing message arrived
     sync_s: float  # time spent in that message's callback
 
@@ -75,11 +79,12 @@ class TickJob:
 class Episode:
     """Worker-only state of the running episode."""
 
+    serial: int
     task: str
-    stream: StreamingAdvantage
+    stream: StreamingAdvantage | None  # None: no advantages (precomputed-rewards bundle)
     history: deque
-    tick: int = 0
-    stamps: dict[int, Time] = field(default_factory=dict)  # tick -> stamp, until its advantage is out
+    frames: int = 0  # frames valued
+    stamps: dict[int, Time] = field(default_factory=dict)  # frame -> stamp, until its advantage is out
     last_positive: bool | None = None
 
 
@@ -94,7 +99,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._timers_group = MutuallyExclusiveCallbackGroup()
         self._control_group = ReentrantCallbackGroup()
         self._throttle = Throttle(5.0)
-        self._lock = threading.Lock()  # the synchronizer (input callbacks vs. diagnostics)
+        self._lock = threading.Lock()  # the frame grid (input callbacks, events, services, diagnostics)
         self._worker = Worker(self._process_tick, self._on_worker_error)
         self._worker.start()
         self._reset_state()
@@ -118,15 +123,19 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._pubs: dict[str, object] = {}
         self._timers: list = []
         self._service = None
-        self._sync: LatestWinsSynchronizer | None = None
+        self._grid: FrameGrid | None = None
+        self._contract: dict = {}  # fps, tolerance_periods, n_step in force, and where each came from
         self._joint_index: conv.JointIndex | None = None
         self._episode: Episode | None = None
+        self._last_flush = 0  # advantages flushed by the last episode end
+        self._event_task: str | None = None
         self._active = False
         self._activated_at = time.monotonic()
         self._last_error = ""
         self._last_error_wall = -math.inf
         self._counts = dict.fromkeys(("ticks", "dropped_busy", "errors", "clock_resets", "advantages",
-                                      "episodes"), 0)
+                                      "episodes", "outside_frames"), 0)
+        self._stream_stats = StreamStats()  # summed over the episodes
         # Seconds per tick (per message for "callback"), over the last 1000.
         self._win = {k: Window() for k in ("model", "e2e", "wait", "overhead", "decode", "publish",
                                            "callback")}
@@ -163,37 +172,60 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             return self._fail(f"cannot load the model from {s.checkpoint}: {type(exc).__name__}: {exc}")
         self.settings, self._meta, self._bins = s, meta, config.bins
         self._reward = RewardConfig.from_dict(meta.reward)
+        if self._reward.precomputed_rewards:
+            self.get_logger().warning(
+                "the bundle was trained on precomputed per-frame rewards, which a live robot does not "
+                "publish: values only, no advantages (label advantages offline with training.advantage)")
         self._cameras = list(meta.camera_names)
         self._joint_index = conv.JointIndex(s.joint_names)
         self._inputs = {cam: InputStats(topic, s.camera_transports[i])
                         for i, (cam, topic) in enumerate(zip(self._cameras, s.camera_topics, strict=True))}
         self._inputs[JOINTS] = InputStats(s.joint_states_topic, "joint_states")
-        # fresh="all": one tick per new camera frame set, not one per (faster) joint state.
-        self._sync = LatestWinsSynchronizer(SyncConfig(streams=[*self._cameras, JOINTS], slop=s.slop,
-                                                       max_age=s.max_age, max_rate=s.max_rate, fresh="all"))
+        # Any stamp going back by more than the tolerance is a clock jump (bag loop, simulator reset).
+        self._grid = FrameGrid([*self._cameras, JOINTS], s.fps, s.tolerance_periods,
+                               max_wait_s=s.max_age or 3600.0, clock_jump_s=s.tolerance_periods / s.fps)
         self._create_outputs(s)
-        self._worker.submit(partial(self._new_episode, s.task, "configure", flush=False)).result()
         self.get_logger().info(
             f"configured: {len(self._cameras)} cameras {self._cameras} <- {list(s.camera_topics)}, "
-            f"{len(s.joint_names)} joints <- {s.joint_states_topic}, {describe}")
+            f"{len(s.joint_names)} joints <- {s.joint_states_topic}, frame grid {s.fps:g} fps "
+            f"(tolerance {s.tolerance_periods:g} periods), n_step {s.n_step} frames "
+            f"({self._contract_text()}), {describe}")
         return SUCCESS
+
+    def flush_truncated(self, reason: str) -> None:
+        """End the running episode without an outcome and publish its advantages (truncated)."""
+        if self._grid is None or not self._active:
+            return
+        with self._lock:
+            items = self._grid.restart(reason)
+        self._dispatch(items)
+        try:
+            self._worker.submit(lambda: None).result(timeout=5.0)
+        except Exception as exc:
+            self.get_logger().warning(f"{reason}: the last advantages were not flushed: {exc}")
+
+    def _contract_text(self) -> str:
+        return ", ".join(f"{k} from {v}" for k, v in self._contract.items())
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
-            self._sync.reset("activate")
+            items = self._grid.restart("activate", task=self.settings.task)
+        self._dispatch(items)
         for st in self._inputs.values():
             st.last_wall, st.timed_out = None, False
         self._activated_at = time.monotonic()
         self._create_inputs(self.settings)
         self._active = True
-        self._worker.submit(partial(self._new_episode, self._episode_task(), "activate", flush=False))
         self.get_logger().info("active: publishing values")
         return SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._destroy_inputs()
-        self._worker.submit(partial(self._drop_episode, "deactivate")).result()
+        with self._lock:
+            items = self._grid.restart("deactivate", task=self.settings.task)
+        self._dispatch(items)
+        self._worker.submit(lambda: None).result()  # the truncated episode's advantages are out
         self.get_logger().info("inactive: inputs unsubscribed, model kept loaded")
         return SUCCESS
 
@@ -237,11 +269,29 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 f"(bundle order: {meta.joint_names}); list one name per model joint or use [''] for the "
                 "bundle's names")
         task = s.task or _default_task(meta, s.task)
-        if s.n_step != meta.n_step:
+        # The data contract comes from the bundle; a parameter overrides it only when set.
+        self._contract = {}
+        fps, n_step, tolerance = s.fps, s.n_step, s.tolerance_periods
+        self._contract["fps"] = "parameter sync.fps" if fps else "bundle"
+        fps = fps or meta.fps
+        if not fps:
+            raise params.ConfigError(
+                f"the bundle {s.checkpoint} does not record its dataset's fps (exported by an older "
+                "training.convert): set sync.fps to the fps of the dataset the model was trained on, or "
+                "re-export the bundle with `python -m training.convert`")
+        self._contract["n_step"] = "parameter n_step" if n_step else "bundle"
+        if n_step and meta.advantage_thresholds and n_step != meta.n_step:
             self.get_logger().warning(
-                f"n_step={s.n_step} but the bundle's thresholds were computed with n_step={meta.n_step}: "
-                "online labels will not match the offline ones")
-        return replace(s, joint_names=joints, task=task)
+                f"n_step={n_step} overrides the bundle's {meta.n_step}, with which its advantage thresholds "
+                "were computed: online labels will not match the offline ones")
+        n_step = n_step or meta.n_step
+        self._contract["tolerance_periods"] = "parameter" if tolerance else "bundle"
+        tolerance = tolerance or meta.tolerance_periods
+        if s.bootstrap_tolerance >= n_step:
+            raise params.ConfigError(
+                f"bootstrap_tolerance={s.bootstrap_tolerance} must be smaller than n_step={n_step}")
+        return replace(s, joint_names=joints, task=task, fps=float(fps), n_step=int(n_step),
+                       tolerance_periods=float(tolerance))
 
     def _load(self, s: params.Settings) -> dict:
         """Worker thread: build and warm up the engine (the thread then owns its device context)."""
@@ -400,53 +450,81 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         max_age = self.settings.max_age
         if max_age > 0 and now - t > max_age:
-            self._input_problem(stream, "stale", f"message is {now - t:.3f} s old (> sync.max_age={max_age}) "
-                                "and is dropped; if the publisher's clock differs from this node's "
+            self._input_problem(stream, "stale", f"message is {now - t:.3f} s old (> sync.max_age="
+                                f"{max_age}); if the publisher's clock differs from this node's "
                                 "(use_sim_time?), fix the clocks or set sync.max_age to 0")
         with self._lock:
-            result = self._sync.add(stream, t, (stamp, payload), now=now)
-        if result is not None:
-            for event in result.events:
+            jumps = self._grid.stats.clock_jumps
+            items = self._grid.add(stream, _stamp_ns(stamp), (stamp, payload))
+            if self._grid.stats.clock_jumps != jumps:
                 self._counts["clock_resets"] += 1
-                self.get_logger().warning(f"synchronizer reset: {event.reason}")
-                self._worker.submit(partial(self._drop_episode, "synchronizer reset"))
-            if result.tick is not None:
-                tick = result.tick
-                newest = max(tick.stamps, key=tick.stamps.get)
-                fired = time.perf_counter()
-                job = TickJob(stamp=tick.payloads[newest][0],
-                              frames=[tick.payloads[c][1] for c in self._cameras],
-                              state=tick.payloads[JOINTS][1], skew=tick.skew, fired=fired,
-                              sync_s=fired - start)
-                if self._worker.submit_tick(job):
-                    self._counts["dropped_busy"] += 1
+                self.get_logger().warning("time went back on an input: the episode ends without an outcome "
+                                          "and a new one starts when every input delivers again")
+        self._dispatch(items, start)
         self._win["callback"].add(time.perf_counter() - start)
 
+    def _dispatch(self, items: list, start: float | None = None) -> None:
+        """Hand the frame grid's output to the worker: episode changes in order, frames latest-wins."""
+        for item in items:
+            if isinstance(item, GridFrame):
+                if item.payloads is None:
+                    continue  # re-placed from history after a late START; its messages are gone
+                fired = time.perf_counter()
+                stamps = item.stamps_ns.values()
+                job = TickJob(episode=item.episode, index=item.index, stamp=_ns_to_time(item.stamp_ns),
+                              frames=[item.payloads[c][1] for c in self._cameras],
+                              state=item.payloads[JOINTS][1], skew=(max(stamps) - min(stamps)) * 1e-9,
+                              fired=fired, sync_s=fired - start if start is not None else 0.0)
+                if self._worker.submit_tick(job):
+                    self._counts["dropped_busy"] += 1
+            elif isinstance(item, EpisodeStart):
+                self._worker.submit(partial(self._new_episode, item))
+            elif isinstance(item, EpisodeEnd):
+                self._worker.submit(partial(self._end_episode, item))
+
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
+        stamp = _stamp_ns(msg.header.stamp)
+        with self._lock:
+            newest = self._grid.newest_ns
+        if stamp == 0 or (newest is not None and newest - stamp > 10 * 1_000_000_000):
+            # Unstamped (or far older than the inputs): the event happens now, in the sensors' clock.
+            self._throttle(self.get_logger().warning, "event-stamp",
+                           "EpisodeEvent without a usable header.stamp: placed at the newest input's stamp; "
+                           "stamp events with the sensor time of the first/last observation")
+            if newest is None:
+                return self._throttle(self.get_logger().warning, "event-early",
+                                      "EpisodeEvent before any input: ignored")
+            stamp = newest
         if msg.event == EpisodeEvent.START:
+            task = msg.task or self._episode_task()
             if msg.task and msg.task != self.get_parameter("task").value:
-                # The parameter callback starts the episode, so `ros2 param get` shows the task too.
+                self._event_task = msg.task  # `ros2 param get` shows it; not a second episode start
                 self.set_parameters([Parameter("task", value=msg.task)])
-            else:
-                task = msg.task or self._episode_task()
-                self._worker.submit(partial(self._new_episode, task, "START event"))
+            with self._lock:
+                items = self._grid.start(stamp, task, "START event")
         elif msg.event == EpisodeEvent.END:
             outcomes = {EpisodeEvent.OUTCOME_SUCCESS: True, EpisodeEvent.OUTCOME_FAILURE: False}
-            success = outcomes.get(msg.outcome)
-            self._worker.submit(partial(self._end_episode, success, "END event"))
+            with self._lock:
+                items = self._grid.end(stamp, outcomes.get(msg.outcome), "END event")
         else:
             self._throttle(self.get_logger().warning, "event",
                            f"ignoring EpisodeEvent with event={msg.event}")
+            return
+        self._dispatch(items)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        future = self._worker.submit(partial(self._end_episode, None, "~/reset service"))
+        with self._lock:
+            items = self._grid.restart("~/reset service", task=self._episode_task())
+        self._dispatch(items)
+        future = self._worker.submit(lambda: self._last_flush)
         try:
-            flushed = future.result(timeout=10.0)
+            flushed = future.result(timeout=30.0)
         except Exception as exc:
             response.success, response.message = False, f"reset failed: {exc}"
             return response
         response.success = True
-        response.message = f"episode reset; {flushed} pending advantages flushed with an unknown outcome"
+        response.message = (f"episode reset; {flushed} pending advantages flushed as truncated (no outcome); "
+                            "a new episode starts when every input delivers")
         return response
 
     # ------------------------------------------------------------------------------------------ parameters
@@ -484,7 +562,12 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             overlay_history=names.get("overlay.history", s.overlay_history))
         if "task" in names:
             task = names["task"] or _default_task(self._meta, names["task"])
-            self._worker.submit(partial(self._new_episode, task, "task parameter changed"))
+            if self._event_task == names["task"]:
+                self._event_task = None  # set by a START event, which starts the episode itself
+            else:
+                with self._lock:
+                    items = self._grid.restart("task parameter changed", task=task)
+                self._dispatch(items)
         elif {"advantage_threshold", "overlay.history"} & names.keys():
             self._worker.submit(self._apply_episode_settings)
 
@@ -501,48 +584,53 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _episode_task(self) -> str:
         return self._episode.task if self._episode is not None else self.settings.task
 
-    def _new_episode(self, task: str, reason: str, flush: bool = True) -> int:
-        flushed = self._end_episode(None, reason) if flush and self._episode is not None else 0
+    def _new_episode(self, start: EpisodeStart) -> None:
         s, meta = self.settings, self._meta
+        task = start.task or s.task
         if task not in meta.task_normalizers:
             self.get_logger().warning(
                 f"task {task!r} is not in the bundle (known: {sorted(meta.task_normalizers)}); using "
                 f"default_scale={meta.default_scale}")
         threshold = meta.advantage_thresholds.get(task, s.advantage_threshold)
-        stream = StreamingAdvantage(s.n_step, meta.scale_for(task), self._reward, threshold)
-        self._episode = Episode(task=task, stream=stream, history=deque(maxlen=s.overlay_history))
+        stream = None
+        if not self._reward.precomputed_rewards:
+            stream = StreamingAdvantage(s.n_step, meta.scale_for(task), self._reward, threshold,
+                                        bootstrap_tolerance=s.bootstrap_tolerance)
+        self._episode = Episode(serial=start.episode, task=task, stream=stream,
+                                history=deque(maxlen=s.overlay_history))
         self._counts["episodes"] += 1
-        self.get_logger().info(f"new episode ({reason}): task {task!r}, scale {stream.scale:g}, "
-                               f"threshold {threshold:g}, n_step {s.n_step}")
-        return flushed
+        self.get_logger().info(f"new episode ({start.reason}): task {task!r}, "
+                               f"scale {meta.scale_for(task):g}, threshold {threshold:g}, "
+                               f"n_step {s.n_step} frames at {s.fps:g} fps")
 
-    def _end_episode(self, success: bool | None, reason: str) -> int:
+    def _end_episode(self, end: EpisodeEnd) -> int:
         ep = self._episode
-        records = ep.stream.end_episode(success)
+        if ep is None or ep.serial != end.episode:
+            return 0
+        records = ep.stream.end_episode(end.success, last_frame=end.frames - 1) if ep.stream else []
         self._publish_advantages(ep, records)
-        outcome = {True: "success", False: "failure", None: "unknown"}[success]
-        if ep.tick:
-            self.get_logger().info(f"episode ended ({reason}, outcome {outcome}) after {ep.tick} ticks; "
-                                   f"{len(records)} advantages flushed")
-        ep.tick, ep.last_positive = 0, None
-        ep.stamps.clear()
-        ep.history.clear()
+        self._add_stream_stats(ep)
+        outcome = {True: "success", False: "failure", None: "none (truncated)"}[end.success]
+        self.get_logger().info(f"episode ended ({end.reason}, outcome {outcome}): {end.frames} frames, "
+                               f"{ep.frames} valued; {len(records)} advantages flushed")
+        self._episode = None
+        self._last_flush = len(records)
         return len(records)
 
-    def _drop_episode(self, reason: str) -> None:
-        ep = self._episode
-        if ep is None:
+    def _add_stream_stats(self, ep: Episode) -> None:
+        if ep.stream is None:
             return
-        dropped = ep.stream.reset()
-        if dropped:
-            self.get_logger().warning(f"{dropped} pending advantages dropped ({reason})")
-        ep.tick, ep.last_positive = 0, None
-        ep.stamps.clear()
+        total, st = self._stream_stats, ep.stream.stats
+        for name in vars(total):
+            setattr(total, name, getattr(total, name) + getattr(st, name))
+        ep.stream.stats = StreamStats()
 
     def _process_tick(self, job: TickJob) -> None:
-        engine, ep, s = self._engine, self._episode, self.settings
+        engine, s = self._engine, self.settings
         if engine is None or not self._active:
             return
+        ep = self._episode if self._episode is not None and self._episode.serial == job.episode else None
+        task = ep.task if ep is not None else self._episode_task()
         t0 = time.perf_counter()
         images = []
         for cam, msg in zip(self._cameras, job.frames, strict=True):
@@ -552,30 +640,39 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 return self._reject(cam, exc)
             self._note_shape(cam, images[-1].shape[:2])
         t1 = time.perf_counter()
-        out = engine.infer(images, job.state, ep.task)
+        out = engine.infer(images, job.state, task)
         t2 = time.perf_counter()
         if not self._active:
             return  # deactivated while the model ran
         # The published float32 value is the one the advantages use, so they can be recomputed offline.
         value = float(np.float32(out.value))
-        tick = ep.tick
-        ep.tick += 1
-        ep.stamps[tick] = job.stamp
-        ep.history.append(value)
-        records = ep.stream.push(tick, conv.stamp_to_sec(job.stamp), value)
+        in_episode = ep is not None and job.index is not None
+        records = []
+        if in_episode:
+            ep.frames += 1
+            ep.history.append(value)
+            if ep.stream is not None:
+                ep.stamps[job.index] = job.stamp
+                records = ep.stream.push(job.index, _stamp_ns(job.stamp) * 1e-9, value)
+        else:
+            self._counts["outside_frames"] += 1
         pubs = self._pubs
-        pubs["value"].publish(value_msg(job.stamp, s.frame_id, ep.task, tick, out, self._bins, job.skew,
-                                        s.publish_distribution))
-        self._publish_advantages(ep, records)
+        msg = value_msg(job.stamp, s.frame_id, task, job.index if in_episode else 0, out, self._bins,
+                        job.skew, s.publish_distribution)
+        msg.in_episode = in_episode
+        pubs["value"].publish(msg)
+        if ep is not None:
+            self._publish_advantages(ep, records)
         # The views for people (plots, rviz) are built only while someone listens.
         if pubs["value_scalar"].get_subscription_count():
             pubs["value_scalar"].publish(Float32(data=value))
         if pubs["marker"].get_subscription_count():
-            pubs["marker"].publish(marker_msg(job.stamp, s.frame_id, value, out.std, ep.task, self._bins))
+            pubs["marker"].publish(marker_msg(job.stamp, s.frame_id, value, out.std, task, self._bins))
         if s.overlay_enabled and pubs["overlay"].get_subscription_count():
             cam = s.overlay_camera
-            drawn = draw_value_overlay(images[cam], value, ep.history, ep.last_positive, ep.task[:40],
-                                       self._bins.v_min, self._bins.v_max)
+            history = ep.history if ep is not None else deque([value])
+            drawn = draw_value_overlay(images[cam], value, history, ep.last_positive if ep else None,
+                                       task[:40], self._bins.v_min, self._bins.v_max)
             pubs["overlay"].publish(conv.rgb_to_image(drawn, job.stamp, job.frames[cam].header.frame_id))
         t3 = time.perf_counter()
         pubs["latency"].publish(Float64(data=t3 - job.fired))
@@ -588,10 +685,12 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _publish_advantages(self, ep: Episode, records) -> None:
         pub = self._pubs.get("advantage")
         for rec in records:
-            stamp = ep.stamps.pop(rec.tick)
+            stamp = ep.stamps.pop(rec.tick, None) or _ns_to_time(int(round(rec.stamp * 1e9)))
             ep.last_positive = rec.positive
             if pub is not None:
                 pub.publish(advantage_msg(rec, stamp, self.settings.frame_id, ep.task))
+        for old in [k for k in ep.stamps if records and k <= records[-1].tick]:
+            del ep.stamps[old]  # frames whose advantage could not be formed (no bootstrap)
         self._counts["advantages"] += len(records)
 
     def _note_shape(self, cam: str, shape: tuple[int, int]) -> None:
@@ -649,7 +748,10 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         with self._lock:
-            sync = self._sync.stats()
+            grid = replace(self._grid.stats)
+        adv = self._stream_stats
+        if self._episode is not None and self._episode.stream is not None:
+            adv = StreamStats(**{k: v + getattr(self._episode.stream.stats, k) for k, v in vars(adv).items()})
         prev_wall, prev_ticks = self._diag_prev
         rejected = sum(st.rejected for st in self._inputs.values())
         rate = (self._counts["ticks"] - prev_ticks) / max(1e-6, now - prev_wall)
@@ -657,9 +759,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         s, hw = self.settings, (str(self._engine.device) if self._engine is not None else "unloaded")
         name = self.get_fully_qualified_name()
         statuses, problems = [], []
-        for stream, st in self._inputs.items():
-            counts = sync["streams"][stream]
-            dropped = sum(counts[k] for k in DROP_COUNTERS)
+        for st in self._inputs.values():
             new_problems = st.problems - st.problems_reported
             st.problems_reported = st.problems
             level, message = OK, "ok"
@@ -670,9 +770,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             if level != OK:
                 problems.append(f"{st.topic}: {message}")
             statuses.append(status(f"{name}: input {self.resolve_topic_name(st.topic)}", level, message, hw, {
-                "type": st.kind, "received": st.received, "synced": counts["used"], "dropped": dropped,
-                "rejected": st.rejected, "stale": counts["dropped_stale"],
-                "unmatched": counts["dropped_unmatched"], "last_error": st.last_error,
+                "type": st.kind, "received": st.received, "rejected": st.rejected,
+                "last_error": st.last_error,
                 "silent_s": (now - st.last_wall) if st.last_wall is not None else math.nan}))
         level = max((ERROR if now - self._last_error_wall < 2 * s.diagnostics_period else OK),
                     WARN if problems else OK)
@@ -683,10 +782,10 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         else:
             summary = "; ".join(problems) if problems else f"ok, {rate:.1f} ticks/s"
         p = {k: [v * 1e3 for v in self._win[k].percentiles(50, 99)] for k in self._win}
-        totals = sync["totals"]
         values = {
             "state": "active" if self._active else "inactive", "device": hw, "model": s.checkpoint,
-            "task": self._episode_task(), "episode_tick": self._episode.tick if self._episode else 0,
+            "task": self._episode_task(), "episode_frames": self._grid.frames if self._grid else 0,
+            "fps": s.fps, "n_step": s.n_step, "contract": self._contract_text(),
             "ticks": self._counts["ticks"], "rate_hz": rate,
             "latency_model_p50_ms": p["model"][0], "latency_model_p99_ms": p["model"][1],
             "latency_e2e_p50_ms": p["e2e"][0], "latency_e2e_p99_ms": p["e2e"][1],
@@ -696,9 +795,14 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             "overhead_mean_ms": self._win["overhead"].mean() * 1e3,
             "decode_p50_ms": p["decode"][0], "publish_p50_ms": p["publish"][0],
             "callback_p50_ms": p["callback"][0], "callback_mean_ms": self._win["callback"].mean() * 1e3,
+            # Frames the model could not value (busy): gaps in the n-step windows, never shifts.
             "dropped_ticks": self._counts["dropped_busy"],
-            "sync_misses": totals["dropped_unmatched"] + totals["dropped_stale"],
-            "sync_resets": sync["resets"], "clock_resets": self._counts["clock_resets"],
+            "grid_frames": grid.kept, "grid_ticks_missing_input": grid.dropped_missing,
+            "grid_ticks_decided_by_max_age": grid.forced, "out_of_order_inputs": grid.out_of_order,
+            "late_starts": grid.late_starts, "frames_outside_episodes": self._counts["outside_frames"],
+            "sync_misses": grid.dropped_missing, "clock_resets": self._counts["clock_resets"],
+            "advantages_bootstrap_shifted": adv.shifted, "advantages_bootstrap_missing": adv.missing,
+            "advantages_truncated": adv.truncated, "advantages_unpublished_tail": adv.unpublished_tail,
             "rejected_inputs": rejected, "advantages": self._counts["advantages"],
             "episodes": self._counts["episodes"], "errors": self._counts["errors"],
             "last_error": self._last_error,
@@ -718,6 +822,14 @@ def _default_task(meta, task: str) -> str:
     return next(iter(meta.task_normalizers))
 
 
+def _stamp_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _ns_to_time(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
 def _check_stamp(stamp: Time) -> None:
     if stamp.sec == 0 and stamp.nanosec == 0:
         raise ConversionError("header.stamp is 0: the publisher must stamp messages with the sensor time")
@@ -735,6 +847,7 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.flush_truncated("shutdown")
         node._active = False
         node._worker.stop()
         executor.shutdown(timeout_sec=2.0)

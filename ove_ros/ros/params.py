@@ -74,8 +74,11 @@ PARAMS: tuple[Param, ...] = (
     Param("task", "",
           "Task prompt. Changing it at run time starts a new episode; '' uses the bundle's first task.",
           dynamic=True),
-    Param("n_step", 50, "Advantage horizon N in ticks (advantage of tick t is published at tick t+N).",
-          int_range=(1, 100000)),
+    Param("n_step", 0, "Advantage horizon N in dataset frames; 0 = the bundle's (the N its thresholds were "
+          "computed with).", int_range=(0, 100000)),
+    Param("bootstrap_tolerance", 0, "When frame t+N was not valued, bootstrap from the nearest valued frame "
+          "within this many frames (the published n_step says which); 0 = only frame t+N itself.",
+          int_range=(0, 100000)),
     Param("advantage_threshold", 0.0,
           "Label threshold used for tasks without a threshold in the bundle.", float_range=(-10.0, 10.0),
           dynamic=True),
@@ -83,13 +86,15 @@ PARAMS: tuple[Param, ...] = (
           dynamic=True),
     Param("frame_id", "base_link", "header.frame_id of the value, advantage and marker messages.",
           dynamic=True),
-    Param("sync.slop", 0.05, "Max spread in seconds of the stamps of one tick (cameras and joint state).",
-          float_range=(0.0, 10.0)),
+    Param("sync.fps", 0.0, "Frame grid rate in frames per second; 0 = the bundle's dataset fps (what "
+          "training counted steps in).", float_range=(0.0, 1000.0)),
+    Param("sync.tolerance_periods", 0.0, "A frame keeps an input message at most this many frame periods "
+          "old; 0 = the bundle's (the bag converter's setting).", float_range=(0.0, 100.0)),
     Param("sync.max_age", 0.5,
-          "Inputs older than this many seconds (node clock minus stamp) are dropped; 0 disables the check.",
+          "Seconds of sensor time after which a frame is decided without an input that has not delivered "
+          "past it (the frame is then missing that input); also warns about inputs older than this on the "
+          "node clock; 0 = decide only when every input has passed the frame.",
           float_range=(0.0, 3600.0)),
-    Param("sync.max_rate", 0.0, "Max ticks per second of stamp time; 0 = as fast as inputs and model allow.",
-          float_range=(0.0, 1000.0)),
     Param("input_qos.reliability", "best_effort",
           "Input subscriptions' reliability; best_effort also receives from reliable publishers.",
           choices=RELIABILITIES),
@@ -127,13 +132,14 @@ class Settings:
     joint_states_topic: str
     joint_names: tuple[str, ...]  # empty: the bundle's
     task: str
-    n_step: int
+    n_step: int  # 0: the bundle's
+    bootstrap_tolerance: int
     advantage_threshold: float
     publish_distribution: bool
     frame_id: str
-    slop: float
+    fps: float  # 0: the bundle's
+    tolerance_periods: float  # 0: the bundle's
     max_age: float
-    max_rate: float
     reliability: str
     depth: int
     input_timeout: float
@@ -191,8 +197,10 @@ def read(node) -> Settings:
         compile_mode=v["compile_mode"], cuda_graphs=v["cuda_graphs"], num_threads=v["num_threads"],
         camera_topics=cameras, camera_transports=transports,
         joint_states_topic=v["joint_states_topic"], joint_names=joints, task=v["task"], n_step=v["n_step"],
+        bootstrap_tolerance=v["bootstrap_tolerance"],
         advantage_threshold=v["advantage_threshold"], publish_distribution=v["publish_distribution"],
-        frame_id=v["frame_id"], slop=v["sync.slop"], max_age=v["sync.max_age"], max_rate=v["sync.max_rate"],
+        frame_id=v["frame_id"], fps=v["sync.fps"], tolerance_periods=v["sync.tolerance_periods"],
+        max_age=v["sync.max_age"],
         reliability=v["input_qos.reliability"], depth=v["input_qos.depth"], input_timeout=v["input_timeout"],
         diagnostics_period=v["diagnostics_period"], overlay_enabled=v["overlay.enabled"],
         overlay_camera=v["overlay.camera"], overlay_history=v["overlay.history"],
