@@ -5,7 +5,7 @@
 The bag converter records its resampling tolerance and each camera's image preprocessing beside the dataset
 (``meta/ove_ros_episodes.json``); training copies them into the checkpoint and the bundle, so the live node
 places ticks on the same frame grid and prepares images the same way. Datasets made elsewhere have no such
-file: the contract then holds only what LeRobot's own metadata gives (the fps), and the node uses its defaults.
+file: the contract then holds what LeRobot's own metadata gives (the fps), and the node uses its defaults.
 """
 
 from __future__ import annotations
