@@ -30,6 +30,7 @@ SAMPLES = {
         "probabilities": [0.0, 0.25, 0.5, 0.25, 0.0],
         "inference_latency": 0.0078125,
         "input_skew": 0.015625,
+        "in_episode": True,
     },
     "Advantage": {
         "header": {"stamp": {"sec": 99, "nanosec": 1000}, "frame_id": "world"},
@@ -41,6 +42,7 @@ SAMPLES = {
         "value_next": -0.375,
         "reward_sum": -0.0625,
         "terminal": True,
+        "truncated": True,
         "positive": True,
         "threshold": -0.03125,
     },
