@@ -214,8 +214,8 @@ def test_jpeg_is_decoded_at_the_smallest_scale_still_larger_than_the_resize():
 
 def test_unknown_image_encodings_are_named():
     ts = ros_types.make_typestore()
-    msg = ros_types.image_msg(ts, np.zeros((2, 2, 2), np.uint8), 1, "yuv422")
-    with pytest.raises(ros_types.UnsupportedImageError, match="yuv422"):
+    msg = ros_types.image_msg(ts, np.zeros((2, 2), np.uint8), 1, "bayer_rggb8")  # yuv422 decodes now
+    with pytest.raises(ros_types.UnsupportedImageError, match="bayer_rggb8"):
         ros_types.raw_image_to_rgb(msg)
     msg = ros_types.compressed_image_msg(ts, b"\x00" * 8, 1, "h264")
     with pytest.raises(ros_types.UnsupportedImageError, match="h264"):
