@@ -140,7 +140,8 @@ def test_bad_compressed_images_are_caught_by_the_cheap_check():
 def test_compressed_depth_is_decoded_with_the_specs_depth_range():
     depth = np.array([[0, 1000, 4000, 9000]], np.uint16)
     header = bytes(12)  # compressed_depth_image_transport's config header (format, depth quantization)
-    msg = CompressedImage(format="16UC1; compressedDepth png", data=header + cv2.imencode(".png", depth)[1].tobytes())
+    data = header + cv2.imencode(".png", depth)[1].tobytes()
+    msg = CompressedImage(format="16UC1; compressedDepth png", data=data)
     out = conv.to_rgb(msg, ImagePreprocessing(depth_max=4000))
     np.testing.assert_array_equal(out[0, :, 0], [0, 63, 255, 255])
     np.testing.assert_array_equal(conv.to_rgb(msg)[0, :, 0], depth[0] // 257)

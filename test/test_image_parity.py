@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """One image path: the same message bytes give the same frame through the bag converter and the live node.
 
-Each case serializes a real rclpy message, feeds its CDR bytes to the converter's per-message decode (both of
-its read paths: in place from a mapped MCAP file, and through rosbags' deserializer) and the rclpy message to the
-node's conversion with the spec the converter records for the dataset, and requires identical arrays. A last
+Each case serializes a real rclpy message and feeds its CDR bytes to the converter's per-message decode (both
+of its read paths: in place from a mapped MCAP file, and through rosbags' deserializer), and the rclpy
+message to the node's conversion with the spec the converter records for the dataset; the arrays must be
+identical. A last
 test converts a bag into a lossless dataset and checks every stored frame against the node's conversion of the
 message it came from, with the spec read back from the dataset.
 """
@@ -70,7 +71,8 @@ def _depth(h: int, w: int, high: int) -> np.ndarray:
 RGB = _scene(24, 32)
 DEPTH = _depth(24, 32, 6000)
 JPEG = cv2.imencode(".jpg", _scene(48, 64))[1].tobytes()
-DEPTH_HEADER = np.array([0], "<i4").tobytes() + np.array([0.0, 0.0], "<f4").tobytes()
+# compressed_depth_image_transport's layout: a 12-byte config header, then the 16-bit PNG
+DEPTH_PNG = bytes(12) + cv2.imencode(".png", DEPTH)[1].tobytes()
 
 # (case, message, depth_max, resize [width, height] or None)
 CASES = [
@@ -88,17 +90,15 @@ CASES = [
     ("yuyv", _raw(RGB[..., :2], "yuyv"), 65535, None),
     ("16UC1", _raw(DEPTH * 9, "16UC1"), 65535, None),
     ("16UC1 depth_max", _raw(DEPTH, "16UC1"), 4000, None),
-    ("mono16 big-endian depth_max resized", _raw(DEPTH.astype(">u2"), "mono16", bigendian=True), 4065, [20, 14]),
+    ("mono16 big-endian depth_max resized", _raw(DEPTH.astype(">u2"), "mono16", True), 4065, [20, 14]),
     ("jpeg", _compressed(JPEG, "jpeg"), 65535, None),
     ("jpeg resized at 1/2 scale + area", _compressed(JPEG, "rgb8; jpeg compressed bgr8"), 65535, [20, 14]),
     ("jpeg resized at 1/4 scale", _compressed(JPEG, "jpeg"), 65535, [16, 12]),
     ("jpeg without a format", _compressed(JPEG, ""), 65535, [30, 20]),
     ("png", _compressed(cv2.imencode(".png", RGB[..., ::-1])[1], "bgr8; png compressed bgr8"), 65535, None),
     ("png 16-bit", _compressed(cv2.imencode(".png", DEPTH * 9)[1], "mono16; png compressed"), 65535, None),
-    ("compressedDepth png",
-     _compressed(DEPTH_HEADER + cv2.imencode(".png", DEPTH)[1].tobytes(), "16UC1; compressedDepth png"), 4000, None),
-    ("compressedDepth png resized",
-     _compressed(DEPTH_HEADER + cv2.imencode(".png", DEPTH)[1].tobytes(), "16UC1; compressedDepth"), 5000, [16, 12]),
+    ("compressedDepth png", _compressed(DEPTH_PNG, "16UC1; compressedDepth png"), 4000, None),
+    ("compressedDepth png resized", _compressed(DEPTH_PNG, "16UC1; compressedDepth"), 5000, [16, 12]),
 ]
 
 
@@ -141,7 +141,8 @@ def test_converted_dataset_frames_equal_the_nodes_frames(tmp_path):
         CameraSpec(name="jpeg", topic="/jpeg/image", encoding="jpeg", compressed=True, width=64, height=48),
         CameraSpec(name="depth", topic="/depth/image", encoding="16UC1", width=32, height=24),
     ]
-    bag = write_bag(tmp_path / "rec", BagSpec(duration_s=0.5, cameras=cams, action_topic=None, pattern="scene"))
+    spec = BagSpec(duration_s=0.5, cameras=cams, action_topic=None, pattern="scene")
+    bag = write_bag(tmp_path / "rec", spec)
     camera_list = ", ".join(f"{{name: {c.name}, topic: {c.topic}}}" for c in cams)
     config = load_config(None, [
         "fps=30", "task=t", f"cameras=[{camera_list}]", "state={topic: /joint_states, joints: [j1, j2, j3]}",
@@ -182,7 +183,8 @@ def test_a_dataset_without_a_recorded_spec_reads_as_none(tmp_path):
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "ove_ros_episodes.json").write_text('{"format": "ove_ros.episodes.v1"}')
     assert read_dataset_image_spec(tmp_path) is None
-    (tmp_path / "meta" / "ove_ros_episodes.json").write_text('{"image_preprocessing": {"cam": {"size": [1]}}}')
+    meta = tmp_path / "meta" / "ove_ros_episodes.json"
+    meta.write_text('{"image_preprocessing": {"cam": {"size": [1]}}}')
     with pytest.raises(ValueError, match=r"ove_ros_episodes.json, image_preprocessing: camera 'cam'.*size"):
         read_dataset_image_spec(tmp_path)
 
