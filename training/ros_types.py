@@ -267,13 +267,10 @@ def episode_event_msg(
 
 # ---------------------------------------------------------------------------------------------------------
 # Decoders: rosbags image messages -> RGB uint8 (HxWx3). The rules live in ove_ros.images (shared with the
-# live node); these keep the converter's older call signatures.
+# live node and used by the converter); these keep the older call signatures for the demo and older tests.
 
-RAW_ENCODINGS = images.RAW_ENCODINGS
-COMPRESSED_FORMATS = images.COMPRESSED_FORMATS
 UnsupportedImageError = images.ImageError
 jpeg_size = images.jpeg_size
-jpeg_reduction = images.jpeg_reduction
 
 
 def _spec(depth_max: float, fit: tuple[int, int] | None) -> images.ImagePreprocessing:

@@ -28,10 +28,6 @@ class ConversionError(ValueError):
     """A message that cannot be turned into model input."""
 
 
-SUPPORTED_ENCODINGS = images.RAW_ENCODINGS
-SUPPORTED_COMPRESSED = images.COMPRESSED_FORMATS
-
-
 # ------------------------------------------------------------------------------------------------ images
 
 
@@ -52,8 +48,8 @@ def check_frame(msg: Image | CompressedImage) -> None:
 def to_rgb(msg: Image | CompressedImage, spec: ImagePreprocessing | None = None) -> np.ndarray:
     """Image or CompressedImage -> HxWx3 uint8 RGB as ``spec`` (the camera's, from the bundle) prescribes.
 
-    Without a spec: decoded at the recorded size, 16-bit scaled by ``v // 257``. rgb8 images that need no
-    resize come back as a read-only view of ``msg.data``.
+    Without a spec: kept at the size it arrives in, 16-bit scaled by ``v // 257``. rgb8 images that need no
+    resize come back as a view of ``msg.data``, not a copy.
     """
     with _image_errors():
         return images.preprocess(msg, spec if spec is not None else images.DEFAULT)
