@@ -85,7 +85,8 @@ class ImagePreprocessing:
         problems = []
         size = self.size
         if size is not None:
-            if isinstance(size, str | bytes) or len(size) != 2 or not all(_whole(v) and v > 0 for v in size):
+            pair = isinstance(size, tuple | list) and len(size) == 2
+            if not pair or not all(_whole(v) and v > 0 for v in size):
                 problems.append(f"size must be [width, height] of positive integers or null, got {size!r}")
             else:
                 object.__setattr__(self, "size", (int(size[0]), int(size[1])))
@@ -94,6 +95,8 @@ class ImagePreprocessing:
         depth_max = self.depth_max
         if not _whole(depth_max) or not 1 <= depth_max <= 65535:
             problems.append(f"depth_max must be a whole number in [1, 65535], got {depth_max!r}")
+        else:
+            object.__setattr__(self, "depth_max", int(depth_max))
         if not isinstance(self.jpeg_scaled_decode, bool):
             problems.append(f"jpeg_scaled_decode must be true or false, got {self.jpeg_scaled_decode!r}")
         if self.colour_order not in COLOUR_ORDERS:

@@ -55,6 +55,8 @@ def test_spec_round_trips_through_json():
     specs = {"front": spec, "wrist": ImagePreprocessing()}
     assert images.specs_from_dict(json.loads(json.dumps(images.specs_to_dict(specs)))) == specs
     assert ImagePreprocessing.from_dict({}) == images.DEFAULT  # missing keys take the defaults
+    numpy_ints = ImagePreprocessing(size=np.array([8, 6]).tolist(), depth_max=np.uint16(4000))
+    assert json.loads(json.dumps(numpy_ints.to_dict()))["depth_max"] == 4000
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,7 @@ def test_spec_round_trips_through_json():
         ({"size": [320]}, "size must be"),
         ({"size": [0, 240]}, "size must be"),
         ({"size": "320x240"}, "size must be"),
+        ({"size": 320}, "size must be"),
         ({"resize": "cubic"}, "resize must be one of"),
         ({"depth_max": 0}, "depth_max must be a whole number"),
         ({"depth_max": 4000.5}, "depth_max must be a whole number"),
