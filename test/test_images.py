@@ -90,7 +90,8 @@ def test_bad_camera_spec_names_the_camera():
 
 def test_16bit_rule_is_exact_integer_arithmetic_and_defaults_to_div_257():
     values = np.arange(65536, dtype=np.uint16)
-    np.testing.assert_array_equal(images.scale_16bit(values), values // 257)
+    np.testing.assert_array_equal(images.scale_16bit(values), values.astype(np.int64) * 255 // 65535)
+    np.testing.assert_array_equal(images.scale_16bit(values.astype(">u2")), values // 257)
     # depth_max 4065: the float32 product v * (255 / depth_max) rounds below the integer result at some values
     out = images.scale_16bit(values, 4065)
     np.testing.assert_array_equal(out, np.minimum(values.astype(np.int64) * 255 // 4065, 255))
