@@ -214,8 +214,8 @@ def test_jpeg_is_decoded_at_the_smallest_scale_still_larger_than_the_resize():
 
 def test_unknown_image_encodings_are_named():
     ts = ros_types.make_typestore()
-    msg = ros_types.image_msg(ts, np.zeros((2, 2, 2), np.uint8), 1, "yuv422")
-    with pytest.raises(ros_types.UnsupportedImageError, match="yuv422"):
+    msg = ros_types.image_msg(ts, np.zeros((2, 2), np.uint8), 1, "bayer_rggb8")  # yuv422 decodes now
+    with pytest.raises(ros_types.UnsupportedImageError, match="bayer_rggb8"):
         ros_types.raw_image_to_rgb(msg)
     msg = ros_types.compressed_image_msg(ts, b"\x00" * 8, 1, "h264")
     with pytest.raises(ros_types.UnsupportedImageError, match="h264"):
@@ -548,7 +548,7 @@ def test_not_a_bag_is_named(tmp_path):
     "case,error,pattern",
     [
         ("missing_topic", BagContentError, r"no topic /wrist/image \(camera wrist\)"),
-        ("unknown_encoding", BagContentError, r"camera front .*'yuv422' is not supported"),
+        ("unknown_encoding", BagContentError, r"camera front .*unsupported image encoding 'bayer_rggb8'"),
         ("absent_joint", BagContentError, r"joint\(s\) \['j3'\] not in /joint_states"),
     ],
 )
@@ -557,7 +557,7 @@ def test_bad_content_is_named(tmp_path, case, error, pattern):
     if case == "missing_topic":
         spec.cameras = CAMS[:1]
     elif case == "unknown_encoding":
-        spec.cameras = [CameraSpec(encoding="yuv422"), CAMS[1]]
+        spec.cameras = [CameraSpec(encoding="bayer_rggb8"), CAMS[1]]  # yuv422 decodes now
     elif case == "absent_joint":
         spec.joint_names = ("j1", "j2")
     bag = write_bag(tmp_path / case, spec, "mcap")
@@ -759,3 +759,30 @@ def test_camera_changing_size_mid_recording_is_named(tmp_path, storage):
     with pytest.raises(BagContentError, match=changed):
         convert_bags([bag], out, "test/resized", config, outcome="success")
     assert_nothing_left(tmp_path, out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Image preprocessing recorded for the live node (ove_ros.images)
+
+
+def test_depth_max_must_be_a_whole_number_in_the_16bit_range():
+    assert make_config("cameras.0.depth_max=4000.0").cameras[0].depth_max == 4000
+    needle = r"camera 'front': depth_max must be a whole number in \[1, 65535\]"
+    for value in ("4000.5", "0", "70000"):
+        with pytest.raises(ConfigError, match=needle):
+            make_config(f"cameras.0.depth_max={value}")
+
+
+def test_the_dataset_records_each_cameras_image_preprocessing(tmp_path):
+    from ove_ros.images import ImagePreprocessing
+    from training.image_spec import read_dataset_image_spec
+
+    bag = write_bag(tmp_path / "rec", BagSpec(cameras=CAMS, duration_s=0.3), "mcap")
+    config = make_config("cameras.1.resize=[16,12]", "cameras.1.depth_max=4000")
+    convert_bags([bag], tmp_path / "dataset", "test/spec", config, outcome="success")
+    meta = json.loads((tmp_path / "dataset" / EPISODES_META).read_text())
+    assert meta["image_preprocessing"]["wrist"]["size"] == [16, 12]
+    assert read_dataset_image_spec(tmp_path / "dataset") == {
+        "front": ImagePreprocessing(size=(32, 24)),  # not resized: the recorded size
+        "wrist": ImagePreprocessing(size=(16, 12), depth_max=4000),
+    }

@@ -15,6 +15,7 @@ cv2 = pytest.importorskip("cv2")
 from builtin_interfaces.msg import Time  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 
+from ove_ros.images import ImagePreprocessing  # noqa: E402
 from ove_ros.ros import conversions as conv  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -90,7 +91,7 @@ def test_bad_images_raise_a_clear_error(msg, needle):
 
 def test_unsupported_encoding_lists_the_supported_ones():
     with pytest.raises(conv.ConversionError) as err:
-        conv.check_image(Image(height=1, width=1, encoding="32FC1", step=4, data=bytes(4)))
+        conv.check_frame(Image(height=1, width=1, encoding="32FC1", step=4, data=bytes(4)))
     assert "rgb8" in str(err.value) and "CompressedImage" in str(err.value)
 
 
@@ -115,7 +116,9 @@ def test_jpeg_decodes_close_to_the_source():
 @pytest.mark.parametrize(
     "fmt, data, needle",
     [
-        ("16UC1; compressedDepth png", b"\x00" * 20, "compressedDepth"),
+        ("16UC1; compressedDepth rvl", b"\x00" * 20, "RVL"),
+        ("32FC1; compressedDepth png", b"\x00" * 20, "inverse depth"),
+        ("16UC1; compressedDepth png", b"\x00" * 20, "could not decode"),
         ("webp", b"\x00" * 20, "unsupported compressed format"),
         ("jpeg", b"", "no data"),
         ("jpeg", b"not a jpeg at all", "could not decode"),
@@ -126,11 +129,29 @@ def test_bad_compressed_images_raise(fmt, data, needle):
         conv.to_rgb(CompressedImage(format=fmt, data=data))
 
 
-def test_fit_image_resizes_only_when_needed():
-    assert conv.fit_image(RGB, None) is RGB
-    assert conv.fit_image(RGB, (6, 5)) is RGB
-    assert conv.fit_image(RGB, (3, 4)).shape == (3, 4, 3)
-    assert conv.fit_image(RGB, (12, 10)).shape == (12, 10, 3)
+def test_bad_compressed_images_are_caught_by_the_cheap_check():
+    with pytest.raises(conv.ConversionError, match="inverse depth"):
+        conv.check_frame(CompressedImage(format="32FC1; compressedDepth", data=bytes(20)))
+    with pytest.raises(conv.ConversionError, match="no data"):
+        conv.check_frame(CompressedImage(format="jpeg", data=b""))
+    conv.check_frame(CompressedImage(format="16UC1; compressedDepth png", data=bytes(20)))  # decoded later
+
+
+def test_compressed_depth_is_decoded_with_the_specs_depth_range():
+    depth = np.array([[0, 1000, 4000, 9000]], np.uint16)
+    header = bytes(12)  # compressed_depth_image_transport's config header (format, depth quantization)
+    data = header + cv2.imencode(".png", depth)[1].tobytes()
+    msg = CompressedImage(format="16UC1; compressedDepth png", data=data)
+    out = conv.to_rgb(msg, ImagePreprocessing(depth_max=4000))
+    np.testing.assert_array_equal(out[0, :, 0], [0, 63, 255, 255])
+    np.testing.assert_array_equal(conv.to_rgb(msg)[0, :, 0], depth[0] // 257)
+
+
+def test_the_spec_resizes_and_no_spec_keeps_the_size():
+    assert conv.to_rgb(_image(RGB, "rgb8")).shape == RGB.shape
+    assert conv.to_rgb(_image(RGB, "rgb8"), ImagePreprocessing(size=(5, 6))).shape == RGB.shape
+    assert conv.to_rgb(_image(RGB, "bgr8"), ImagePreprocessing(size=(3, 2))).shape == (2, 3, 3)
+    assert conv.to_rgb(_image(RGB, "mono8"), ImagePreprocessing(size=(10, 12))).shape == (12, 10, 3)
 
 
 def test_rgb_to_image_round_trips_with_stamp_and_frame():

@@ -16,6 +16,8 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ove_ros.images import DEFAULT_DEPTH_MAX, ImagePreprocessing
+
 OUTCOMES = ("success", "failure")
 SPLIT_MODES = ("auto", "events", "bag")
 VIDEO_CODECS = ("h264", "hevc", "libsvtav1")
@@ -35,10 +37,19 @@ class CameraConfig:
 
     name: str = MISSING
     topic: str = MISSING
-    # 16-bit images (16UC1, mono16): values in [0, depth_max] map linearly to [0, 255], larger ones clip.
-    depth_max: float = 65535.0
-    # Optional [width, height] to resize to (area averaging, bag_reader.shrink_image); null: video.resize.
+    # 16-bit images (16UC1, mono16, 16-bit PNG, compressedDepth): v -> min(255, v * 255 // depth_max), a
+    # whole number of the image's units (e.g. 4000 for 4 m of millimetre depth).
+    depth_max: float = DEFAULT_DEPTH_MAX
+    # Optional [width, height] to resize to (ove_ros.images, area_then_linear); null: video.resize.
     resize: list[int] | None = None
+
+
+def image_spec(cam: CameraConfig, size: tuple[int, int] | None = None) -> ImagePreprocessing:
+    """The preprocessing of ``cam``'s frames; ``size`` ``(width, height)``, when known, replaces its resize
+    (what the dataset records: the frames' size, resized or not, gives the same frames)."""
+    if size is None and cam.resize is not None:
+        size = (int(cam.resize[0]), int(cam.resize[1]))
+    return ImagePreprocessing(size=size, depth_max=int(cam.depth_max))
 
 
 @dataclass
@@ -169,8 +180,11 @@ def validate_config(config: BagConversionConfig) -> None:
             problems.append(f"camera name {cam.name!r} must be non-empty without '.', '/' or spaces")
         if names.count(cam.name) > 1:
             problems.append(f"camera name {cam.name!r} is used twice")
-        if cam.depth_max <= 0:
-            problems.append(f"camera {cam.name!r}: depth_max must be positive")
+        if not (1 <= cam.depth_max <= DEFAULT_DEPTH_MAX and float(cam.depth_max).is_integer()):
+            problems.append(
+                f"camera {cam.name!r}: depth_max must be a whole number in [1, {DEFAULT_DEPTH_MAX}], "
+                f"got {cam.depth_max}"
+            )
         if not _is_size(cam.resize):
             problems.append(f"camera {cam.name!r}: resize must be [width, height], got {cam.resize}")
     if not _is_size(config.video.resize):

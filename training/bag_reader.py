@@ -40,9 +40,12 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 
+from ove_ros import images
+from ove_ros.images import ImagePreprocessing
+from ove_ros.images import shrink_image as shrink_image  # the converter's resize, kept importable here
 from ove_ros.joints import joint_order
 from training import ros_types
-from training.bag_config import BagConversionConfig, BagConversionError, CameraConfig
+from training.bag_config import BagConversionConfig, BagConversionError, CameraConfig, image_spec
 from training.mcap_direct import McapIndexError, McapMessages, image_view
 
 log = logging.getLogger(__name__)
@@ -534,7 +537,8 @@ def _collect_vectors(
 
 
 def _decode_camera(bag: Path, cam: CameraConfig, msgtype: str, typestore: Typestore, raw) -> np.ndarray:
-    """Message -> RGB uint8. ``raw`` may be a view of a mapped file: then the result never refers to it."""
+    """Message -> the camera's RGB uint8 frame through ove_ros.images, the live node's path too. ``raw`` may
+    be a view of a mapped file: then the result never refers to it."""
     mapped = isinstance(raw, memoryview)
     msg = None
     if mapped and msgtype == ros_types.IMAGE:
@@ -545,38 +549,20 @@ def _decode_camera(bag: Path, cam: CameraConfig, msgtype: str, typestore: Typest
             raise BagReadError(message) from None
     if msg is None:
         msg = typestore.deserialize_cdr(bytes(raw) if mapped else raw, msgtype)
-    fit = (int(cam.resize[0]), int(cam.resize[1])) if cam.resize is not None else None
     try:
-        rgb = ros_types.image_to_rgb(msg, msgtype, cam.depth_max, fit)
-    except ros_types.UnsupportedImageError as exc:
+        rgb = images.preprocess(msg, image_spec(cam))
+    except images.ImageError as exc:
         raise BagContentError(f"bag {bag}: camera {cam.name} ({cam.topic}): {exc}") from None
-    if fit is not None:
-        rgb = shrink_image(rgb, *fit)
-    if mapped and not rgb.flags.owndata:
-        rgb = rgb.copy()
+    if (mapped and not rgb.flags.owndata) or not rgb.flags.c_contiguous:
+        rgb = rgb.copy()  # rgb8 at its recorded size is a view of the message's data
     return rgb
 
 
-def shrink_image(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to ``width`` x ``height``: area averaging by the largest whole factor, then bilinear.
-
-    OpenCV's area filter is fast only for whole factors (640x480 -> 320x240: 0.12 ms) and slow otherwise
-    (640x480 -> 224x224: 2.5 ms, the converter's bottleneck). Averaging by the whole factor first leaves a
-    ratio below 2, where bilinear does not alias: 0.3 ms, within ~1 grey level of the pure area filter on
-    average.
-    """
-    import cv2
-
-    h, w = rgb.shape[:2]
-    if (w, h) == (width, height):
-        return rgb
-    k = min(w // width, h // height)
-    if k >= 2 and w % k == 0 and h % k == 0:
-        rgb = cv2.resize(rgb, (w // k, h // k), interpolation=cv2.INTER_AREA)
-        if rgb.shape[1] == width and rgb.shape[0] == height:
-            return rgb
-        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+def dataset_image_specs(
+    config: BagConversionConfig, shapes: dict[str, tuple[int, int, int]]
+) -> dict[str, ImagePreprocessing]:
+    """Per camera, the preprocessing its dataset frames went through, at their size (``shapes``: HxWxC)."""
+    return {cam.name: image_spec(cam, (shapes[cam.name][1], shapes[cam.name][0])) for cam in config.cameras}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ove_ros.images import specs_to_dict
 from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
 from training import ros_types
 from training.bag_config import (
@@ -49,11 +50,19 @@ from training.bag_config import (
     lookup_label,
     parse_outcome,
 )
-from training.bag_reader import BagIndex, EpisodePlan, index_bag, iter_frames, plan_episodes
+from training.bag_reader import (
+    BagIndex,
+    EpisodePlan,
+    dataset_image_specs,
+    index_bag,
+    iter_frames,
+    plan_episodes,
+)
 
 log = logging.getLogger(__name__)
 
 EPISODES_META = "meta/ove_ros_episodes.json"
+IMAGE_SPEC_KEY = "image_preprocessing"  # in EPISODES_META; read back by training.image_spec
 
 
 class ConversionError(BagConversionError):
@@ -556,6 +565,7 @@ def _convert(
             "fps": config.fps,
             "tolerance_periods": config.tolerance_periods,
             "config": asdict(config),
+            IMAGE_SPEC_KEY: specs_to_dict(dataset_image_specs(config, shapes)),  # ove_ros.images, per camera
             "episodes": [asdict(r) for r in records],
             "skipped": skipped,
         }

@@ -19,6 +19,8 @@ import numpy as np
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from ove_ros import images
+
 PACKAGE = "ove_ros"
 EPISODE_EVENT = f"{PACKAGE}/msg/EpisodeEvent"
 IMAGE = "sensor_msgs/msg/Image"
@@ -264,131 +266,32 @@ def episode_event_msg(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Decoders: rosbags image messages -> RGB uint8 (HxWx3), the layout LeRobot stores.
+# Decoders: rosbags image messages -> RGB uint8 (HxWx3). The rules live in ove_ros.images (shared with the
+# live node and used by the converter); these keep the older call signatures for the demo and older tests.
 
-RAW_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "mono16", "16UC1")
-COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "mono16": 1, "16UC1": 1}
-# ROS compressed_depth_image_transport prefixes its PNG with a 12-byte config header (format + 2 floats).
-_COMPRESSED_DEPTH_HEADER = 12
+UnsupportedImageError = images.ImageError
+jpeg_size = images.jpeg_size
 
 
-class UnsupportedImageError(ValueError):
-    """An image message whose encoding or format this converter cannot turn into RGB."""
+def _spec(depth_max: float, fit: tuple[int, int] | None) -> images.ImagePreprocessing:
+    return images.ImagePreprocessing(size=fit, depth_max=int(depth_max))
 
 
-def _to_rgb(pixels: np.ndarray, order: str, depth_max: float) -> np.ndarray:
-    """HxW or HxWxC pixels (``order`` "rgb", "bgr" or "gray"; uint8 or uint16) -> contiguous RGB uint8."""
-    if pixels.dtype == np.uint16:
-        scaled = pixels.astype(np.float32) * np.float32(255.0 / depth_max)
-        pixels = np.clip(scaled, 0.0, 255.0).astype(np.uint8)
-    if pixels.ndim == 2 or pixels.shape[2] == 1:
-        gray = pixels.reshape(pixels.shape[0], pixels.shape[1], 1)
-        return np.ascontiguousarray(np.broadcast_to(gray, (*gray.shape[:2], 3)))
-    if order == "bgr":
-        return np.ascontiguousarray(pixels[:, :, 2::-1])
-    return np.ascontiguousarray(pixels[:, :, :3])
-
-
-def raw_image_to_rgb(msg, depth_max: float = 65535.0) -> np.ndarray:
-    """``sensor_msgs/Image`` -> RGB uint8; 16-bit images scale [0, depth_max] to [0, 255]."""
-    encoding = msg.encoding
-    if encoding not in _CHANNELS:
-        raise UnsupportedImageError(
-            f"image encoding {encoding!r} is not supported; supported encodings: {', '.join(RAW_ENCODINGS)}"
-        )
-    channels = _CHANNELS[encoding]
-    depth = 2 if encoding in ("mono16", "16UC1") else 1
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if step < width * channels * depth or data.size < step * height:
-        raise UnsupportedImageError(
-            f"image data of {data.size} bytes does not fit {width}x{height} {encoding} with step {step}"
-        )
-    rows = data[: step * height].reshape(height, step)[:, : width * channels * depth]
-    if depth == 2:
-        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
-        pixels = np.ascontiguousarray(rows).view(dtype).astype(np.uint16).reshape(height, width)
-    else:
-        pixels = rows.reshape(height, width, channels)
-    order = "bgr" if encoding.startswith("bgr") else "gray" if channels == 1 else "rgb"
-    return _to_rgb(pixels, order, depth_max)
-
-
-# JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they carry the image size.
-_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
-
-
-def jpeg_size(data) -> tuple[int, int] | None:
-    """``(width, height)`` from a JPEG's frame header without decoding it; None if there is none."""
-    head = bytes(data[:2])
-    if head != b"\xff\xd8":
-        return None
-    pos, end = 2, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        marker = int(data[pos + 1])
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        if marker == 0xDA:  # start of scan: no frame header before the data
-            return None
-        if marker in _JPEG_SOF:
-            if pos + 9 > end:
-                return None
-            height = (int(data[pos + 5]) << 8) | int(data[pos + 6])
-            width = (int(data[pos + 7]) << 8) | int(data[pos + 8])
-            return (width, height) if width and height else None
-        pos += 2 + ((int(data[pos + 2]) << 8) | int(data[pos + 3]))
-    return None
-
-
-def jpeg_reduction(size: tuple[int, int], fit: tuple[int, int]) -> int:
-    """The largest factor (1, 2, 4 or 8) by which a JPEG of ``size`` can be decoded while staying at least
-    ``fit`` in both directions (libjpeg scales during decoding: ~1.4x faster at half size here)."""
-    for factor in (8, 4, 2):
-        if -(-size[0] // factor) >= fit[0] and -(-size[1] // factor) >= fit[1]:
-            return factor
-    return 1
+def raw_image_to_rgb(msg, depth_max: float = images.DEFAULT_DEPTH_MAX) -> np.ndarray:
+    """``sensor_msgs/Image`` -> RGB uint8 (see :mod:`ove_ros.images`)."""
+    return np.ascontiguousarray(images.decode(msg, _spec(depth_max, None)))
 
 
 def compressed_image_to_rgb(
-    msg, depth_max: float = 65535.0, fit: tuple[int, int] | None = None
+    msg, depth_max: float = images.DEFAULT_DEPTH_MAX, fit: tuple[int, int] | None = None
 ) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (JPEG/PNG, incl. compressedDepth PNG) -> RGB uint8.
-
-    ``fit``: ``(width, height)`` the caller will shrink the image to; a JPEG is then decoded at the smallest
-    scale (1/2, 1/4, 1/8) that is still at least that large."""
-    import cv2  # imported here: only camera decoding needs OpenCV
-
-    fmt = msg.format.lower()
-    if not any(name in fmt for name in COMPRESSED_FORMATS):
-        raise UnsupportedImageError(
-            f"compressed image format {msg.format!r} is not supported; "
-            f"supported: {', '.join(COMPRESSED_FORMATS)}"
-        )
-    data = np.asarray(msg.data, dtype=np.uint8)
-    flag = cv2.IMREAD_UNCHANGED
-    if "compresseddepth" in fmt:
-        data = data[_COMPRESSED_DEPTH_HEADER:]
-    elif fit is not None and "png" not in fmt and (size := jpeg_size(data)) is not None:
-        factor = jpeg_reduction(size, fit)
-        if factor > 1:
-            flag = getattr(cv2, f"IMREAD_REDUCED_COLOR_{factor}")
-    pixels = cv2.imdecode(data, flag)
-    if pixels is None:
-        raise UnsupportedImageError(
-            f"cannot decode compressed image of format {msg.format!r} ({data.size} bytes)"
-        )
-    return _to_rgb(pixels, "bgr", depth_max)  # OpenCV decodes colour as BGR(A)
+    """``sensor_msgs/CompressedImage`` -> RGB uint8; ``fit`` ``(width, height)``: a JPEG is decoded at the
+    smallest reduced scale still at least that large (the resize itself is left to the caller)."""
+    return images.decode(msg, _spec(depth_max, fit))
 
 
 def image_to_rgb(
-    msg, msgtype: str, depth_max: float = 65535.0, fit: tuple[int, int] | None = None
+    msg, msgtype: str, depth_max: float = images.DEFAULT_DEPTH_MAX, fit: tuple[int, int] | None = None
 ) -> np.ndarray:
     """Image or CompressedImage message -> RGB uint8 HxWx3 (``fit``: see :func:`compressed_image_to_rgb`)."""
     if msgtype == COMPRESSED_IMAGE:

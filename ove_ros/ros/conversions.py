@@ -2,21 +2,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """Pure conversions between ROS messages and numpy: camera images to RGB uint8, joint states to a vector.
 
-Written against the message fields directly (not cv_bridge) because the cv_bridge available from PyPI maps
-16-bit encodings wrongly and the distro one is built against a specific NumPy. Every error is a
-``ConversionError`` whose text says what was received and what is accepted.
+Camera messages are decoded by :mod:`ove_ros.images`, the same code the bag converter uses, so a frame the
+node sees equals the dataset frame made from the same message when both use the camera's
+``ImagePreprocessing``. cv_bridge is not used: it cannot apply that spec (16-bit scale, JPEG reduced-scale
+decode, resize), and the converter has to run without ROS. Every error is a ``ConversionError`` whose text
+says what was received and what is accepted.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from ove_ros import images
+from ove_ros.images import ImagePreprocessing
 from ove_ros.joints import joint_order
 
 
@@ -24,130 +28,36 @@ class ConversionError(ValueError):
     """A message that cannot be turned into model input."""
 
 
-# encoding -> (channels, bytes per channel). 8UC1/8UC3/8UC4 carry no colour order; OpenCV's convention
-# (BGR / BGRA) is assumed, as in cv_bridge.
-_LAYOUT = {
-    "rgb8": (3, 1), "bgr8": (3, 1), "rgba8": (4, 1), "bgra8": (4, 1), "mono8": (1, 1),
-    "8UC1": (1, 1), "8UC3": (3, 1), "8UC4": (4, 1),
-    "mono16": (1, 2), "16UC1": (1, 2),
-    "yuv422": (2, 1), "uyvy": (2, 1), "yuv422_yuy2": (2, 1), "yuyv": (2, 1),
-}
-_TO_RGB = {
-    "bgr8": cv2.COLOR_BGR2RGB, "8UC3": cv2.COLOR_BGR2RGB,
-    "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB, "8UC4": cv2.COLOR_BGRA2RGB,
-    "mono8": cv2.COLOR_GRAY2RGB, "8UC1": cv2.COLOR_GRAY2RGB,
-    "yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
-    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2,
-}
-SUPPORTED_ENCODINGS = tuple(_LAYOUT)
-SUPPORTED_COMPRESSED = ("jpeg", "jpg", "png")
-
-
 # ------------------------------------------------------------------------------------------------ images
 
 
-def check_image(msg: Image) -> None:
-    """Cheap header checks (encoding, size, step, data length) without touching the pixels."""
-    layout = _LAYOUT.get(msg.encoding)
-    if layout is None:
-        raise ConversionError(
-            f"unsupported image encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)} "
-            "(or publish sensor_msgs/CompressedImage jpeg/png)"
-        )
-    if msg.height == 0 or msg.width == 0:
-        raise ConversionError(f"empty image ({msg.width}x{msg.height})")
-    channels, depth = layout
-    row = msg.width * channels * depth
-    if msg.step < row:
-        raise ConversionError(
-            f"image step {msg.step} is smaller than one row "
-            f"({msg.width} px x {channels * depth} bytes = {row})"
-        )
-    if len(msg.data) < msg.step * msg.height:
-        raise ConversionError(
-            f"image data has {len(msg.data)} bytes but {msg.height} rows of step {msg.step} need "
-            f"{msg.step * msg.height}"
-        )
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image -> HxWx3 uint8 RGB.
-
-    rgb8 images come back as a read-only view of ``msg.data`` (no copy: the model's preprocessing copies
-    anyway); other encodings as a new array. 16-bit mono images are scaled linearly from the full 0..65535
-    range to 0..255 (values / 257).
-    """
-    check_image(msg)
-    channels, depth = _LAYOUT[msg.encoding]
-    h, w = msg.height, msg.width
-    buf = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * h).reshape(h, msg.step)
-    buf = buf[:, : w * channels * depth]
-    if depth == 2:
-        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
-        mono16 = np.ascontiguousarray(buf).view(dtype).reshape(h, w)
-        mono = (mono16 // 257).astype(np.uint8)
-        return cv2.cvtColor(mono, cv2.COLOR_GRAY2RGB)
-    pixels = buf.reshape(h, w, channels) if channels > 1 else buf.reshape(h, w)
-    if msg.encoding == "rgb8":
-        return pixels
-    return cv2.cvtColor(np.ascontiguousarray(pixels), _TO_RGB[msg.encoding])
-
-
-def compressed_format(msg: CompressedImage) -> str:
-    """The codec named by CompressedImage.format: "jpeg", "png" ("rgb8; jpeg compressed bgr8" -> "jpeg")."""
-    fmt = msg.format.lower()
-    if "compresseddepth" in fmt:
-        raise ConversionError(
-            f"compressedDepth images ({msg.format!r}) are not supported; publish a colour or mono image"
-        )
-    for codec in SUPPORTED_COMPRESSED:
-        if codec in fmt:
-            return "jpeg" if codec == "jpg" else codec
-    if not fmt:
-        # Some drivers leave format empty; the decoder recognizes jpeg/png from the data itself.
-        return "auto"
-    raise ConversionError(f"unsupported compressed format {msg.format!r}; supported: jpeg, png")
-
-
-def check_compressed(msg: CompressedImage) -> None:
-    """Cheap checks of a CompressedImage (format, non-empty data)."""
-    compressed_format(msg)
-    if len(msg.data) == 0:
-        raise ConversionError("compressed image has no data")
-
-
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png) -> HxWx3 uint8 RGB."""
-    check_compressed(msg)
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    rgb = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB)
-    if rgb is None:
-        raise ConversionError(f"could not decode the {msg.format or 'compressed'} image ({data.size} bytes)")
-    return rgb
-
-
-def to_rgb(msg: Image | CompressedImage) -> np.ndarray:
-    """Image or CompressedImage -> HxWx3 uint8 RGB."""
-    if isinstance(msg, CompressedImage):
-        return compressed_to_rgb(msg)
-    return image_to_rgb(msg)
+@contextmanager
+def _image_errors() -> Iterator[None]:
+    try:
+        yield
+    except images.ImageError as exc:
+        raise ConversionError(str(exc)) from None
 
 
 def check_frame(msg: Image | CompressedImage) -> None:
-    """Image or CompressedImage header checks, see ``check_image`` / ``check_compressed``."""
-    if isinstance(msg, CompressedImage):
-        check_compressed(msg)
-    else:
-        check_image(msg)
+    """Cheap header checks of an Image or CompressedImage (encoding or format, size, data length)."""
+    with _image_errors():
+        images.check(msg)
 
 
-def fit_image(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize to ``size = (height, width)`` when it differs (area interpolation); None keeps the image."""
-    if size is None or tuple(rgb.shape[:2]) == tuple(size):
-        return rgb
-    h, w = size
-    shrink = rgb.shape[0] >= h and rgb.shape[1] >= w
-    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+def to_rgb(msg: Image | CompressedImage, spec: ImagePreprocessing | None = None) -> np.ndarray:
+    """Image or CompressedImage -> HxWx3 uint8 RGB as ``spec`` (the camera's, from the bundle) prescribes.
+
+    Without a spec: kept at the size it arrives in, 16-bit scaled by ``v // 257``. rgb8 images that need no
+    resize come back as a view of ``msg.data``, not a copy.
+    """
+    with _image_errors():
+        return images.preprocess(msg, spec if spec is not None else images.DEFAULT)
+
+
+def image_to_rgb(msg: Image, spec: ImagePreprocessing | None = None) -> np.ndarray:
+    """sensor_msgs/Image -> HxWx3 uint8 RGB; see ``to_rgb``."""
+    return to_rgb(msg, spec)
 
 
 def rgb_to_image(rgb: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> Image:
