@@ -117,6 +117,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._bins = None
         self._reward: RewardConfig | None = None
         self._cameras: list[str] = []
+        self._image_specs: list = []
         self._inputs: dict[str, InputStats] = {}
         self._subs: dict[str, object] = {}
         self._waiting_type: dict[str, str] = {}  # camera -> topic whose message type is not known yet
@@ -177,6 +178,14 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 "the bundle was trained on precomputed per-frame rewards, which a live robot does not "
                 "publish: values only, no advantages (label advantages offline with training.advantage)")
         self._cameras = list(meta.camera_names)
+        # Each camera's frames are prepared as the dataset's were (bundle contract); none recorded: as is.
+        from ove_ros.images import ImageError, specs_from_dict
+
+        try:
+            specs = specs_from_dict(meta.images) if meta.images else {}
+        except ImageError as exc:
+            return self._fail(f"cannot configure: the bundle's image preprocessing is invalid: {exc}")
+        self._image_specs = [specs.get(cam) for cam in self._cameras]
         self._joint_index = conv.JointIndex(s.joint_names)
         self._inputs = {cam: InputStats(topic, s.camera_transports[i])
                         for i, (cam, topic) in enumerate(zip(self._cameras, s.camera_topics, strict=True))}
@@ -633,9 +642,9 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         task = ep.task if ep is not None else self._episode_task()
         t0 = time.perf_counter()
         images = []
-        for cam, msg in zip(self._cameras, job.frames, strict=True):
+        for cam, msg, spec in zip(self._cameras, job.frames, self._image_specs, strict=True):
             try:
-                images.append(conv.to_rgb(msg))
+                images.append(conv.to_rgb(msg, spec))
             except ConversionError as exc:
                 return self._reject(cam, exc)
             self._note_shape(cam, images[-1].shape[:2])
