@@ -307,7 +307,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         from ove_ros.engine import EngineConfig, InferenceEngine
 
         cfg = EngineConfig(device=s.device, dtype=s.dtype, compile=s.compile, compile_mode=s.compile_mode,
-                           cuda_graphs=s.cuda_graphs, num_threads=s.num_threads)
+                           cuda_graphs=s.cuda_graphs, num_threads=s.num_threads, resize=s.resize)
         engine = InferenceEngine.from_bundle(s.checkpoint, cfg)
         engine.warmup()
         self._engine = engine

@@ -17,6 +17,7 @@ TRANSPORTS = ("auto", "raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+RESIZES = ("auto", "float", "uint8", "opencv")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -63,6 +64,9 @@ PARAMS: tuple[Param, ...] = (
     Param("num_threads", 0, "CPU threads for the model; 0 keeps torch's default (one per core). Use fewer "
           "when other processes share the cores: oversubscribed threads slow inference down a lot.",
           int_range=(0, 256)),
+    Param("resize", "auto", "How frames are resized to the model's input: float (exactly training's filter), "
+          "uint8 (the same filter on uint8, within 1/255), opencv, or auto (float on cuda, else uint8 where "
+          "fast, else opencv).", choices=RESIZES),
     Param("camera_topics", ["camera/image_raw"],
           "Camera topics in the bundle's camera order (one per camera the model was trained with)."),
     Param("camera_transports", ["auto"],
@@ -127,6 +131,7 @@ class Settings:
     compile_mode: str
     cuda_graphs: bool
     num_threads: int
+    resize: str
     camera_topics: tuple[str, ...]
     camera_transports: tuple[str, ...]
     joint_states_topic: str
@@ -195,6 +200,7 @@ def read(node) -> Settings:
     return Settings(
         checkpoint=v["checkpoint"], device=v["device"], dtype=v["dtype"], compile=v["compile"],
         compile_mode=v["compile_mode"], cuda_graphs=v["cuda_graphs"], num_threads=v["num_threads"],
+        resize=v["resize"],
         camera_topics=cameras, camera_transports=transports,
         joint_states_topic=v["joint_states_topic"], joint_names=joints, task=v["task"], n_step=v["n_step"],
         bootstrap_tolerance=v["bootstrap_tolerance"],

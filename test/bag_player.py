@@ -1,0 +1,65 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Play a rosbag2 recording onto ROS 2 topics (the part of `ros2 bag play` the live-parity tests need).
+
+Messages go out as the recorded CDR bytes, in receive order, with their original header stamps, reliable
+(so a fast replay loses nothing in transit). ``--rate`` scales the recorded timing; ``--rate 0`` publishes as
+fast as possible. It waits until every topic has a subscriber before it starts and writes "done" to
+``--done-file`` at the end, so a test waits on events, not on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.rosbag2 import Reader
+
+
+def _message_class(msgtype: str):
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("bag")
+    parser.add_argument("--rate", type=float, default=1.0, help="timing factor; 0 = as fast as possible")
+    parser.add_argument("--done-file", required=True)
+    parser.add_argument("--wait-timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    rclpy.init()
+    node = rclpy.create_node("bag_player")
+    qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+    with Reader(Path(args.bag)) as reader:
+        pubs = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, qos)
+                for c in reader.connections}
+        deadline = time.monotonic() + args.wait_timeout
+        while any(p.get_subscription_count() == 0 for p in pubs.values()):
+            if time.monotonic() > deadline:
+                missing = [t for t, p in pubs.items() if p.get_subscription_count() == 0]
+                print(f"no subscriber on {missing}", file=sys.stderr)
+                return 1
+            rclpy.spin_once(node, timeout_sec=0.05)
+        first, started = None, time.monotonic()
+        for conn, received, raw in reader.messages():
+            if args.rate > 0:
+                first = received if first is None else first
+                delay = (received - first) * 1e-9 / args.rate - (time.monotonic() - started)
+                if delay > 0:
+                    time.sleep(delay)
+            pubs[conn.topic].publish(bytes(raw))
+    Path(args.done_file).write_text("done\n")
+    time.sleep(0.5)  # let reliable writers hand the last messages over before the process ends
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
