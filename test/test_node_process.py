@@ -371,7 +371,7 @@ def test_bad_configuration_exits_with_a_helpful_message(bundle, tmp_path):
     # once, as the reason the node exits, and names what to do.
     cases = {
         "no_checkpoint": ([sys.executable, str(installed_executable("value_estimator"))],
-                          r"no checkpoint: set the 'checkpoint' parameter"),
+                          r"no checkpoint: set the 'checkpoint' parameter .*`python -m training\.convert`"),
         "camera_count": (node_cmd(bundle, "-p", "camera_topics:=[cam0/image_raw, cam1/image_raw]"),
                          r"camera_topics lists 2 topic.*3 camera"),
         "missing_bundle": (node_cmd(tmp_path / "no_such_bundle"),
