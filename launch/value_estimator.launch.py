@@ -10,8 +10,9 @@ Launch arguments left empty keep the value of the parameters file. With autostar
 the unconfigured state for a lifecycle manager (e.g. nav2_lifecycle_manager or `ros2 lifecycle set`).
 
 The launch ends with the node: when the node fails (a configuration error at start-up exits with code 1),
-`ros2 launch` logs why and exits with 1 too, so scripts, CI and systemd units see the failure. Log colours
-only appear when the launch writes to a terminal.
+`ros2 launch` logs why and exits with 1 too, so scripts, CI and systemd units see the failure
+(exit_with_node:=false when a larger bringup includes this file and should keep running). Log colours only
+appear when the launch writes to a terminal.
 """
 
 import sys
@@ -75,6 +76,8 @@ def _value_estimator(context, *args, **kwargs):
         parameters=[cfg["params_file"], overrides],
         arguments=["--ros-args", "--log-level", cfg["log_level"]],
     )
+    if not _is_true(cfg["exit_with_node"]):
+        return [node]
     return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_on_node_exit))]
 
 
@@ -98,5 +101,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
                               description="Configure + activate at start; false waits for a lifecycle "
                                           "manager."),
+        DeclareLaunchArgument("exit_with_node", default_value="true", choices=["true", "false"],
+                              description="End the launch when the node exits, with exit code 1 when it "
+                                          "failed; false keeps an including launch running."),
         OpaqueFunction(function=_value_estimator),
     ])

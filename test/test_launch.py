@@ -25,7 +25,7 @@ from conftest import REPO_ROOT, run_python
 LAUNCH_FILE = REPO_ROOT / "launch" / "value_estimator.launch.py"
 CONFIG_FILE = REPO_ROOT / "config" / "value_estimator.yaml"
 ARGUMENTS = {"checkpoint", "params_file", "camera_topics", "namespace", "use_sim_time", "device", "log_level",
-             "autostart"}
+             "autostart", "exit_with_node"}
 NAMESPACE = "launched"  # the launch_pytest test's namespace; the fake robot is started in it too
 HAVE_LAUNCH = all(importlib.util.find_spec(m) is not None for m in ("launch", "launch_ros"))
 NO_LAUNCH = ("launch and launch_ros have no PyPI wheels, so the launch file cannot be started here; this "
@@ -108,6 +108,11 @@ def test_the_launch_ends_with_the_node_and_fails_with_it():
     assert keywords["target_action"].id == assign.targets[0].id
     (register,) = _calls(tree, "RegisterEventHandler")
     assert register.args[0] is handler
+    # Registered unless exit_with_node:=false (an including launch that should keep running).
+    (function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_value_estimator"]
+    returns = sorted((n for n in ast.walk(function) if isinstance(n, ast.Return)), key=lambda n: n.lineno)
+    assert [register in list(ast.walk(r)) for r in returns] == [False, True]
+    assert "exit_with_node" in ast.unparse(function)
 
     if HAVE_LAUNCH:
         from launch.actions import EmitEvent
