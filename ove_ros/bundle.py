@@ -30,6 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ove_ros.file_modes import default_modes
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
 from ove_ros.output_guard import OutputRefused, check_output, is_bundle
 from ove_ros.tokenizer import load_tokenizer
@@ -198,6 +199,7 @@ def save_bundle(
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         model.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        default_modes(tmp)  # mkdtemp and safetensors make private entries; readable like other outputs
         if root.exists():
             old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(root, old)
@@ -264,7 +266,8 @@ def _bundle_dir(path: str | Path) -> Path:
     root = Path(path)
     if not root.exists():
         raise BundleError(
-            f"bundle directory {root} does not exist; pass the directory written by save_bundle"
+            f"bundle directory {root} does not exist; pass a bundle directory written by "
+            "`python -m training.convert`"
         )
     if not root.is_dir():
         raise BundleError(

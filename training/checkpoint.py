@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ove_ros.file_modes import default_mode, default_modes
+
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "training_state.pt"
@@ -43,17 +45,6 @@ _PREFIX = "step_"
 # --------------------------------------------------------------------------------------------- atomic io
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _default_mode(path: Path, directory: bool = False) -> None:
-    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual permissions instead."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-
-
 @contextlib.contextmanager
 def _replacing(path: Path, prefix: str, suffix: str) -> Iterator[Path]:
     """A temp file beside ``path`` (so the rename is atomic) that replaces it when the block ends, or is
@@ -64,7 +55,7 @@ def _replacing(path: Path, prefix: str, suffix: str) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        _default_mode(tmp)
+        default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -202,7 +193,7 @@ def save_checkpoint(run_dir: Path, payload: CheckpointPayload, keep_last: int = 
         meta = dict(payload.meta)
         meta["step"] = int(payload.step)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        _default_mode(tmp, directory=True)
+        default_modes(tmp)  # the directory and the files in it (safetensors writes them private)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

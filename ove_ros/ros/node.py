@@ -95,6 +95,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                                     callback_group=ReentrantCallbackGroup())
         params.declare(self)
         self.exit_code: int | None = None
+        self._autostarting = False  # a failed transition is then logged once, as the reason to exit
         self._inputs_group = MutuallyExclusiveCallbackGroup()
         self._timers_group = MutuallyExclusiveCallbackGroup()
         self._control_group = ReentrantCallbackGroup()
@@ -146,11 +147,13 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     def _autostart(self) -> None:
         self._autostart_timer.cancel()
+        self._autostarting = True
         for name, trigger in (("configure", self.trigger_configure), ("activate", self.trigger_activate)):
             if trigger() != SUCCESS:
-                self.get_logger().fatal(f"{name} failed, exiting: {self._last_error}")
+                self.get_logger().fatal(f"{self._last_error or name + ' failed'}; exiting")
                 self.exit_code = 1
                 return
+        self._autostarting = False
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -261,7 +264,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     def _fail(self, message: str) -> TransitionCallbackReturn:
         self._last_error = message
-        self.get_logger().error(message)
+        if not self._autostarting:  # otherwise _autostart logs it, once
+            self.get_logger().error(message)
         return FAILURE
 
     def _check_against_bundle(self, s: params.Settings, meta) -> params.Settings:

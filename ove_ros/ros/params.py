@@ -169,8 +169,9 @@ def read(node) -> Settings:
             check_choice(p.name, v[p.name])
     if not v["checkpoint"]:
         raise ConfigError(
-            "no checkpoint: set the 'checkpoint' parameter to a deploy bundle directory, e.g. "
-            "`--ros-args -p checkpoint:=/path/to/bundle` (or checkpoint:=... with the launch file)"
+            "no checkpoint: set the 'checkpoint' parameter to a deploy bundle directory (written by "
+            "`python -m training.convert`), e.g. `--ros-args -p checkpoint:=/path/to/bundle` (or "
+            "checkpoint:=... with the launch file)"
         )
     cameras = tuple(v["camera_topics"])
     if not cameras or any(not t for t in cameras):
