@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
@@ -54,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                 if delay > 0:
                     time.sleep(delay)
             pubs[conn.topic].publish(bytes(raw))
+    for pub in pubs.values():  # every message delivered before the process ends
+        pub.wait_for_all_acked(Duration(seconds=args.wait_timeout))
     Path(args.done_file).write_text("done\n")
-    time.sleep(0.5)  # let reliable writers hand the last messages over before the process ends
     node.destroy_node()
     rclpy.shutdown()
     return 0

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -90,8 +89,8 @@ def offline(tmp_path_factory):
     bundle = convert(result.checkpoint, root / "bundle")
     # A few training steps leave the values nearly constant; a scaled head spreads them, so that a
     # difference in what the node sees shows in its values.
-    model_cfg, meta = read_bundle_config(bundle)
-    model = load_bundle(bundle)[0] if isinstance(load_bundle(bundle), tuple) else load_bundle(bundle)
+    _, meta = read_bundle_config(bundle)
+    model = load_bundle(bundle)[0]
     with torch.no_grad():
         last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.weight.mul_(400.0)
@@ -152,7 +151,8 @@ def _live_run(offline, tmp_path, rate: float):
         done = tmp_path / "played"
         player = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / "test" / "bag_player.py"), str(offline["bag"]),
-             "--rate", str(rate), "--done-file", str(done)], env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
+             "--rate", str(rate), "--done-file", str(done)],
+            env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
         _wait(done.exists, WAIT, "the recording to be played", (node,))
         # The END closes the episode once its frames are decided: a terminal advantage marks the flush.
         _wait(lambda: any(a.terminal for a in listener.advantages), WAIT, "the episode's last advantages",
