@@ -87,14 +87,19 @@ def offline(tmp_path_factory):
                          "model.overrides": "{image_size: 224}"})
     result = train(cfg)
     bundle = convert(result.checkpoint, root / "bundle")
-    # A few training steps leave the values nearly constant; a scaled head spreads them, so that a
-    # difference in what the node sees shows in its values.
+    # A few training steps leave the values nearly constant. Scaling the head's last layer scales the logits:
+    # the smallest factor that spreads the values over the episode makes a difference in what the node sees
+    # show in its values, while the distribution stays smooth.
     _, meta = read_bundle_config(bundle)
     model = load_bundle(bundle)[0]
+    logits = _dataset_logits(model, dataset)
+    centers = torch.linspace(-1.0, 0.0, logits.shape[-1], dtype=torch.float64)
+    factor = next(k for k in (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+                  if float(np.ptp((torch.softmax(k * logits, -1) @ centers).numpy())) > 0.1)
     with torch.no_grad():
         last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
-        last.weight.mul_(400.0)
-        last.bias.copy_(torch.linspace(-2.0, 2.0, last.bias.numel()))
+        last.weight.mul_(factor)
+        last.bias.mul_(factor)
     save_bundle(bundle, model, meta)
     assert meta.fps == FPS and meta.images and set(meta.images) == {c.name for c in CAMERAS}
     label_cfg = tiny_config(root / "runs", dataset, repo_id="parity/rec",
@@ -109,6 +114,26 @@ def offline(tmp_path_factory):
     scale = json.loads((bundle / "config.json").read_text())["metadata"]["task_normalizers"]["pick"]
     return {"bag": bag, "bundle": bundle, "values": values, "advantages": advantages, "scale": scale,
             "frames": len(values)}
+
+
+def _dataset_logits(model, dataset):
+    """The model's logits (float64) on every frame of the dataset."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from ove_ros.values import RewardConfig
+    from training.dataset import IMAGES_PREFIX, ValueFrameDataset, compute_value_targets, open_lerobot_dataset
+
+    ds = open_lerobot_dataset("parity/rec", dataset)
+    frames = ValueFrameDataset(ds, compute_value_targets(ds, RewardConfig()), None,
+                               [IMAGES_PREFIX + c for c in model.config.camera_names],
+                               image_size=model.config.image_size)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(frames), 16):
+            batch = default_collate([frames[i] for i in range(start, min(start + 16, len(frames)))])
+            out.append(model(batch).double())
+    return torch.cat(out)
 
 
 class Listener:
