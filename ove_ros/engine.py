@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ove_ros.bundle import BundleMetadata, load_bundle, parse_dtype
-from ove_ros.model import OpenValueEstimator, preprocess_images
+from ove_ros.bundle import BundleMetadata, parse_dtype
+from ove_ros.model import OpenValueEstimator, load_bundle, preprocess_images
 from ove_ros.prompt import PROMPT_SUFFIX, StateNormalizer, build_prompt, clean_task, discretize, prompt_prefix
 
 logger = logging.getLogger(__name__)
