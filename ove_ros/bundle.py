@@ -336,7 +336,7 @@ class BundleContents:
 
 
 def read_bundle(path: str | Path, dtype: torch.dtype | str | None = None) -> BundleContents:
-    """Read and validate config, metadata, tokenizer and weights file (see :func:`ove_ros.model.load_bundle`)."""
+    """Read and validate config, metadata, tokenizer and weights (for :func:`ove_ros.model.load_bundle`)."""
     root = _bundle_dir(path)
     target_dtype = parse_dtype(dtype)
     config, metadata = read_bundle_config(root)

@@ -1,7 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
 """The distributional value model: a vision tower per camera + a bidirectional language model + an MLP head
-over value bins (SigLIP and Gemma-3 in the presets; the backbones are pluggable, see :mod:`ove_ros.backbones`).
+over value bins (SigLIP and Gemma-3 in the presets; pluggable backbones, see :mod:`ove_ros.backbones`).
 
 Sequence fed to the language model (right-padded text)::
 
@@ -373,7 +373,7 @@ class OpenValueEstimator(nn.Module):
 def load_bundle(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
 ) -> tuple[OpenValueEstimator, BundleMetadata]:
-    """Load and validate a deploy bundle; ``dtype=None`` keeps the stored dtype. Returns the model in eval mode.
+    """Load and validate a deploy bundle; ``dtype=None`` keeps the stored dtype. The model is in eval mode.
 
     :mod:`ove_ros.bundle` reads and checks the files; this builds the model they describe.
     """

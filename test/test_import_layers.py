@@ -81,4 +81,4 @@ def test_bundle_format_imports_without_the_model():
     code = "import sys, ove_ros.bundle; sys.exit(3 if 'ove_ros.model' in sys.modules else 0)"
     done = subprocess.run([sys.executable, "-c", code], env=ros_env(), cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300)
-    assert done.returncode == 0, f"ove_ros.bundle imported ove_ros.model (rc {done.returncode}): {done.stderr}"
+    assert done.returncode == 0, f"importing ove_ros.bundle imported ove_ros.model: {done.stderr}"

@@ -49,7 +49,9 @@ class VisionTower(ABC):
 
     @classmethod
     @abstractmethod
-    def from_checkpoint(cls, path: str | Path, attn_implementation: str) -> tuple[VisionTower, dict[str, Any]]:
+    def from_checkpoint(
+        cls, path: str | Path, attn_implementation: str
+    ) -> tuple[VisionTower, dict[str, Any]]:
         """A tower with pretrained weights from a local directory (or the HF cache), and its arch dict.
 
         FileNotFoundError (see :func:`missing_checkpoint`) when the files are not on this machine.
@@ -85,7 +87,9 @@ class LanguageBackbone(ABC):
 
     @classmethod
     @abstractmethod
-    def from_arch(cls, arch: dict[str, Any], attn_implementation: str, local_attention: str) -> LanguageBackbone:
+    def from_arch(
+        cls, arch: dict[str, Any], attn_implementation: str, local_attention: str
+    ) -> LanguageBackbone:
         """A randomly initialized language model.
 
         ``local_attention`` ("full" or "window") is what layers with a sliding window attend to; models

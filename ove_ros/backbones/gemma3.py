@@ -78,7 +78,7 @@ def gemma3_config(arch: dict[str, Any], attn_implementation: str) -> Gemma3TextC
 
 @register_language_backbone("gemma3")
 class Gemma3Backbone(Gemma3TextModel, LanguageBackbone):
-    """``Gemma3TextModel`` itself, so its weights keep the names ``text.embed_tokens.*``, ``text.layers.*``."""
+    """``Gemma3TextModel`` itself, so its weights keep their names (``text.embed_tokens.*``, ...)."""
 
     local_attention = "full"
 
@@ -95,7 +95,9 @@ class Gemma3Backbone(Gemma3TextModel, LanguageBackbone):
         return int(arch["vocab_size"])
 
     @classmethod
-    def from_arch(cls, arch: dict[str, Any], attn_implementation: str, local_attention: str) -> Gemma3Backbone:
+    def from_arch(
+        cls, arch: dict[str, Any], attn_implementation: str, local_attention: str
+    ) -> Gemma3Backbone:
         model = cls(gemma3_config(arch, attn_implementation))
         model.local_attention = local_attention
         return model

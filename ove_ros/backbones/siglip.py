@@ -75,7 +75,9 @@ class SiglipTower(SiglipVisionModel, VisionTower):
         return cls(siglip_config(arch, attn_implementation))
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, attn_implementation: str) -> tuple[SiglipTower, dict[str, Any]]:
+    def from_checkpoint(
+        cls, path: str | Path, attn_implementation: str
+    ) -> tuple[SiglipTower, dict[str, Any]]:
         try:
             model, info = cls.from_pretrained(
                 str(path), local_files_only=True, output_loading_info=True, vision_use_head=False,
