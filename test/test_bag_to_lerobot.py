@@ -36,8 +36,6 @@ from bag_fixtures import (  # noqa: E402
     write_bag,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
-
 FPS = 30
 TOL = int(1.5 * NS / FPS)
 CAMS = [CameraSpec(), CameraSpec(name="wrist", topic="/wrist/image", encoding="bgr8")]
@@ -685,28 +683,6 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
     assert code == 2
     assert "joint(s) ['j9'] not in /joint_states" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
-
-
-def test_image_embedding_is_skipped_only_without_image_columns():
-    import lerobot.datasets.lerobot_dataset as lerobot_dataset
-
-    from training.bag_to_lerobot import _without_image_embedding
-
-    original = lerobot_dataset.embed_images
-
-    class Dataset:
-        def __init__(self, dtype: str):
-            self.features = {"observation.images.front": {"dtype": dtype}, "reward": {"dtype": "float32"}}
-
-    table = object()
-    with _without_image_embedding(Dataset("video")):
-        assert lerobot_dataset.embed_images(table) is table  # nothing to embed: the pass is skipped
-    assert lerobot_dataset.embed_images is original
-    with _without_image_embedding(Dataset("image")):
-        assert lerobot_dataset.embed_images is original  # image columns are still embedded
-    with pytest.raises(RuntimeError), _without_image_embedding(Dataset("video")):
-        raise RuntimeError("save_episode failed")
-    assert lerobot_dataset.embed_images is original  # restored on errors too
 
 
 def test_opencv_runs_single_threaded_only_while_converting():

@@ -21,8 +21,6 @@ from training.mcap_direct import McapMessages, image_view  # noqa: E402
 
 from bag_fixtures import BagSpec, CameraSpec, EventSpec, split_bag, storage_file, write_bag  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
-
 CAMS = [
     CameraSpec(name="front", topic="/front/image", encoding="rgb8", width=40, height=30),
     CameraSpec(name="side", topic="/side/image", encoding="bgr8", width=32, height=24),

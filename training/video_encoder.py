@@ -115,7 +115,8 @@ class _CameraEncoder(threading.Thread):
     def _encode(self) -> None:
         import av
         import cv2
-        from lerobot.datasets.compute_stats import auto_downsample_height_width
+
+        from training.lerobot_compat import auto_downsample_height_width
 
         container = stream = None
         tracker = PixelStats()
@@ -175,7 +176,7 @@ class PixelStats:
 
     def __init__(self, quantiles: tuple[float, ...] | None = None) -> None:
         if quantiles is None:
-            from lerobot.datasets.compute_stats import DEFAULT_QUANTILES
+            from training.lerobot_compat import DEFAULT_QUANTILES
 
             quantiles = tuple(DEFAULT_QUANTILES)
         self.quantiles = quantiles
