@@ -106,11 +106,6 @@ class ValueOutput:
     forward_s: float = 0.0
     postprocess_s: float = 0.0
 
-    @property
-    def overhead_s(self) -> float:
-        """Engine time outside the model forward."""
-        return self.preprocess_s + self.postprocess_s
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":

@@ -9,7 +9,6 @@ Written against the message fields directly (not cv_bridge) because the cv_bridg
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import cv2
@@ -141,15 +140,6 @@ def check_frame(msg: Image | CompressedImage) -> None:
         check_image(msg)
 
 
-def fit_image(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize to ``size = (height, width)`` when it differs (area interpolation); None keeps the image."""
-    if size is None or tuple(rgb.shape[:2]) == tuple(size):
-        return rgb
-    h, w = size
-    shrink = rgb.shape[0] >= h and rgb.shape[1] >= w
-    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
 def rgb_to_image(rgb: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> Image:
     """HxWx3 uint8 RGB -> sensor_msgs/Image (rgb8)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -210,22 +200,9 @@ class JointIndex:
         return out.copy()
 
 
-def joint_vector(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
-    """JointState positions in the order of ``joint_names`` (float64); see ``JointIndex.vector``."""
-    return JointIndex(joint_names).vector(msg)
-
-
 # ----------------------------------------------------------------------------------------------- stamps
 
 
 def stamp_to_sec(stamp: Time) -> float:
     """builtin_interfaces/Time -> float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-def sec_to_stamp(seconds: float) -> Time:
-    """float seconds -> builtin_interfaces/Time (rounded to the nanosecond)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a ROS stamp needs finite non-negative seconds, got {seconds}")
-    total_ns = int(round(seconds * 1e9))
-    return Time(sec=total_ns // 1_000_000_000, nanosec=total_ns % 1_000_000_000)

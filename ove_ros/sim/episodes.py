@@ -24,7 +24,7 @@ import ctypes.util
 import os
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -268,11 +268,6 @@ class EpisodeSpec:
 def episode_id(task: str, seed: int) -> str:
     """Identifier carried in EpisodeEvent.episode_id (and back into the dataset)."""
     return f"{task}/seed{int(seed)}"
-
-
-def episode_schedule(tasks: Sequence[str], count: int, first_seed: int) -> list[EpisodeSpec]:
-    """``count`` episodes cycling through ``tasks``; episode ``i`` uses seed ``first_seed + i``."""
-    return [EpisodeSpec(tasks[i % len(tasks)], int(first_seed) + i) for i in range(int(count))]
 
 
 class _TaskSim:
