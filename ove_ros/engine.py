@@ -49,8 +49,8 @@ class EngineConfig:
 
     ``static_shapes=None`` turns static shapes on exactly when compile or CUDA graphs are active: the text is
     then padded to ``max_text_tokens`` and the batch to ``max_batch`` so nothing recompiles per tick.
-    ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, ~2x faster
-    matmuls on AVX2, small numerical change). ``num_threads > 0`` sets torch's CPU thread count.
+    ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, faster
+    matmuls on AVX2, small numerical change; README, Benchmarks). ``num_threads > 0`` sets torch's CPU thread count.
     ``resize`` picks the frame resize (see :func:`resolve_resize`). ``compile_mode`` is torch.compile's mode
     (see :func:`resolve_compile_mode` for ``"auto"``).
     """
@@ -128,14 +128,13 @@ def resolve_resize(name: str, device: torch.device) -> str:
     """How camera frames are resized to the model's square size.
 
     Training resizes float [0, 1] frames (recorded resolution) with :func:`ove_ros.model.preprocess_images`:
-    bilinear with antialias. ``"float"`` runs exactly that on the engine's device (the CUDA default; tens of
-    ms for three VGA frames on a CPU core). ``"uint8"`` runs the same filter in torch's vectorized uint8
-    kernel on the host (three VGA frames: ~1 ms to 32 px, ~3 ms to 224 px on one core) and differs from
-    training only by rounding the resized pixels to uint8 (<= 1/255, mean ~0.3/255). That kernel exists only
-    in torch's AVX2 build; elsewhere (ARM, AVX512 dispatch) the generic uint8 kernel is as slow as float, so
-    ``"auto"`` falls back to ``"opencv"``: INTER_AREA when shrinking, INTER_LINEAR otherwise. INTER_AREA is a
-    box filter, not the training filter: ~0.5-2/255 mean difference on camera-like images, more on fine
-    texture.
+    bilinear with antialias. ``"float"`` runs exactly that on the engine's device (the CUDA default; slow on
+    a CPU). ``"uint8"`` runs the same filter in torch's vectorized uint8 kernel on the host, much faster on a
+    CPU, and differs from training only by rounding the resized pixels to uint8 (at most 1/255). That kernel
+    exists only in torch's AVX2 build; elsewhere (ARM, AVX512 dispatch) the generic uint8 kernel is as slow
+    as float, so ``"auto"`` falls back to ``"opencv"``: INTER_AREA when shrinking, INTER_LINEAR otherwise.
+    INTER_AREA is a box filter, not the training filter: its output differs by a few levels of 255 on
+    camera-like images, more on fine texture.
     """
     if name != "auto":
         return name
@@ -148,10 +147,10 @@ def resolve_compile_mode(name: str, device: torch.device, cuda_graphs: bool) -> 
     """torch.compile's mode for ``"auto"``.
 
     On CUDA a batch-1 tick is bound by kernel launches, so the compiled forward belongs inside a CUDA graph.
-    Measured on an H200 (full model, 3 cameras, benchmarks/results/inference_cuda.json): ``"default"`` kernels
-    in the engine's own graph tick in 7.2 ms p50, ``"reduce-overhead"`` (torch's graph trees) in 8.0 ms, the
-    uncompiled graph in 9.5 ms. So with ``cuda_graphs`` the engine captures and compile only fuses kernels;
-    without it compile captures its own. CPUs have no graphs: ``"default"``.
+    On the GPUs measured (benchmarks/results/inference_cuda.json), ``"default"`` kernels in the engine's own
+    graph were faster than ``"reduce-overhead"`` (torch's graph trees), and both faster than the uncompiled
+    graph. So with ``cuda_graphs`` the engine captures and compile only fuses kernels; without it compile
+    captures its own. CPUs have no graphs: ``"default"``.
     """
     if name != "auto":
         return name

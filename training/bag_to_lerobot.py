@@ -484,7 +484,7 @@ def convert_bags(
 
 @contextlib.contextmanager
 def _single_threaded_opencv():
-    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize got 4x slower)."""
+    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize got much slower)."""
     try:
         import cv2
     except ImportError:
