@@ -50,7 +50,7 @@ class EngineConfig:
     ``static_shapes=None`` turns static shapes on exactly when compile or CUDA graphs are active: the text is
     then padded to ``max_text_tokens`` and the batch to ``max_batch`` so nothing recompiles per tick.
     ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, faster
-    matmuls on AVX2, small numerical change; README, Benchmarks). ``num_threads > 0`` sets torch's CPU thread count.
+    matmuls on AVX2, small numerical change). ``num_threads > 0`` sets torch's CPU thread count.
     ``resize`` picks the frame resize (see :func:`resolve_resize`). ``compile_mode`` is torch.compile's mode
     (see :func:`resolve_compile_mode` for ``"auto"``).
     """

@@ -484,7 +484,7 @@ def convert_bags(
 
 @contextlib.contextmanager
 def _single_threaded_opencv():
-    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize got much slower)."""
+    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize slowed down)."""
     try:
         import cv2
     except ImportError:
