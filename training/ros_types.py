@@ -1,6 +1,6 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""ROS 2 message types for rosbags: this package's custom messages, and message builders for bag writers.
+"""ROS 2 message types for rosbags: the custom messages, in-place JointState parsing, image decoders.
 
 rosbags reads and writes rosbag2 without a ROS installation, but it only knows the standard messages. The
 ``ove_ros/msg/*.msg`` definitions are registered from their text, found next to the source checkout or in the
@@ -185,82 +185,6 @@ class JointStateParser:
 def _align(pos: int, size: int) -> int:
     """CDR aligns each primitive to its size, counted from the payload (after the 4-byte encapsulation)."""
     return 4 + ((pos - 4 + size - 1) & ~(size - 1))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Builders: plain values -> rosbags message objects, for bag writers (recorder, test fixtures, benchmarks).
-
-
-def header(typestore: Typestore, stamp_ns: int, frame_id: str = ""):
-    """``std_msgs/Header`` for a stamp in integer nanoseconds."""
-    time_t = typestore.types["builtin_interfaces/msg/Time"]
-    header_t = typestore.types["std_msgs/msg/Header"]
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return header_t(stamp=time_t(sec=sec, nanosec=nanosec), frame_id=frame_id)
-
-
-def image_msg(typestore: Typestore, pixels: np.ndarray, stamp_ns: int, encoding: str, frame_id: str = ""):
-    """``sensor_msgs/Image`` from an HxW or HxWxC array whose layout already matches ``encoding``."""
-    pixels = np.ascontiguousarray(pixels)
-    height, width = pixels.shape[:2]
-    step = pixels.strides[0]
-    data = pixels.reshape(-1).view(np.uint8)
-    return typestore.types[IMAGE](
-        header=header(typestore, stamp_ns, frame_id),
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=int(pixels.dtype.byteorder == ">"),
-        step=step,
-        data=data,
-    )
-
-
-def compressed_image_msg(typestore: Typestore, data: bytes, stamp_ns: int, fmt: str, frame_id: str = ""):
-    """``sensor_msgs/CompressedImage`` from already encoded bytes (``fmt`` e.g. ``"jpeg"`` or ``"png"``)."""
-    return typestore.types[COMPRESSED_IMAGE](
-        header=header(typestore, stamp_ns, frame_id), format=fmt, data=np.frombuffer(data, dtype=np.uint8)
-    )
-
-
-def joint_state_msg(
-    typestore: Typestore,
-    stamp_ns: int,
-    names: Sequence[str],
-    position: Sequence[float],
-    velocity: Sequence[float] = (),
-    effort: Sequence[float] = (),
-):
-    """``sensor_msgs/JointState``."""
-    return typestore.types[JOINT_STATE](
-        header=header(typestore, stamp_ns),
-        name=list(names),
-        position=np.asarray(position, dtype=np.float64),
-        velocity=np.asarray(velocity, dtype=np.float64),
-        effort=np.asarray(effort, dtype=np.float64),
-    )
-
-
-def float64_array_msg(typestore: Typestore, values: Sequence[float]):
-    """``std_msgs/Float64MultiArray`` with an empty layout (a flat vector)."""
-    layout_t = typestore.types["std_msgs/msg/MultiArrayLayout"]
-    return typestore.types[FLOAT64_ARRAY](
-        layout=layout_t(dim=[], data_offset=0), data=np.asarray(values, dtype=np.float64)
-    )
-
-
-def episode_event_msg(
-    typestore: Typestore,
-    stamp_ns: int,
-    event: int,
-    outcome: int = OUTCOME_UNKNOWN,
-    task: str = "",
-    episode_id: str = "",
-):
-    """``ove_ros/EpisodeEvent`` (``event`` START=0 / END=1, ``outcome`` UNKNOWN=0 / SUCCESS=1 / FAILURE=2)."""
-    return typestore.types[EPISODE_EVENT](
-        header=header(typestore, stamp_ns), event=event, outcome=outcome, task=task, episode_id=episode_id
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------
