@@ -151,6 +151,9 @@ def test_a_second_backbone_pair_runs_end_to_end(second_pair, tmp_path):
                  "projector.proj.weight", "head.0.weight"):
         assert model.get_parameter(name).grad.abs().sum() > 0, name
 
+    with pytest.raises(NotImplementedError, match="PatchConvTower does not implement gradient checkpointing"):
+        model.gradient_checkpointing_enable()
+
     model.set_state_stats([-1.0] * 4, [1.0] * 4)
     model.eval()
     with torch.no_grad():

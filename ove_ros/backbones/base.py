@@ -61,6 +61,10 @@ class VisionTower(ABC):
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``[B, 3, S, S]`` -> ``[B, P, D]``."""
 
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute activations in the backward pass (transformers models bring their own)."""
+        raise _no_checkpointing(self)
+
 
 class LanguageBackbone(ABC):
     """A bidirectional sequence model over ``[image tokens | text tokens]`` input embeddings.
@@ -124,6 +128,17 @@ class LanguageBackbone(ABC):
 
         Every position may attend to every valid position (no causal mask).
         """
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute activations in the backward pass (transformers models bring their own)."""
+        raise _no_checkpointing(self)
+
+
+def _no_checkpointing(backbone: object) -> NotImplementedError:
+    return NotImplementedError(
+        f"backbone {type(backbone).__name__} does not implement gradient checkpointing; train it with "
+        "optim.gradient_checkpointing=false or implement gradient_checkpointing_enable()"
+    )
 
 
 Backbone = TypeVar("Backbone", bound=type)
