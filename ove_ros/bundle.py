@@ -10,6 +10,9 @@ Layout::
 
 Loading validates every piece against the others and raises :class:`BundleError` naming the file and the
 problem, so a bad bundle fails at node start-up instead of producing wrong values.
+
+This module is the format only: it writes any model that has the attributes of :class:`BundledModel` and
+reads the pieces back (:func:`read_bundle`); :func:`ove_ros.model.load_bundle` builds the model from them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,7 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ove_ros.file_modes import default_modes
-from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.model_config import ValueModelConfig
 from ove_ros.output_guard import OutputRefused, check_output, is_bundle
 from ove_ros.tokenizer import load_tokenizer
 from ove_ros.values import RewardConfig
@@ -45,6 +48,19 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 class BundleError(ValueError):
     """A bundle directory is missing, incomplete, damaged or inconsistent."""
+
+
+class BundledModel(Protocol):
+    """What the format needs of a model (:class:`ove_ros.model.OpenValueEstimator` has it)."""
+
+    config: ValueModelConfig
+    tokenizer: Any
+    state_low: torch.Tensor
+    state_high: torch.Tensor
+    joint_names: list[str] | None
+    dtype: torch.dtype
+
+    def state_dict(self) -> Mapping[str, torch.Tensor]: ...
 
 
 def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
@@ -137,7 +153,7 @@ class BundleMetadata:
         return cls(**dict(data))
 
     @classmethod
-    def from_model(cls, model: OpenValueEstimator, **overrides: Any) -> BundleMetadata:
+    def from_model(cls, model: BundledModel, **overrides: Any) -> BundleMetadata:
         """Metadata matching ``model`` (statistics from its buffers); other fields from ``overrides``."""
         names = model.joint_names or [f"joint_{i}" for i in range(model.config.state_dim)]
         data: dict[str, Any] = {
@@ -151,7 +167,7 @@ class BundleMetadata:
         return cls(**data)
 
 
-def _mismatch(metadata: BundleMetadata, model: OpenValueEstimator) -> str | None:
+def _mismatch(metadata: BundleMetadata, model: BundledModel) -> str | None:
     """Describe how metadata disagrees with the model it describes (None when consistent)."""
     cfg = model.config
     if metadata.camera_names != cfg.camera_names:
@@ -171,7 +187,7 @@ def _mismatch(metadata: BundleMetadata, model: OpenValueEstimator) -> str | None
 
 def save_bundle(
     path: str | Path,
-    model: OpenValueEstimator,
+    model: BundledModel,
     metadata: BundleMetadata,
     inputs: Sequence[str | Path] = (),
 ) -> Path:
@@ -312,12 +328,29 @@ def _check_tensors(file: Path, expected: Mapping[str, torch.Tensor], got: Mappin
         )
 
 
-def load_bundle(
-    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
-) -> tuple[OpenValueEstimator, BundleMetadata]:
-    """Load and validate a bundle; ``dtype=None`` keeps the stored dtype. Returns the model in eval mode."""
-    from transformers.modeling_utils import no_init_weights
+@dataclass
+class BundleContents:
+    """A bundle's validated pieces, before any model exists."""
 
+    root: Path
+    config: ValueModelConfig
+    metadata: BundleMetadata
+    tokenizer: Any
+    tensors: dict[str, torch.Tensor]
+    dtype: torch.dtype | None  # the dtype asked for at load time (None: keep the stored one)
+
+    def load_into(self, model: Any) -> None:
+        """Check the weights against ``model`` (built from :attr:`config`), load them and the joint names."""
+        _check_tensors(self.root / WEIGHTS_FILE, model.state_dict(), self.tensors)
+        model.load_state_dict(self.tensors, strict=True, assign=True)
+        model.joint_names = list(self.metadata.joint_names)
+        problem = _mismatch(self.metadata, model)
+        if problem:
+            raise BundleError(f"{self.root / CONFIG_FILE}: {problem}")
+
+
+def read_bundle(path: str | Path, dtype: torch.dtype | str | None = None) -> BundleContents:
+    """Read and validate config, metadata, tokenizer and weights (for :func:`ove_ros.model.load_bundle`)."""
     root = _bundle_dir(path)
     target_dtype = parse_dtype(dtype)
     config, metadata = read_bundle_config(root)
@@ -328,21 +361,10 @@ def load_bundle(
         tokenizer = load_tokenizer(tok_dir)
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise BundleError(f"{tok_dir}: cannot load the tokenizer ({exc})") from exc
-    if len(tokenizer) > config.text["vocab_size"]:
+    if len(tokenizer) > config.vocab_size:
         raise BundleError(
             f"{tok_dir}: tokenizer has {len(tokenizer)} tokens but {CONFIG_FILE} says vocab_size="
-            f"{config.text['vocab_size']}; tokenizer and weights come from different models"
+            f"{config.vocab_size}; tokenizer and weights come from different models"
         )
     tensors = _read_weights(root / WEIGHTS_FILE)
-    with no_init_weights():  # every weight is overwritten below: skip the (slow) random init
-        model = OpenValueEstimator(config, tokenizer)
-    _check_tensors(root / WEIGHTS_FILE, model.state_dict(), tensors)
-    model.load_state_dict(tensors, strict=True, assign=True)
-    model.joint_names = list(metadata.joint_names)
-    problem = _mismatch(metadata, model)
-    if problem:
-        raise BundleError(f"{root / CONFIG_FILE}: {problem}")
-    model.to(device=device)
-    if target_dtype is not None:
-        model.to(dtype=target_dtype)
-    return model.eval(), metadata
+    return BundleContents(root, config, metadata, tokenizer, tensors, target_dtype)

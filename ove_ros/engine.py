@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ove_ros.bundle import BundleMetadata, load_bundle, parse_dtype
-from ove_ros.model import OpenValueEstimator, preprocess_images
+from ove_ros.bundle import BundleMetadata, parse_dtype
+from ove_ros.model import OpenValueEstimator, load_bundle, preprocess_images
 from ove_ros.prompt import PROMPT_SUFFIX, StateNormalizer, build_prompt, clean_task, discretize, prompt_prefix
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class EngineConfig:
 
     ``static_shapes=None`` turns static shapes on exactly when compile or CUDA graphs are active: the text is
     then padded to ``max_text_tokens`` and the batch to ``max_batch`` so nothing recompiles per tick.
-    ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, ~2x faster
+    ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, faster
     matmuls on AVX2, small numerical change). ``num_threads > 0`` sets torch's CPU thread count.
     ``resize`` picks the frame resize (see :func:`resolve_resize`). ``compile_mode`` is torch.compile's mode
     (see :func:`resolve_compile_mode` for ``"auto"``).
@@ -106,11 +106,6 @@ class ValueOutput:
     forward_s: float = 0.0
     postprocess_s: float = 0.0
 
-    @property
-    def overhead_s(self) -> float:
-        """Engine time outside the model forward."""
-        return self.preprocess_s + self.postprocess_s
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -133,14 +128,13 @@ def resolve_resize(name: str, device: torch.device) -> str:
     """How camera frames are resized to the model's square size.
 
     Training resizes float [0, 1] frames (recorded resolution) with :func:`ove_ros.model.preprocess_images`:
-    bilinear with antialias. ``"float"`` runs exactly that on the engine's device (the CUDA default; tens of
-    ms for three VGA frames on a CPU core). ``"uint8"`` runs the same filter in torch's vectorized uint8
-    kernel on the host (three VGA frames: ~1 ms to 32 px, ~3 ms to 224 px on one core) and differs from
-    training only by rounding the resized pixels to uint8 (<= 1/255, mean ~0.3/255). That kernel exists only
-    in torch's AVX2 build; elsewhere (ARM, AVX512 dispatch) the generic uint8 kernel is as slow as float, so
-    ``"auto"`` falls back to ``"opencv"``: INTER_AREA when shrinking, INTER_LINEAR otherwise. INTER_AREA is a
-    box filter, not the training filter: ~0.5-2/255 mean difference on camera-like images, more on fine
-    texture.
+    bilinear with antialias. ``"float"`` runs exactly that on the engine's device (the CUDA default; slow on
+    a CPU). ``"uint8"`` runs the same filter in torch's vectorized uint8 kernel on the host, much faster on a
+    CPU, and differs from training only by rounding the resized pixels to uint8 (at most 1/255). That kernel
+    exists only in torch's AVX2 build; elsewhere (ARM, AVX512 dispatch) the generic uint8 kernel is as slow
+    as float, so ``"auto"`` falls back to ``"opencv"``: INTER_AREA when shrinking, INTER_LINEAR otherwise.
+    INTER_AREA is a box filter, not the training filter: its output differs by a few levels of 255 on
+    camera-like images, more on fine texture.
     """
     if name != "auto":
         return name
@@ -153,10 +147,10 @@ def resolve_compile_mode(name: str, device: torch.device, cuda_graphs: bool) -> 
     """torch.compile's mode for ``"auto"``.
 
     On CUDA a batch-1 tick is bound by kernel launches, so the compiled forward belongs inside a CUDA graph.
-    Measured on an H200 (full model, 3 cameras, benchmarks/results/inference_cuda.json): ``"default"`` kernels
-    in the engine's own graph tick in 7.2 ms p50, ``"reduce-overhead"`` (torch's graph trees) in 8.0 ms, the
-    uncompiled graph in 9.5 ms. So with ``cuda_graphs`` the engine captures and compile only fuses kernels;
-    without it compile captures its own. CPUs have no graphs: ``"default"``.
+    On the GPUs measured (benchmarks/results/inference_cuda.json), ``"default"`` kernels in the engine's own
+    graph were faster than ``"reduce-overhead"`` (torch's graph trees), and both faster than the uncompiled
+    graph. So with ``cuda_graphs`` the engine captures and compile only fuses kernels; without it compile
+    captures its own. CPUs have no graphs: ``"default"``.
     """
     if name != "auto":
         return name

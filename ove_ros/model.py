@@ -1,6 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The distributional value model: SigLIP per camera + bidirectional Gemma-3 + MLP head over value bins.
+"""The distributional value model: a vision tower per camera + a bidirectional language model + an MLP head
+over value bins (SigLIP and Gemma-3 in the presets; pluggable backbones, see :mod:`ove_ros.backbones`).
 
 Sequence fed to the language model (right-padded text)::
 
@@ -9,17 +10,16 @@ Sequence fed to the language model (right-padded text)::
 The hidden state of the last valid text token goes through a GELU MLP to ``num_bins`` logits. Tokenization
 (:meth:`OpenValueEstimator.tokenize`) is separate from the tensor forward
 (:meth:`OpenValueEstimator.forward_tensors`) so training and the live engine can precompute or cache it.
+The architecture is :class:`~ove_ros.model_config.ValueModelConfig`; :func:`load_bundle` builds a model from
+a deploy bundle (:mod:`ove_ros.bundle`).
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (
-    Gemma3ForCausalLM,
-    Gemma3TextConfig,
-    Gemma3TextModel,
-    PreTrainedTokenizerBase,
-    SiglipVisionConfig,
-    SiglipVisionModel,
-)
+from transformers import PreTrainedTokenizerBase
 
-from ove_ros.prompt import STATE_BINS, StateNormalizer, build_prompt, discretize
-from ove_ros.tokenizer import LOCAL_VOCAB_SIZE, build_local_tokenizer, configure_tokenizer, load_tokenizer
-from ove_ros.values import BinSupport, expected_value, value_entropy, value_std
+from ove_ros.bundle import BundleMetadata, read_bundle, save_bundle
+from ove_ros.model_config import ValueModelConfig
+from ove_ros.prompt import StateNormalizer, build_prompt, discretize
+from ove_ros.tokenizer import build_local_tokenizer, configure_tokenizer, load_tokenizer
+from ove_ros.values import expected_value, value_entropy, value_std
 
 logger = logging.getLogger(__name__)
 
@@ -46,222 +41,7 @@ IMAGES_KEY = "observation.images"
 STATE_KEY = "observation.state"
 TASK_KEY = "task"
 
-# google/siglip-so400m-patch14-224 (vision tower only; the attention-pooling head is not used).
-SIGLIP_SO400M_224: dict[str, Any] = {
-    "hidden_size": 1152,
-    "intermediate_size": 4304,
-    "num_hidden_layers": 27,
-    "num_attention_heads": 16,
-    "num_channels": 3,
-    "image_size": 224,
-    "patch_size": 14,
-    "hidden_act": "gelu_pytorch_tanh",
-    "layer_norm_eps": 1e-6,
-    "attention_dropout": 0.0,
-    "vision_use_head": False,
-}
-
-# google/gemma-3-270m (text model; 5 local sliding-window layers : 1 global layer).
-GEMMA3_270M: dict[str, Any] = {
-    "vocab_size": 262144,
-    "hidden_size": 640,
-    "intermediate_size": 2048,
-    "num_hidden_layers": 18,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 1,
-    "head_dim": 256,
-    "hidden_activation": "gelu_pytorch_tanh",
-    "max_position_embeddings": 32768,
-    "rms_norm_eps": 1e-6,
-    "rope_theta": 1_000_000.0,
-    "rope_local_base_freq": 10_000.0,
-    "rope_scaling": None,
-    "query_pre_attn_scalar": 256,
-    "sliding_window": 512,
-    "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 3,
-    "attention_bias": False,
-    "attention_dropout": 0.0,
-    "attn_logit_softcapping": None,
-    "final_logit_softcapping": None,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "bos_token_id": 2,
-}
-
-LOCAL_ATTENTION_MODES = ("full", "window")
-ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
-
-
-@dataclass
-class ValueModelConfig:
-    """Architecture of :class:`OpenValueEstimator` (everything needed to rebuild it without weights).
-
-    ``local_attention`` decides what Gemma's sliding-window layers see: ``"full"`` (default) gives them
-    bidirectional attention over the whole sequence; ``"window"`` keeps transformers' bidirectional window
-    ``|i - j| <= sliding_window // 2``. See :meth:`OpenValueEstimator.attention_masks` for why.
-    """
-
-    vision: dict[str, Any]
-    text: dict[str, Any]
-    camera_names: list[str]
-    state_dim: int = 14
-    num_bins: int = 201
-    v_min: float = -1.0
-    v_max: float = 0.0
-    head_depth: int = 2
-    head_hidden: int = 1024
-    max_text_tokens: int = 128
-    image_size: int = 224
-    image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    state_bins: int = STATE_BINS
-    local_attention: str = "full"
-    attn_implementation: str = "sdpa"
-
-    def __post_init__(self) -> None:
-        self.camera_names = [str(c) for c in self.camera_names]
-        self.vision = dict(self.vision)
-        self.text = dict(self.text)
-        self.image_mean = [float(v) for v in self.image_mean]
-        self.image_std = [float(v) for v in self.image_std]
-        if not self.camera_names or len(set(self.camera_names)) != len(self.camera_names):
-            raise ValueError(f"camera_names must be non-empty and unique, got {self.camera_names}")
-        _ = self.bins  # validates num_bins / v_min / v_max
-        vision_size = self.vision.setdefault("image_size", self.image_size)
-        if vision_size != self.image_size:
-            raise ValueError(
-                f"image_size={self.image_size} but vision['image_size']={vision_size}; they must agree"
-            )
-        if self.image_size % self.vision.get("patch_size", 16):
-            raise ValueError(f"image_size={self.image_size} is not a multiple of the vision patch size")
-        checks = {
-            "state_dim": self.state_dim >= 1,
-            "head_depth": self.head_depth >= 0,
-            "head_hidden": self.head_hidden >= 1,
-            "max_text_tokens": self.max_text_tokens >= 4,
-            "state_bins": self.state_bins >= 2,
-            "image_mean": len(self.image_mean) == 3,
-            "image_std": len(self.image_std) == 3 and min(self.image_std) > 0,
-            "local_attention": self.local_attention in LOCAL_ATTENTION_MODES,
-            "attn_implementation": self.attn_implementation in ATTN_IMPLEMENTATIONS,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"ValueModelConfig: invalid {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)} "
-                f"(local_attention in {LOCAL_ATTENTION_MODES}, attn_implementation in "
-                f"{ATTN_IMPLEMENTATIONS}, "
-                "3 channels for image mean/std, std > 0, sizes positive)"
-            )
-
-    @property
-    def bins(self) -> BinSupport:
-        return BinSupport(num_bins=self.num_bins, v_min=self.v_min, v_max=self.v_max)
-
-    @property
-    def num_cameras(self) -> int:
-        return len(self.camera_names)
-
-    @property
-    def tokens_per_camera(self) -> int:
-        return (self.image_size // self.vision.get("patch_size", 16)) ** 2
-
-    @classmethod
-    def tiny(cls, num_cameras: int = 3, state_dim: int = 6, **overrides: Any) -> ValueModelConfig:
-        """Hidden 64, 2 layers each, 32 px images: the full code path in milliseconds on a CPU.
-
-        The sliding window (16) is shorter than the sequence so the local-layer choice is exercised.
-        """
-        vision = {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_channels": 3,
-            "image_size": 32,
-            "patch_size": 8,
-            "hidden_act": "gelu_pytorch_tanh",
-            "layer_norm_eps": 1e-6,
-            "vision_use_head": False,
-        }
-        text = {
-            **GEMMA3_270M,
-            "vocab_size": LOCAL_VOCAB_SIZE,
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 32,
-            "query_pre_attn_scalar": 32,
-            "max_position_embeddings": 1024,
-            "sliding_window": 16,
-            "layer_types": ["sliding_attention", "full_attention"],
-        }
-        kwargs: dict[str, Any] = {
-            "vision": vision,
-            "text": text,
-            "camera_names": [f"cam{i}" for i in range(num_cameras)],
-            "state_dim": state_dim,
-            "head_depth": 1,
-            "head_hidden": 64,
-            "max_text_tokens": 128,
-            "image_size": 32,
-        }
-        return cls(**_with_overrides(kwargs, overrides))
-
-    @classmethod
-    def full(cls, num_cameras: int = 3, state_dim: int = 14, **overrides: Any) -> ValueModelConfig:
-        """SigLIP so400m/14@224 + Gemma-3 270M (the pi0.6*-style size)."""
-        kwargs: dict[str, Any] = {
-            "vision": dict(SIGLIP_SO400M_224),
-            "text": copy.deepcopy(GEMMA3_270M),
-            "camera_names": [f"cam{i}" for i in range(num_cameras)],
-            "state_dim": state_dim,
-            "head_depth": 2,
-            "head_hidden": 1024,
-            "max_text_tokens": 128,
-            "image_size": 224,
-        }
-        return cls(**_with_overrides(kwargs, overrides))
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))  # plain JSON types (tuples -> lists)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ValueModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"ValueModelConfig: unknown keys {unknown}; expected a subset of {sorted(known)}"
-            )
-        return cls(**copy.deepcopy(dict(data)))
-
-
-def _with_overrides(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Preset arguments updated by ``overrides``; an ``image_size`` override also resizes the vision tower."""
-    kwargs.update(overrides)
-    if "image_size" in overrides and "vision" not in overrides:
-        kwargs["vision"] = {**kwargs["vision"], "image_size": overrides["image_size"]}
-    return kwargs
-
-
-def vision_config(cfg: ValueModelConfig) -> SiglipVisionConfig:
-    return SiglipVisionConfig(**cfg.vision, attn_implementation=cfg.attn_implementation)
-
-
-_RUNTIME_TEXT_KEYS = ("use_bidirectional_attention", "use_cache", "attn_implementation")
-
-
-def text_config(cfg: ValueModelConfig) -> Gemma3TextConfig:
-    # The stored dict keeps the checkpoint's sliding_window; transformers halves it itself when it sees
-    # use_bidirectional_attention=True, so the flag is added here and never stored (storing it would halve
-    # the window again at every save/load round trip).
-    text = {k: v for k, v in cfg.text.items() if k not in _RUNTIME_TEXT_KEYS}
-    return Gemma3TextConfig(
-        **text, use_bidirectional_attention=True, use_cache=False, attn_implementation=cfg.attn_implementation
-    )
+__all__ = ["OpenValueEstimator", "ValueModelConfig", "load_bundle", "preprocess_images"]
 
 
 def preprocess_images(
@@ -270,7 +50,7 @@ def preprocess_images(
     """``[..., 3, H, W]`` (uint8 or float in [0, 1]) -> resized to ``size`` and normalized, in ``dtype``.
 
     The one preprocessing used by training and the live engine (bilinear with antialias, like a camera
-    downscale, then SigLIP's mean/std).
+    downscale, then the vision tower's mean/std).
     """
     if images.ndim < 3 or images.shape[-3] != 3:
         raise ValueError(f"images must be [..., 3, H, W] RGB, got shape {tuple(images.shape)}")
@@ -286,13 +66,14 @@ def preprocess_images(
 
 
 class ImageProjector(nn.Module):
-    """Patch features -> Gemma width, plus a learned per-camera embedding, at the text tokens' scale.
+    """Patch features -> language-model width, plus a learned per-camera embedding, at the text tokens' scale.
 
-    Gemma feeds its residual stream with unnormalized embeddings (``embed_tokens`` multiplies by
-    sqrt(hidden)); every block normalizes only its branch input, so a token's raw magnitude decides how much
-    it weighs against the residual updates. We RMS-normalize the projected patches and multiply by one
-    learned gain initialized to the RMS of the scaled text embeddings: image and text tokens enter at the same
-    scale, neither drowns the other at the start of fine-tuning, and training may still move the balance.
+    Pre-norm language models such as Gemma feed their residual stream with unnormalized embeddings (Gemma's
+    are multiplied by sqrt(hidden)); every block normalizes only its branch input, so a token's raw magnitude
+    decides how much it weighs against the residual updates. We RMS-normalize the projected patches and
+    multiply by one learned gain initialized to the RMS of the text embeddings as they enter
+    (:meth:`LanguageBackbone.embedding_rms`): image and text tokens enter at the same scale, neither drowns
+    the other at the start of fine-tuning, and training may still move the balance.
     """
 
     def __init__(self, vision_hidden: int, text_hidden: int, num_cameras: int, eps: float = 1e-6) -> None:
@@ -334,7 +115,7 @@ class OpenValueEstimator(nn.Module):
         super().__init__()
         if tokenizer is None:
             tokenizer = build_local_tokenizer()
-        vocab = config.text["vocab_size"]
+        vocab = config.vocab_size
         if len(tokenizer) > vocab:
             raise ValueError(
                 f"tokenizer has {len(tokenizer)} tokens but the text model's vocab_size is {vocab}; "
@@ -342,14 +123,12 @@ class OpenValueEstimator(nn.Module):
             )
         self.config = config
         self.tokenizer = configure_tokenizer(tokenizer)
-        self.vision = SiglipVisionModel(vision_config(config))
-        self.text = Gemma3TextModel(text_config(config))
-        self.projector = ImageProjector(
-            config.vision["hidden_size"], config.text["hidden_size"], config.num_cameras
-        )
-        self.head = _build_head(
-            config.text["hidden_size"], config.head_depth, config.head_hidden, config.num_bins
-        )
+        tower, lm = config.vision_tower, config.language_backbone
+        self.vision = tower.from_arch(config.vision, config.attn_implementation)
+        self.text = lm.from_arch(config.text, config.attn_implementation, config.local_attention)
+        text_width = lm.width(config.text)
+        self.projector = ImageProjector(tower.width(config.vision), text_width, config.num_cameras)
+        self.head = _build_head(text_width, config.head_depth, config.head_hidden, config.num_bins)
         self.register_buffer("state_low", -torch.ones(config.state_dim, dtype=torch.float32))
         self.register_buffer("state_high", torch.ones(config.state_dim, dtype=torch.float32))
         centers = torch.as_tensor(config.bins.centers, dtype=torch.float32)
@@ -373,19 +152,16 @@ class OpenValueEstimator(nn.Module):
     @property
     def device(self) -> torch.device:
         # The embedding table: never replaced by quantized modules (unlike Linear weights).
-        return self.text.embed_tokens.weight.device
+        return self.text.get_input_embeddings().weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.text.embed_tokens.weight.dtype
+        return self.text.get_input_embeddings().weight.dtype
 
     @torch.no_grad()
     def match_token_scale(self) -> None:
-        """Set the image-token gain to the RMS of the scaled text embeddings (see :class:`ImageProjector`)."""
-        emb = self.text.embed_tokens
-        w = emb.weight.detach()
-        rms = torch.linalg.vector_norm(w.float()) / math.sqrt(w.numel())
-        scale = float(rms) * float(emb.embed_scale)
+        """Set the image-token gain to the RMS of the text embeddings (see :class:`ImageProjector`)."""
+        scale = self.text.embedding_rms()
         self.projector.gain.fill_(scale if math.isfinite(scale) and scale > 0 else 1.0)
 
     def set_state_stats(
@@ -482,24 +258,6 @@ class OpenValueEstimator(nn.Module):
 
     # ---------------------------------------------------------------------------------- tensor forward
 
-    def attention_masks(self, valid: torch.Tensor, dtype: torch.dtype) -> Any:
-        """Attention masks for the language model from the ``[B, L]`` validity of each position.
-
-        Why local layers get full attention (default ``local_attention="full"``): with
-        ``use_bidirectional_attention=True`` transformers 4.57 gives sliding layers the window
-        ``|i - j| < sliding_window // 2 + 1`` (±256 positions for Gemma-3 270M), and 15 of its 18 layers are
-        sliding. Three cameras give 768 image tokens before the text, so in those layers the pooled last text
-        token would not see the first camera at all and would hear of it only through the 3 global layers.
-        At ~800 tokens a full mask costs about the same as the window (which already spans up to 513 keys),
-        so every layer attends over all cameras and the text; the local layers keep their own RoPE base, only
-        the mask changes. Padded keys are always masked; padded queries are computed but never read.
-        """
-        if self.config.local_attention == "window":
-            return valid.long()  # transformers builds its bidirectional full/window masks
-        additive = torch.zeros(valid.shape[0], 1, 1, valid.shape[1], dtype=dtype, device=valid.device)
-        additive = additive.masked_fill(~valid[:, None, None, :], torch.finfo(dtype).min)
-        return {"full_attention": additive, "sliding_attention": additive}
-
     def encode(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -507,17 +265,15 @@ class OpenValueEstimator(nn.Module):
         b, n = pixel_values.shape[:2]
         if n != self.config.num_cameras:
             raise ValueError(f"pixel_values has {n} cameras, the model expects {self.config.num_cameras}")
-        feats = self.vision(pixel_values=pixel_values.flatten(0, 1)).last_hidden_state
+        feats = self.vision.image_features(pixel_values.flatten(0, 1))
         image_tokens = self.projector(feats.view(b, n, *feats.shape[1:]))
-        text_tokens = self.text.embed_tokens(input_ids).to(image_tokens.dtype)
+        text_tokens = self.text.embed(input_ids).to(image_tokens.dtype)
         embeds = torch.cat([image_tokens, text_tokens], dim=1)
         n_img = image_tokens.shape[1]
         valid = torch.cat(
             [torch.ones(b, n_img, dtype=torch.bool, device=embeds.device), attention_mask.bool()], dim=1
         )
-        hidden = self.text(
-            inputs_embeds=embeds, attention_mask=self.attention_masks(valid, embeds.dtype), use_cache=False
-        ).last_hidden_state
+        hidden = self.text.contextualize(embeds, valid)
         pooled_index = n_img + attention_mask.long().sum(1) - 1
         return hidden, pooled_index
 
@@ -570,16 +326,12 @@ class OpenValueEstimator(nn.Module):
 
     def save_pretrained(self, path: str | Path, metadata: Any = None) -> Path:
         """Write a deploy bundle (see :mod:`ove_ros.bundle`); metadata defaults to the model's own."""
-        from ove_ros.bundle import BundleMetadata, save_bundle
-
         return save_bundle(path, self, metadata if metadata is not None else BundleMetadata.from_model(self))
 
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
     ) -> OpenValueEstimator:
-        from ove_ros.bundle import load_bundle
-
         return load_bundle(path, device=device, dtype=dtype)[0]
 
     @classmethod
@@ -590,93 +342,48 @@ class OpenValueEstimator(nn.Module):
         text_path: str | Path | None = None,
         tokenizer_path: str | Path | None = None,
     ) -> OpenValueEstimator:
-        """Model with pretrained SigLIP / Gemma-3 weights found locally (a directory or the HF cache).
+        """Model with pretrained backbone weights found locally (a directory or the HF cache).
 
         Missing backbones are randomly initialized from ``config``. The architecture fields of ``config`` are
         replaced by those of the loaded checkpoints. The tokenizer comes from ``tokenizer_path``, else
         ``text_path``, else the local tokenizer.
         """
-        vision_model = _load_vision(vision_path, config) if vision_path is not None else None
-        text_model = _load_text(text_path, config) if text_path is not None else None
+        tower, lm = config.vision_tower, config.language_backbone
+        attn = config.attn_implementation
+        vision = tower.from_checkpoint(vision_path, attn) if vision_path is not None else None
+        text = lm.from_checkpoint(text_path, attn, config.local_attention) if text_path is not None else None
         if tokenizer_path is not None or text_path is not None:
             tokenizer = load_tokenizer(tokenizer_path if tokenizer_path is not None else text_path)
         else:
             tokenizer = build_local_tokenizer()
         updates: dict[str, Any] = {}
-        if vision_model is not None:
-            vision = _arch_dict(vision_model.config, SiglipVisionConfig)
-            vision["vision_use_head"] = False
-            updates.update(vision=vision, image_size=vision["image_size"])
-        if text_model is not None:
-            updates["text"] = _arch_dict(text_model.config, Gemma3TextConfig)
+        if vision is not None:
+            updates.update(vision=vision[1], image_size=tower.image_size(vision[1]))
+        if text is not None:
+            updates["text"] = text[1]
         model = cls(replace(config, **updates), tokenizer)
-        if vision_model is not None:
-            model.vision.load_state_dict(vision_model.state_dict())
-        if text_model is not None:
-            model.text.load_state_dict(text_model.state_dict())
+        if vision is not None:
+            model.vision.load_state_dict(vision[0].state_dict())
+        if text is not None:
+            model.text.load_state_dict(text[0].state_dict())
             model.match_token_scale()
         return model
 
 
-def _arch_dict(config: Any, cls: type) -> dict[str, Any]:
-    """Constructor arguments of ``cls`` taken from a loaded HF config (drops runtime/bookkeeping keys)."""
-    params = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
-    data = config.to_dict()
-    out = {k: data[k] for k in params if k in data}
-    if data.get("use_bidirectional_attention") and out.get("sliding_window"):
-        out["sliding_window"] = (out["sliding_window"] - 1) * 2  # undo transformers' halving
-    for key in _RUNTIME_TEXT_KEYS:
-        out.pop(key, None)
-    return json.loads(json.dumps(out))
+def load_bundle(
+    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
+) -> tuple[OpenValueEstimator, BundleMetadata]:
+    """Load and validate a deploy bundle; ``dtype=None`` keeps the stored dtype. The model is in eval mode.
 
+    :mod:`ove_ros.bundle` reads and checks the files; this builds the model they describe.
+    """
+    from transformers.modeling_utils import no_init_weights
 
-def _missing_backbone(kind: str, path: str | Path, exc: Exception) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"{kind} weights {str(path)!r} are not available offline (neither a local directory nor in the "
-        f"Hugging Face cache): {str(exc).rstrip('.')}. Download them on a machine with network access and "
-        "copy the directory here, or pass None to start from random weights"
-    )
-
-
-def _load_vision(path: str | Path, config: ValueModelConfig) -> SiglipVisionModel:
-    try:
-        model, info = SiglipVisionModel.from_pretrained(
-            str(path), local_files_only=True, output_loading_info=True, vision_use_head=False,
-            attn_implementation=config.attn_implementation,
-        )
-    except (OSError, ValueError) as exc:
-        raise _missing_backbone("SigLIP vision", path, exc) from exc
-    if info["missing_keys"]:
-        missing = sorted(info["missing_keys"])
-        raise ValueError(f"SigLIP checkpoint {str(path)!r} lacks weights {missing[:5]} ({len(missing)})")
-    return model
-
-
-def _load_text(path: str | Path, config: ValueModelConfig) -> Gemma3TextModel:
-    from transformers import AutoConfig
-
-    try:
-        hf_config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise _missing_backbone("Gemma-3 text", path, exc) from exc
-    if hf_config.model_type != "gemma3_text":
-        raise ValueError(
-            f"{str(path)!r} holds a {hf_config.model_type!r} model; pass a Gemma-3 text checkpoint "
-            "(model_type 'gemma3_text', e.g. google/gemma-3-270m)"
-        )
-    # Hub checkpoints are Gemma3ForCausalLM (weights under "model."); a bare Gemma3TextModel loads directly.
-    causal = "Gemma3ForCausalLM" in (hf_config.architectures or [])
-    loader = Gemma3ForCausalLM if causal else Gemma3TextModel
-    try:
-        model, info = loader.from_pretrained(
-            str(path), local_files_only=True, output_loading_info=True,
-            attn_implementation=config.attn_implementation,
-        )
-    except (OSError, ValueError) as exc:
-        raise _missing_backbone("Gemma-3 text", path, exc) from exc
-    missing = [k for k in info["missing_keys"] if not k.startswith("lm_head")]
-    if missing:
-        raise ValueError(
-            f"Gemma-3 checkpoint {str(path)!r} lacks weights {sorted(missing)[:5]} ({len(missing)})"
-        )
-    return model.model if causal else model
+    contents = read_bundle(path, dtype)
+    with no_init_weights():  # every weight is overwritten by load_into: skip the (slow) random init
+        model = OpenValueEstimator(contents.config, contents.tokenizer)
+    contents.load_into(model)
+    model.to(device=device)
+    if contents.dtype is not None:
+        model.to(dtype=contents.dtype)
+    return model.eval(), contents.metadata

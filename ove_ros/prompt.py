@@ -154,8 +154,3 @@ def build_prompt(task: str, bins: Sequence[int] | np.ndarray) -> str:
     if not np.issubdtype(values.dtype, np.integer):
         raise ValueError(f"build_prompt needs integer bins (see discretize), got dtype {values.dtype}")
     return prompt_prefix(task) + "".join(f" {int(b)}" for b in values) + PROMPT_SUFFIX
-
-
-def state_prompt(task: str, state: np.ndarray | Sequence[float], normalizer: StateNormalizer) -> str:
-    """Raw joint values -> prompt, the whole text path in one call."""
-    return build_prompt(task, discretize(normalizer.normalize(state)))

@@ -13,6 +13,7 @@ Receive times are the stamps plus ``receive_delay_ns``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,30 +140,30 @@ def write_bag(path: str | Path, spec: BagSpec | None = None, storage: str = "mca
             if cam.compressed:
                 ok, data = cv2.imencode(f".{cam.encoding}", np.ascontiguousarray(rgb[:, :, ::-1]))
                 assert ok
-                msg = ros_types.compressed_image_msg(
+                msg = compressed_image_msg(
                     typestore, data.tobytes(), stamp(t, cam.topic), cam.encoding
                 )
             else:
                 pixels = _layout(rgb, cam.encoding)
-                msg = ros_types.image_msg(typestore, pixels, stamp(t, cam.topic), cam.encoding, cam.name)
+                msg = image_msg(typestore, pixels, stamp(t, cam.topic), cam.encoding, cam.name)
             add(t, msg, cam.topic)
     if spec.joint_topic:
         types[spec.joint_topic] = ros_types.JOINT_STATE
         n = len(spec.joint_names)
         for t in message_times(spec.joint_rate_hz, spec.duration_s):
             position = [k + t for k in range(n)]
-            msg = ros_types.joint_state_msg(
+            msg = joint_state_msg(
                 typestore, stamp(t, spec.joint_topic), spec.joint_names, position, [-k for k in range(n)]
             )
             add(t, msg, spec.joint_topic)
     if spec.action_topic:
         types[spec.action_topic] = ros_types.FLOAT64_ARRAY
         for t in message_times(spec.action_rate_hz, spec.duration_s):
-            add(t, ros_types.float64_array_msg(typestore, [t, -t]), spec.action_topic)
+            add(t, float64_array_msg(typestore, [t, -t]), spec.action_topic)
     if spec.events:
         types[spec.events_topic] = ros_types.EPISODE_EVENT
         for ev in spec.events:
-            msg = ros_types.episode_event_msg(
+            msg = episode_event_msg(
                 typestore, stamp(ev.time_s, spec.events_topic), ev.event, ev.outcome, ev.task, ev.episode_id
             )
             add(ev.time_s, msg, spec.events_topic)
@@ -243,3 +244,78 @@ def split_bag(bag: str | Path, out: str | Path, parts: int = 2) -> Path:
     merged["duration"]["nanoseconds"] = end - merged["starting_time"]["nanoseconds_since_epoch"]
     (out / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": merged}))
     return out
+
+
+# Message builders: plain values -> rosbags message objects.
+
+
+def header(typestore, stamp_ns: int, frame_id: str = ""):
+    """``std_msgs/Header`` for a stamp in integer nanoseconds."""
+    time_t = typestore.types["builtin_interfaces/msg/Time"]
+    header_t = typestore.types["std_msgs/msg/Header"]
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return header_t(stamp=time_t(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def image_msg(typestore, pixels: np.ndarray, stamp_ns: int, encoding: str, frame_id: str = ""):
+    """``sensor_msgs/Image`` from an HxW or HxWxC array whose layout already matches ``encoding``."""
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
+    step = pixels.strides[0]
+    data = pixels.reshape(-1).view(np.uint8)
+    return typestore.types[ros_types.IMAGE](
+        header=header(typestore, stamp_ns, frame_id),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(pixels.dtype.byteorder == ">"),
+        step=step,
+        data=data,
+    )
+
+
+def compressed_image_msg(typestore, data: bytes, stamp_ns: int, fmt: str, frame_id: str = ""):
+    """``sensor_msgs/CompressedImage`` from already encoded bytes (``fmt`` e.g. ``"jpeg"`` or ``"png"``)."""
+    return typestore.types[ros_types.COMPRESSED_IMAGE](
+        header=header(typestore, stamp_ns, frame_id), format=fmt, data=np.frombuffer(data, dtype=np.uint8)
+    )
+
+
+def joint_state_msg(
+    typestore,
+    stamp_ns: int,
+    names: Sequence[str],
+    position: Sequence[float],
+    velocity: Sequence[float] = (),
+    effort: Sequence[float] = (),
+):
+    """``sensor_msgs/JointState``."""
+    return typestore.types[ros_types.JOINT_STATE](
+        header=header(typestore, stamp_ns),
+        name=list(names),
+        position=np.asarray(position, dtype=np.float64),
+        velocity=np.asarray(velocity, dtype=np.float64),
+        effort=np.asarray(effort, dtype=np.float64),
+    )
+
+
+def float64_array_msg(typestore, values: Sequence[float]):
+    """``std_msgs/Float64MultiArray`` with an empty layout (a flat vector)."""
+    layout_t = typestore.types["std_msgs/msg/MultiArrayLayout"]
+    return typestore.types[ros_types.FLOAT64_ARRAY](
+        layout=layout_t(dim=[], data_offset=0), data=np.asarray(values, dtype=np.float64)
+    )
+
+
+def episode_event_msg(
+    typestore,
+    stamp_ns: int,
+    event: int,
+    outcome: int = ros_types.OUTCOME_UNKNOWN,
+    task: str = "",
+    episode_id: str = "",
+):
+    """``ove_ros/EpisodeEvent`` (``event`` START=0 / END=1, ``outcome`` UNKNOWN=0 / SUCCESS=1 / FAILURE=2)."""
+    return typestore.types[ros_types.EPISODE_EVENT](
+        header=header(typestore, stamp_ns), event=event, outcome=outcome, task=task, episode_id=episode_id
+    )

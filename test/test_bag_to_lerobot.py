@@ -29,14 +29,17 @@ from bag_fixtures import (  # noqa: E402
     BagSpec,
     CameraSpec,
     EventSpec,
+    compressed_image_msg,
     corrupt_bag,
+    episode_event_msg,
     expected_rgb,
+    header,
+    image_msg,
+    joint_state_msg,
     message_times,
     truncate_bag,
     write_bag,
 )
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
 FPS = 30
 TOL = int(1.5 * NS / FPS)
@@ -143,7 +146,7 @@ def test_raw_encodings_decode_to_rgb(encoding):
 
     ts = ros_types.make_typestore()
     rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    msg = ros_types.image_msg(ts, _layout(rgb, encoding), 1, encoding)
+    msg = image_msg(ts, _layout(rgb, encoding), 1, encoding)
     msg = ts.deserialize_cdr(ts.serialize_cdr(msg, ros_types.IMAGE), ros_types.IMAGE)
     out = ros_types.raw_image_to_rgb(msg)
     assert out.shape == (5, 7, 3) and out.dtype == np.uint8
@@ -159,7 +162,7 @@ def test_16bit_depth_scaling_step_padding_and_big_endian():
     padded = np.zeros((1, 12), dtype=np.uint8)  # step 12 > 8 bytes of pixels
     padded[0, :8] = depth.view(np.uint8).reshape(-1)
     msg = ts.types[ros_types.IMAGE](
-        header=ros_types.header(ts, 1),
+        header=header(ts, 1),
         height=1,
         width=4,
         encoding="16UC1",
@@ -179,7 +182,7 @@ def test_compressed_images_decode_to_rgb(fmt):
     ok, data = cv2.imencode(f".{fmt}", rgb[:, :, ::-1])
     assert ok
     out = ros_types.image_to_rgb(
-        ros_types.compressed_image_msg(ts, data.tobytes(), 1, fmt), ros_types.COMPRESSED_IMAGE
+        compressed_image_msg(ts, data.tobytes(), 1, fmt), ros_types.COMPRESSED_IMAGE
     )
     assert np.abs(out.astype(int) - rgb).max() <= (0 if fmt == "png" else 4)
 
@@ -198,7 +201,7 @@ def test_jpeg_size_is_read_from_the_frame_header(progressive):
 def test_jpeg_is_decoded_at_the_smallest_scale_still_larger_than_the_resize():
     ts = ros_types.make_typestore()
     rgb = cv2.resize(np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8), (128, 96))
-    msg = ros_types.compressed_image_msg(ts, cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes(), 1, "jpeg")
+    msg = compressed_image_msg(ts, cv2.imencode(".jpg", rgb[:, :, ::-1])[1].tobytes(), 1, "jpeg")
     full = ros_types.compressed_image_to_rgb(msg)
     assert full.shape == (96, 128, 3)
     for fit, shape in (((32, 24), (24, 32, 3)), ((33, 24), (48, 64, 3)), ((20, 20), (24, 32, 3)),
@@ -208,16 +211,16 @@ def test_jpeg_is_decoded_at_the_smallest_scale_still_larger_than_the_resize():
         # what the full decode gives after shrinking to the same size, within JPEG's rounding
         reference = cv2.resize(full, shape[1::-1], interpolation=cv2.INTER_AREA).astype(int)
         assert np.abs(reduced.astype(int) - reference).mean() < 4.0, fit
-    png = ros_types.compressed_image_msg(ts, cv2.imencode(".png", rgb)[1].tobytes(), 1, "png")
+    png = compressed_image_msg(ts, cv2.imencode(".png", rgb)[1].tobytes(), 1, "png")
     assert ros_types.compressed_image_to_rgb(png, fit=(32, 24)).shape == (96, 128, 3)  # no scaled PNG decode
 
 
 def test_unknown_image_encodings_are_named():
     ts = ros_types.make_typestore()
-    msg = ros_types.image_msg(ts, np.zeros((2, 2), np.uint8), 1, "bayer_rggb8")  # yuv422 decodes now
+    msg = image_msg(ts, np.zeros((2, 2), np.uint8), 1, "bayer_rggb8")  # yuv422 decodes now
     with pytest.raises(ros_types.UnsupportedImageError, match="bayer_rggb8"):
         ros_types.raw_image_to_rgb(msg)
-    msg = ros_types.compressed_image_msg(ts, b"\x00" * 8, 1, "h264")
+    msg = compressed_image_msg(ts, b"\x00" * 8, 1, "h264")
     with pytest.raises(ros_types.UnsupportedImageError, match="h264"):
         ros_types.compressed_image_to_rgb(msg)
 
@@ -225,7 +228,7 @@ def test_unknown_image_encodings_are_named():
 def test_package_types_are_registered_from_msg_files():
     ts = ros_types.make_typestore()
     assert {"ove_ros/msg/EpisodeEvent", "ove_ros/msg/ValueEstimate", "ove_ros/msg/Advantage"} <= set(ts.types)
-    msg = ros_types.episode_event_msg(
+    msg = episode_event_msg(
         ts, 5 * NS + 7, ros_types.EVENT_END, ros_types.OUTCOME_FAILURE, "t", "e"
     )
     raw = ts.serialize_cdr(msg, ros_types.EPISODE_EVENT)
@@ -688,28 +691,6 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
     assert not (tmp_path / "other").exists()
 
 
-def test_image_embedding_is_skipped_only_without_image_columns():
-    import lerobot.datasets.lerobot_dataset as lerobot_dataset
-
-    from training.bag_to_lerobot import _without_image_embedding
-
-    original = lerobot_dataset.embed_images
-
-    class Dataset:
-        def __init__(self, dtype: str):
-            self.features = {"observation.images.front": {"dtype": dtype}, "reward": {"dtype": "float32"}}
-
-    table = object()
-    with _without_image_embedding(Dataset("video")):
-        assert lerobot_dataset.embed_images(table) is table  # nothing to embed: the pass is skipped
-    assert lerobot_dataset.embed_images is original
-    with _without_image_embedding(Dataset("image")):
-        assert lerobot_dataset.embed_images is original  # image columns are still embedded
-    with pytest.raises(RuntimeError), _without_image_embedding(Dataset("video")):
-        raise RuntimeError("save_episode failed")
-    assert lerobot_dataset.embed_images is original  # restored on errors too
-
-
 def test_opencv_runs_single_threaded_only_while_converting():
     from training.bag_to_lerobot import _single_threaded_opencv
 
@@ -749,9 +730,9 @@ def test_camera_changing_size_mid_recording_is_named(tmp_path, storage):
             stamp = START_NS + k * NS // FPS
             height, width = (24, 32) if k < 20 else (30, 40)  # the driver switched resolution
             pixels = np.full((height, width, 3), k, np.uint8)
-            msg = ros_types.image_msg(typestore, pixels, stamp, "rgb8")
+            msg = image_msg(typestore, pixels, stamp, "rgb8")
             writer.write(cam, stamp, typestore.serialize_cdr(msg, ros_types.IMAGE))
-            state = ros_types.joint_state_msg(typestore, stamp, ["j1", "j3"], [0.0, 1.0], [0.0, 0.0])
+            state = joint_state_msg(typestore, stamp, ["j1", "j3"], [0.0, 1.0], [0.0, 0.0])
             writer.write(joints, stamp, typestore.serialize_cdr(state, ros_types.JOINT_STATE))
     config = make_config(cameras=CAMS[:1], action=False)
     out = tmp_path / "dataset"

@@ -9,14 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ove_ros.bundle import (
-    BundleError,
-    BundleMetadata,
-    load_bundle,
-    read_bundle_config,
-    save_bundle,
-)
-from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.bundle import BundleError, BundleMetadata, read_bundle_config, save_bundle
+from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_bundle
 
 JOINTS = ["shoulder", "elbow", "wrist", "grip"]
 

@@ -178,7 +178,6 @@ def test_stage_timings(engine):
     assert min(out.preprocess_s, out.forward_s, out.postprocess_s) > 0
     stages = out.preprocess_s + out.forward_s + out.postprocess_s
     assert stages <= out.latency_s + 1e-6 and stages > 0.5 * out.latency_s
-    assert out.overhead_s == pytest.approx(out.preprocess_s + out.postprocess_s)
     rng = np.random.default_rng(0)
     outs = engine.infer_batch(rng.integers(0, 256, (3, 3, 24, 24, 3), dtype=np.uint8), np.zeros((3, 5)),
                               ["a", "b", "c"])

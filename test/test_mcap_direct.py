@@ -19,9 +19,16 @@ from training.bag_reader import BagReadError, index_bag, iter_frames, plan_episo
 from training.bag_to_lerobot import convert_bags  # noqa: E402
 from training.mcap_direct import McapMessages, image_view  # noqa: E402
 
-from bag_fixtures import BagSpec, CameraSpec, EventSpec, split_bag, storage_file, write_bag  # noqa: E402
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+from bag_fixtures import (  # noqa: E402
+    BagSpec,
+    CameraSpec,
+    EventSpec,
+    image_msg,
+    joint_state_msg,
+    split_bag,
+    storage_file,
+    write_bag,
+)
 
 CAMS = [
     CameraSpec(name="front", topic="/front/image", encoding="rgb8", width=40, height=30),
@@ -76,7 +83,7 @@ def test_image_view_reads_the_fields_rosbags_reads(frame_id, encoding):
     typestore = ros_types.make_typestore()
     channels = {"rgb8": 3, "mono16": 2, "bgra8": 4}[encoding]
     pixels = np.arange(5 * 7 * channels, dtype=np.uint8).reshape(5, 7 * channels)
-    msg = ros_types.image_msg(typestore, pixels, 123_456_789_012, encoding, frame_id)
+    msg = image_msg(typestore, pixels, 123_456_789_012, encoding, frame_id)
     raw = typestore.serialize_cdr(msg, ros_types.IMAGE)
     want = typestore.deserialize_cdr(raw, ros_types.IMAGE)
     got = image_view(memoryview(raw))
@@ -202,11 +209,11 @@ def test_joint_states_whose_layout_changes_are_read_one_by_one(tmp_path, monkeyp
             stamp = 1_000_000_000 + k * 10_000_000
             names = ["j1", "j2"] if k % 3 else ["j2", "extra", "j1"]
             position = [k, k + 0.5] if k % 3 else [k + 0.5, -1.0, k]
-            msg = ros_types.joint_state_msg(typestore, stamp, names, position)
+            msg = joint_state_msg(typestore, stamp, names, position)
             msg.header.frame_id = "base" if k < 30 else "base_link"
             writer.write(joints, stamp, typestore.serialize_cdr(msg, ros_types.JOINT_STATE))
             if k % 3 == 0:
-                image = ros_types.image_msg(typestore, np.zeros((30, 40, 3), np.uint8), stamp, "rgb8")
+                image = image_msg(typestore, np.zeros((30, 40, 3), np.uint8), stamp, "rgb8")
                 writer.write(camera, stamp, typestore.serialize_cdr(image, ros_types.IMAGE))
     direct, generic, bulk = both_indexes(bag, config(CAMS[:1]), monkeypatch)
     assert_same_index(direct, generic)
@@ -222,7 +229,7 @@ def test_joint_state_parser_reads_the_fields_rosbags_reads(frame_id, joints, wit
     typestore = ros_types.make_typestore()
     names = [f"joint_{k}" * (k + 1) for k in range(joints)]  # names of several lengths: CDR padding
     velocity = np.arange(joints) * -0.25 if with_velocity else ()
-    msg = ros_types.joint_state_msg(typestore, 123_456_789_012, names, np.arange(joints) * 0.5, velocity)
+    msg = joint_state_msg(typestore, 123_456_789_012, names, np.arange(joints) * 0.5, velocity)
     msg.header.frame_id = frame_id
     raw = typestore.serialize_cdr(msg, ros_types.JOINT_STATE)
     want = typestore.deserialize_cdr(raw, ros_types.JOINT_STATE)

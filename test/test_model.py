@@ -9,12 +9,9 @@ import pytest
 import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, SiglipConfig, SiglipModel
 
-from ove_ros.model import (
-    OpenValueEstimator,
-    ValueModelConfig,
-    text_config,
-    vision_config,
-)
+from ove_ros.backbones.gemma3 import gemma3_config
+from ove_ros.backbones.siglip import siglip_config
+from ove_ros.model import OpenValueEstimator, ValueModelConfig
 from ove_ros.tokenizer import build_local_tokenizer
 
 TASKS = ["pick up the cube", "open the top drawer please"]
@@ -37,12 +34,17 @@ def model():
     return m
 
 
+def text_config(cfg):
+    return gemma3_config(cfg.text, cfg.attn_implementation)
+
+
 def test_config_presets_and_round_trip():
     full = ValueModelConfig.full(num_cameras=3)
-    v, t = vision_config(full), text_config(full)
+    v, t = siglip_config(full.vision, full.attn_implementation), text_config(full)
+    assert (full.vision_backbone, full.text_backbone) == ("siglip", "gemma3")
     assert (v.hidden_size, v.num_hidden_layers, v.num_attention_heads) == (1152, 27, 16)
     assert v.intermediate_size == 4304
-    assert (v.patch_size, v.image_size, full.tokens_per_camera) == (14, 224, 256)
+    assert (v.patch_size, v.image_size) == (14, 224)
     assert (t.hidden_size, t.num_hidden_layers) == (640, 18)
     assert (t.num_attention_heads, t.num_key_value_heads) == (4, 1)
     assert (t.head_dim, t.intermediate_size, t.vocab_size) == (256, 2048, 262144)
@@ -129,7 +131,7 @@ def test_image_tokens_enter_at_text_token_scale(model):
     batch = make_batch()
     with torch.no_grad():
         pixels = model.gather_images(batch)
-        feats = model.vision(pixel_values=pixels.flatten(0, 1)).last_hidden_state
+        feats = model.vision.image_features(pixels.flatten(0, 1))
         img = model.projector(feats.view(2, 3, *feats.shape[1:]))
         ids, _ = model.tokenize(batch["task"], batch["observation.state"])
         txt = model.text.embed_tokens(ids)

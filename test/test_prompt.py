@@ -13,7 +13,6 @@ from ove_ros.prompt import (
     clean_task,
     discretize,
     prompt_prefix,
-    state_prompt,
 )
 from ove_ros.tokenizer import LOCAL_VOCAB_SIZE, build_local_tokenizer, load_tokenizer
 
@@ -79,8 +78,6 @@ def test_prompt_text_format():
         clean_task("   ")
     with pytest.raises(ValueError, match="integer bins"):
         build_prompt("x", [0.5])
-    norm = StateNormalizer([0.0, 0.0], [2.0, 2.0])
-    assert state_prompt("x", [0.0, 2.0], norm) == "Task: x, State: 0 255;"
 
 
 def test_local_tokenizer_numbers_are_single_tokens_and_padding_is_right(tmp_path):

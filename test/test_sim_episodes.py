@@ -13,7 +13,6 @@ from ove_ros.sim.episodes import (
     SimConfig,
     SimWorld,
     episode_id,
-    episode_schedule,
     plan_mistakes,
 )
 
@@ -96,14 +95,6 @@ def test_frames_have_the_right_shapes_and_images_change():
     assert first.std() > 10
     assert np.abs(first.astype(int) - last.astype(int)).mean() > 0.5
     np.testing.assert_array_equal(first, again[0].images["topview"])
-
-
-def test_schedule_cycles_tasks_with_new_seeds():
-    train = episode_schedule(("reach-v3", "push-v3"), 4, 0)
-    held_out = episode_schedule(("reach-v3", "push-v3"), 2, 1000)
-    expected = [("reach-v3", 0), ("push-v3", 1), ("reach-v3", 2), ("push-v3", 3)]
-    assert [(s.task, s.seed) for s in train] == expected
-    assert {s.seed for s in held_out}.isdisjoint({s.seed for s in train})
 
 
 def test_config_rejects_unknown_names():

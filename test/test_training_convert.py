@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from ove_ros.bundle import load_bundle
+from ove_ros.model import load_bundle
 from training import checkpoint as ckpt
 from training.convert import convert, main
 from training.dataset import ValueFrameDataset, load_or_compute_targets, open_lerobot_dataset, state_stats

@@ -87,15 +87,14 @@ class VideoConfig:
 
     use_videos: bool = True  # false: PNG images inside the parquet files (lossless, slower, larger)
     # [width, height] for every camera without its own ``resize``; null keeps the recorded size. Full-size
-    # video encoding bounds a conversion at ~7.7x real time for 3 VGA cameras on 2 cores; [320, 240]
-    # converts at ~10x (README, Benchmarks).
+    # video encoding bounds the conversion speed; a smaller size converts faster (README, Benchmarks).
     resize: list[int] | None = None
     vcodec: str = "h264"  # h264 | hevc | libsvtav1 (LeRobot's default is libsvtav1)
     # Encode while frames arrive with ove_ros' writer (no PNG round trip, never drops a frame); false:
     # LeRobot's PNG files, encoded per episode at the codec's default preset.
     streaming_encoding: bool = True
-    # x264/x265 preset (libsvtav1: 0-13); null: the codec's default. ultrafast encodes ~4x faster than
-    # medium and writes ~3x larger files (whole conversion 3.0x vs 2.0x real time); veryfast is in between.
+    # x264/x265 preset (libsvtav1: 0-13); null: the codec's default. ultrafast encodes much faster than
+    # medium and writes larger files (README, Benchmarks); veryfast is in between.
     preset: str | None = "ultrafast"
     crf: int = 30
     gop: int = 2  # keyframe interval: 2 keeps random-access decoding during training cheap

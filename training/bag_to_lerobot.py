@@ -281,6 +281,7 @@ def label_episode(buffer: dict, success: bool) -> None:
 def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, features: dict):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from training.lerobot_compat import set_video_writer
     from training.video_encoder import EncoderSettings, StreamingVideoWriter
 
     video = config.video
@@ -297,32 +298,9 @@ def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, featu
         encoder_threads=video.encoder_threads,
     )
     if streaming:
-        # Not LeRobot's streaming encoder (built for live capture: drops frames, no h264 preset): the dataset
-        # drives whatever sits in this slot through start/feed/finish/cancel/close (lerobot 0.4.4, pinned).
-        dataset._streaming_encoder = StreamingVideoWriter(config.fps, EncoderSettings.from_config(video))
+        # Not LeRobot's streaming encoder (built for live capture: drops frames, no h264 preset).
+        set_video_writer(dataset, StreamingVideoWriter(config.fps, EncoderSettings.from_config(video)))
     return dataset
-
-
-@contextlib.contextmanager
-def _without_image_embedding(dataset):
-    """Skip LeRobot's row-by-row image embedding while an episode is saved, when it has nothing to embed.
-
-    ``save_episode`` passes every frame through ``datasets.map(embed_table_storage)`` (lerobot 0.4.4), about
-    1 ms per frame here, to inline image files into the parquet rows. With every camera stored as video the
-    table has no image column, so that pass returns the table unchanged.
-    """
-    import lerobot.datasets.lerobot_dataset as lerobot_dataset
-
-    has_images = any(ft.get("dtype") == "image" for ft in dataset.features.values())
-    original = getattr(lerobot_dataset, "embed_images", None)
-    if has_images or original is None:
-        yield
-        return
-    lerobot_dataset.embed_images = lambda table: table
-    try:
-        yield
-    finally:
-        lerobot_dataset.embed_images = original
 
 
 class _VideoFileLimit:
@@ -348,11 +326,15 @@ class _VideoFileLimit:
             self.largest_mb = max(self.largest_mb, (size - self._sizes.get(key, 0)) / 2**20)
             self._sizes[key] = size
         if self.largest_mb > 0:
-            dataset.meta.info["video_files_size_in_mb"] = (self.episodes + 0.5) * self.largest_mb
+            from training.lerobot_compat import set_video_file_limit
+
+            set_video_file_limit(dataset, (self.episodes + 0.5) * self.largest_mb)
 
 
 def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) -> list[EpisodeRecord]:
     from tqdm import tqdm
+
+    from training.lerobot_compat import images_not_embedded
 
     records: list[EpisodeRecord] = []
     files = _VideoFileLimit(config.video.episodes_per_file if config.video.use_videos else None)
@@ -379,7 +361,7 @@ def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) ->
                     buffer = dataset.episode_buffer
                     label_episode(buffer, outcome == "success")
                     buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
-                    with _without_image_embedding(dataset):
+                    with images_not_embedded(dataset):
                         dataset.save_episode()
                     files.episode_saved(dataset)
                     records.append(
@@ -514,7 +496,7 @@ def convert_bags(
 
 @contextlib.contextmanager
 def _single_threaded_opencv():
-    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize got 4x slower)."""
+    """OpenCV's worker threads would wait for cores the video encoder threads hold (resize slowed down)."""
     try:
         import cv2
     except ImportError:

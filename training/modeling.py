@@ -13,15 +13,13 @@ from typing import Any
 import torch
 
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.model_config import PRESETS
 from ove_ros.tokenizer import build_local_tokenizer, load_tokenizer
 from ove_ros.values import RewardConfig
 from training import checkpoint as ckpt
 from training.config import Config
 
 logger = logging.getLogger(__name__)
-
-PRESETS = {"tiny": ValueModelConfig.tiny, "full": ValueModelConfig.full}
-
 
 def model_config_from(cfg: Config, camera_names: list[str], state_dim: int) -> ValueModelConfig:
     """The preset, with the dataset's cameras and state size and the config's overrides."""
@@ -100,7 +98,7 @@ def load_value_model(
     """A deploy bundle or a training checkpoint (or a run directory: its newest checkpoint)."""
     path = Path(path)
     if is_bundle(path):
-        from ove_ros.bundle import load_bundle
+        from ove_ros.model import load_bundle
 
         model, md = load_bundle(path, device=device)
         return LoadedModel(

@@ -3,20 +3,20 @@
 """Per-camera streaming video encoder for converting recordings into LeRobot datasets.
 
 LeRobot 0.4.4's own streaming encoder is built for live recording: it drops a frame when its queue stays
-full for 0.1 s, exposes no encoder preset for h264/hevc (x264 then runs at ``medium``: ~170 images/s at
-640x480 on one of our cores, against ~670 at ``ultrafast``), converts RGB -> YUV through PIL and swscale,
-and updates image statistics on every frame (~6 ms each at 640x480). A file converter wants the opposite
+full for 0.1 s, exposes no encoder preset for h264/hevc (x264 then runs at ``medium``, several times
+slower than ``ultrafast``), converts RGB -> YUV through PIL and swscale, and updates image statistics on
+every frame (a cost comparable to encoding it). A file converter wants the opposite
 trade-offs, so this class keeps LeRobot's episode interface (``start_episode`` / ``feed_frame`` /
 ``finish_episode`` / ``cancel_episode`` / ``close``) and changes what happens inside:
 
 - ``feed_frame`` blocks while the camera's queue is full: a conversion never loses a frame;
-- the x264/x265 preset, CRF and keyframe interval are settings (``ultrafast`` encodes ~4x faster than
-  ``medium`` for ~3x larger files; ``veryfast`` is the middle ground);
+- the x264/x265 preset, CRF and keyframe interval are settings (``ultrafast`` encodes much faster than
+  ``medium`` and writes larger files; ``veryfast`` is the middle ground; README, Benchmarks);
 - RGB -> YUV 4:2:0 (BT.601, limited range: what swscale produces for ``yuv420p``) is one OpenCV call that
   releases the GIL, so the camera threads really run side by side;
 - image statistics come from every ``stats_every``-th frame and ~5000 pixels of it (LeRobot's own offline
   path also samples frames), counted exactly in 256 bins per channel (:class:`PixelStats`) instead of
-  LeRobot's 5000-bin running histograms: ~30x cheaper, and the quantiles are exact.
+  LeRobot's 5000-bin running histograms: far cheaper, and the quantiles are exact.
 
 The result per camera is ``(mp4 path, stats)`` exactly as LeRobot's ``save_episode`` expects.
 """
@@ -115,7 +115,8 @@ class _CameraEncoder(threading.Thread):
     def _encode(self) -> None:
         import av
         import cv2
-        from lerobot.datasets.compute_stats import auto_downsample_height_width
+
+        from training.lerobot_compat import auto_downsample_height_width
 
         container = stream = None
         tracker = PixelStats()
@@ -175,7 +176,7 @@ class PixelStats:
 
     def __init__(self, quantiles: tuple[float, ...] | None = None) -> None:
         if quantiles is None:
-            from lerobot.datasets.compute_stats import DEFAULT_QUANTILES
+            from training.lerobot_compat import DEFAULT_QUANTILES
 
             quantiles = tuple(DEFAULT_QUANTILES)
         self.quantiles = quantiles
@@ -232,7 +233,7 @@ def _as_hwc_uint8(image: np.ndarray) -> np.ndarray:
 
 def _stats_pixels(frame: np.ndarray, downsample) -> np.ndarray:
     """Pixels for the image statistics: LeRobot's own downsampling (~150 px a side), then a regular stride
-    down to ~5000 pixels; the running histograms cost ~6 ms per 640x480 frame without it, ~2 ms with it."""
+    down to ~5000 pixels, which keeps the histogram update small next to encoding the frame."""
     small = downsample(frame.transpose(2, 0, 1))  # CHW, as LeRobot's compute_episode_stats sees images
     stride = max(1, math.ceil(math.sqrt(small.shape[1] * small.shape[2] / STATS_PIXELS)))
     return small[:, ::stride, ::stride].transpose(1, 2, 0).reshape(-1, small.shape[0])

@@ -11,7 +11,6 @@ says what was received and what is accepted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -120,22 +119,9 @@ class JointIndex:
         return out.copy()
 
 
-def joint_vector(msg: JointState, joint_names: Sequence[str]) -> np.ndarray:
-    """JointState positions in the order of ``joint_names`` (float64); see ``JointIndex.vector``."""
-    return JointIndex(joint_names).vector(msg)
-
-
 # ----------------------------------------------------------------------------------------------- stamps
 
 
 def stamp_to_sec(stamp: Time) -> float:
     """builtin_interfaces/Time -> float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-def sec_to_stamp(seconds: float) -> Time:
-    """float seconds -> builtin_interfaces/Time (rounded to the nanosecond)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a ROS stamp needs finite non-negative seconds, got {seconds}")
-    total_ns = int(round(seconds * 1e9))
-    return Time(sec=total_ns // 1_000_000_000, nanosec=total_ns % 1_000_000_000)

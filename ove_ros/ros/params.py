@@ -60,7 +60,7 @@ PARAMS: tuple[Param, ...] = (
     Param("compile_mode", "auto", "torch.compile mode; auto: default kernels inside the engine's CUDA graph "
           "when cuda_graphs is on, reduce-overhead otherwise (cpu: default).", choices=COMPILE_MODES),
     Param("cuda_graphs", True, "Replay the forward pass as one captured CUDA graph (cuda only; ignored on "
-          "cpu). Off: every kernel is launched from Python, ~4x slower ticks on a GPU."),
+          "cpu). Off: every kernel is launched from Python, much slower ticks on a GPU."),
     Param("num_threads", 0, "CPU threads for the model; 0 keeps torch's default (one per core). Use fewer "
           "when other processes share the cores: oversubscribed threads slow inference down a lot.",
           int_range=(0, 256)),

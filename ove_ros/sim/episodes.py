@@ -24,7 +24,7 @@ import ctypes.util
 import os
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -122,7 +122,7 @@ class SimConfig:
     max_pauses: int = 1  # short stops (2-5 frames) per episode, outcome-neutral
     shift_range: tuple[float, float] = (0.25, 0.35)  # wrong_target: sideways error of the perception, m
     position_range: float = 0.5  # object/goal randomization as a fraction of MetaWorld's ranges
-    shadows: bool = False  # shadows cost ~20 ms per camera with software rendering
+    shadows: bool = False  # shadows are costly with software rendering
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -270,13 +270,8 @@ def episode_id(task: str, seed: int) -> str:
     return f"{task}/seed{int(seed)}"
 
 
-def episode_schedule(tasks: Sequence[str], count: int, first_seed: int) -> list[EpisodeSpec]:
-    """``count`` episodes cycling through ``tasks``; episode ``i`` uses seed ``first_seed + i``."""
-    return [EpisodeSpec(tasks[i % len(tasks)], int(first_seed) + i) for i in range(int(count))]
-
-
 class _TaskSim:
-    """One task's environment and renderer (built once: compiling a MetaWorld model takes ~0.5 s)."""
+    """One task's environment and renderer (built once: compiling a MetaWorld model is slow)."""
 
     def __init__(self, task: str, config: SimConfig) -> None:
         self.env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{task}-goal-observable"]()
@@ -335,7 +330,7 @@ class SimWorld:
         return frame is not None and (frame.success or frame.index >= self.config.max_steps - 1)
 
     def prepare(self) -> None:
-        """Build every task's environment now (~0.5-1.5 s each) instead of at its first episode."""
+        """Build every task's environment now (each takes a while) instead of at its first episode."""
         for task in self.config.tasks:
             self._task_sim(task)
 
