@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ove_ros.bundle import BundleMetadata, load_bundle, save_bundle
+from ove_ros.bundle import BundleMetadata, save_bundle
 from ove_ros.file_modes import default_modes, umask
-from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_bundle
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def offline(tmp_path_factory):
     """The recording, its dataset, the bundle and the training code's per-frame values and advantages."""
     import torch
 
-    from ove_ros.bundle import load_bundle, read_bundle_config, save_bundle
+    from ove_ros.bundle import read_bundle_config, save_bundle
+    from ove_ros.model import load_bundle
     from training.advantage import label_dataset
     from training.bag_config import load_config
     from training.bag_to_lerobot import convert_bags
