@@ -32,7 +32,7 @@ from ove_ros.msg import Advantage, ValueEstimate  # noqa: E402
 from ove_ros.values import episode_rewards, window_advantage  # noqa: E402
 from training import ros_types  # noqa: E402
 
-from bag_fixtures import BagSpec, CameraSpec, EventSpec, write_bag  # noqa: E402
+from bag_fixtures import START_NS, BagSpec, CameraSpec, EventSpec, write_bag  # noqa: E402
 from conftest import REPO_ROOT, installed_executable, ros_env  # noqa: E402
 from dataset_fixtures import tiny_config  # noqa: E402
 
@@ -44,6 +44,7 @@ CAMERAS = [
                width=64, height=48),
 ]
 WAIT = 300.0
+START_S = 0.35  # the START event, seconds into the recording
 
 
 def _wait(condition, timeout: float, what: str, procs=()):
@@ -72,7 +73,7 @@ def offline(tmp_path_factory):
     from training.train import train
 
     root = tmp_path_factory.mktemp("parity")
-    events = [EventSpec(0.35, ros_types.EVENT_START, task="pick"),
+    events = [EventSpec(START_S, ros_types.EVENT_START, task="pick"),
               EventSpec(5.5, ros_types.EVENT_END, ros_types.OUTCOME_SUCCESS, task="pick")]
     bag = write_bag(root / "rec", BagSpec(duration_s=6.0, cameras=CAMERAS, joint_rate_hz=50.0,
                                           action_topic=None, events=events, pattern="scene"))
@@ -88,19 +89,21 @@ def offline(tmp_path_factory):
                          "model.overrides": "{image_size: 224}"})
     result = train(cfg)
     bundle = convert(result.checkpoint, root / "bundle")
-    # A few training steps leave the values nearly constant. Scaling the head's last layer scales the logits:
-    # the smallest factor that spreads the values over the episode makes a difference in what the node sees
-    # show in its values, while the distribution stays smooth.
+    # A few training steps leave the values nearly constant. The head's last layer is replaced by one that
+    # tilts the distribution along the main direction in which the frames' features differ: the values then
+    # spread smoothly over the episode, and a difference in what the node sees shows in them.
     _, meta = read_bundle_config(bundle)
     model = load_bundle(bundle)[0]
-    logits = _dataset_logits(model, dataset)
-    centers = torch.linspace(-1.0, 0.0, logits.shape[-1], dtype=torch.float64)
-    factor = next(k for k in (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
-                  if float(np.ptp((torch.softmax(k * logits, -1) @ centers).numpy())) > 0.1)
+    last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    features = _head_inputs(model, last, dataset)
+    mean = features.mean(0)
+    direction = torch.linalg.svd(features - mean, full_matrices=False).Vh[0]
+    spread = ((features - mean) @ direction).std()
+    centers = torch.linspace(-1.0, 1.0, last.out_features, dtype=torch.float64)
+    weight = torch.outer(centers, direction) * (4.0 / spread)
     with torch.no_grad():
-        last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
-        last.weight.mul_(factor)
-        last.bias.mul_(factor)
+        last.weight.copy_(weight.to(last.weight.dtype))
+        last.bias.copy_((-weight @ mean).to(last.bias.dtype))
     save_bundle(bundle, model, meta)
     assert meta.fps == FPS and meta.images and set(meta.images) == {c.name for c in CAMERAS}
     label_cfg = tiny_config(root / "runs", dataset, repo_id="parity/rec",
@@ -117,8 +120,8 @@ def offline(tmp_path_factory):
             "frames": len(values)}
 
 
-def _dataset_logits(model, dataset):
-    """The model's logits (float64) on every frame of the dataset."""
+def _head_inputs(model, layer, dataset):
+    """What ``layer`` (the head's last) receives on every frame of the dataset (float64)."""
     import torch
     from torch.utils.data import default_collate
 
@@ -129,12 +132,15 @@ def _dataset_logits(model, dataset):
     frames = ValueFrameDataset(ds, compute_value_targets(ds, RewardConfig()), None,
                                [IMAGES_PREFIX + c for c in model.config.camera_names],
                                image_size=model.config.image_size)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(frames), 16):
-            batch = default_collate([frames[i] for i in range(start, min(start + 16, len(frames)))])
-            out.append(model(batch).double())
-    return torch.cat(out)
+    seen = []
+    hook = layer.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach().double()))
+    try:
+        with torch.no_grad():
+            for start in range(0, len(frames), 16):
+                model(default_collate([frames[i] for i in range(start, min(start + 16, len(frames)))]))
+    finally:
+        hook.remove()
+    return torch.cat(seen)
 
 
 class Listener:
@@ -176,7 +182,7 @@ def _live_run(offline, tmp_path, rate: float):
     try:
         done = tmp_path / "played"
         player = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "test" / "bag_player.py"), str(offline["bag"]),
+            [sys.executable, "-m", "ove_ros.sim.bag_player", str(offline["bag"]),
              "--rate", str(rate), "--done-file", str(done)],
             env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
         _wait(done.exists, WAIT, "the recording to be played", (node,))
@@ -190,9 +196,17 @@ def _live_run(offline, tmp_path, rate: float):
             stop_child(player, grace=5.0)
         log.close()
         listener.close()
-    episode = {v.tick: v for v in listener.values if v.in_episode}
-    advantages = [a for a in listener.advantages if not a.truncated]
+    # Before the START the node ran an episode of its own (inputs started, no event yet), which the START
+    # truncated; the dataset's episode is the one from the START stamp on.
+    start = START_NS + round(START_S * 1e9)
+    episode = {v.tick: v for v in listener.values if v.in_episode and _ns(v.header.stamp) >= start}
+    advantages = [a for a in listener.advantages if _ns(a.header.stamp) >= start]
+    assert not any(a.truncated for a in advantages), "the END's outcome must end this episode"
     return episode, advantages
+
+
+def _ns(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 @pytest.mark.parametrize("rate", [1.0, 0.0], ids=["recorded-speed", "faster-than-the-model"])

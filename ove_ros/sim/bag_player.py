@@ -1,11 +1,13 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Play a rosbag2 recording onto ROS 2 topics (the part of `ros2 bag play` the live-parity tests need).
+"""Play a rosbag2 recording onto ROS 2 topics: the part of `ros2 bag play` the parity checks need.
+
+    python -m ove_ros.sim.bag_player BAG [--rate 1.0] [--topics /a /b] [--done-file F]
 
 Messages go out as the recorded CDR bytes, in receive order, with their original header stamps, reliable
 (so a fast replay loses nothing in transit). ``--rate`` scales the recorded timing; ``--rate 0`` publishes as
-fast as possible. It waits until every topic has a subscriber before it starts and writes "done" to
-``--done-file`` at the end, so a test waits on events, not on time.
+fast as possible. It waits until every played topic has a subscriber, waits for every message to be
+acknowledged at the end, then writes "done" to ``--done-file``, so callers wait on events, not on time.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("bag")
     parser.add_argument("--rate", type=float, default=1.0, help="timing factor; 0 = as fast as possible")
-    parser.add_argument("--done-file", required=True)
+    parser.add_argument("--topics", nargs="*", help="play only these topics (default: all)")
+    parser.add_argument("--done-file", help="written when every message was delivered")
     parser.add_argument("--wait-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     rclpy.init()
     node = rclpy.create_node("bag_player")
     qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
     with Reader(Path(args.bag)) as reader:
-        pubs = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, qos)
-                for c in reader.connections}
+        played = [c for c in reader.connections if not args.topics or c.topic in args.topics]
+        pubs = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, qos) for c in played}
         deadline = time.monotonic() + args.wait_timeout
         while any(p.get_subscription_count() == 0 for p in pubs.values()):
             if time.monotonic() > deadline:
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             rclpy.spin_once(node, timeout_sec=0.05)
         first, started = None, time.monotonic()
-        for conn, received, raw in reader.messages():
+        for conn, received, raw in reader.messages(connections=played):
             if args.rate > 0:
                 first = received if first is None else first
                 delay = (received - first) * 1e-9 / args.rate - (time.monotonic() - started)
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             pubs[conn.topic].publish(bytes(raw))
     for pub in pubs.values():  # every message delivered before the process ends
         pub.wait_for_all_acked(Duration(seconds=args.wait_timeout))
-    Path(args.done_file).write_text("done\n")
+    if args.done_file:
+        Path(args.done_file).write_text("done\n")
     node.destroy_node()
     rclpy.shutdown()
     return 0
