@@ -46,6 +46,7 @@ ENGINE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZE = ("none", "int8", "fp8", "fp8-torchao")
 RESIZE = ("auto", "float", "uint8", "opencv")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_SCOPES = ("model", "layers")
 SCALARS = ("value", "std", "entropy")
 
 
@@ -67,6 +68,9 @@ class EngineConfig:
     captures a graph but does not recompile); it uses training's float resize. ``num_threads > 0`` sets
     torch's CPU thread count. ``resize`` picks the frame resize (see :func:`resolve_resize`).
     ``compile_mode`` is torch.compile's mode (see :func:`resolve_compile_mode` for ``"auto"``).
+    ``compile_scope="layers"`` compiles each transformer layer instead of the whole forward: identical layers
+    share one compiled artifact, so building takes seconds instead of a minute, at the price of no fusion
+    across layer boundaries (inside a CUDA graph the eager glue between layers costs no launch overhead).
     """
 
     device: str = "auto"
@@ -84,6 +88,7 @@ class EngineConfig:
     batch_sizes: tuple[int, ...] | None = None
     fused_layers: bool = False
     device_preprocess: bool = False
+    compile_scope: str = "model"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -95,6 +100,10 @@ class EngineConfig:
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"EngineConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}"
+            )
+        if self.compile_scope not in COMPILE_SCOPES:
+            raise ValueError(
+                f"EngineConfig.compile_scope must be one of {COMPILE_SCOPES}, got {self.compile_scope!r}"
             )
         if self.resize not in RESIZE:
             raise ValueError(f"EngineConfig.resize must be one of {RESIZE}, got {self.resize!r}")
@@ -281,6 +290,24 @@ def _quantize_int8(model: nn.Module) -> nn.Module:
         return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
+def _compile_layers(model: nn.Module, mode: str, batch_sizes: int) -> int:
+    """``torch.compile`` every SigLIP encoder layer and Gemma-3 decoder layer of ``model`` in place.
+
+    Layers of one class share compiled code; each batch size (and Gemma's two layer kinds) is one more
+    specialization, so dynamo's per-function limit is raised to fit them.
+    """
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer
+    from transformers.models.siglip.modeling_siglip import SiglipEncoderLayer
+
+    layers = [m for m in model.modules() if isinstance(m, (SiglipEncoderLayer, Gemma3DecoderLayer))]
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    setattr(cfg, name, max(getattr(cfg, name), 4 * batch_sizes))
+    for layer in layers:
+        layer.compile(mode=mode, dynamic=False)
+    return len(layers)
+
+
 class InferenceEngine:
     """Runs an :class:`OpenValueEstimator` on live inputs. Takes ownership of the model (moves/casts it)."""
 
@@ -327,7 +354,11 @@ class InferenceEngine:
             else:
                 mode = self._compile_mode = resolve_compile_mode(config.compile_mode, self.device,
                                                                  config.cuda_graphs)
-                self._forward = torch.compile(self.model.forward_tensors, mode=mode, dynamic=False)
+                if config.compile_scope == "layers":
+                    n = _compile_layers(self.model, mode, len(config.padded_sizes()))
+                    logger.info("compiled %d transformer layers one by one (mode %r)", n, mode)
+                else:
+                    self._forward = torch.compile(self.model.forward_tensors, mode=mode, dynamic=False)
         self.use_graphs = False
         if config.cuda_graphs:
             if self.device.type != "cuda":
@@ -400,6 +431,7 @@ class InferenceEngine:
             "dtype": str(self.dtype).removeprefix("torch."),
             "compiled": self.compiled,
             "compile_mode": self._compile_mode,
+            "compile_scope": self.config.compile_scope if self.compiled else None,
             "cuda_graphs": self.use_graphs,
             "int8": self.quantized,
             "quantize": self.quantization,

@@ -166,6 +166,18 @@ def test_engine_with_fused_layers_matches_plain_engine(reference):
     np.testing.assert_allclose(values(fused)[1], values(plain)[1], atol=2e-5)
 
 
+def test_layer_scope_compiles_each_transformer_layer(reference):
+    # Building only wraps the layers (compilation happens at the first call; the GPU suite runs it).
+    eng = engine(reference, compile=True, compile_scope="layers", max_batch=8)
+    layers = [*eng.model.vision.vision_model.encoder.layers, *eng.model.text.layers]
+    assert len(layers) == 4 and all(layer._compiled_call_impl is not None for layer in layers)
+    assert eng._forward == eng.model.forward_tensors  # the glue between layers stays eager
+    assert eng.describe()["compile_scope"] == "layers" and eng.static
+    assert torch._dynamo.config.recompile_limit >= 16  # 4 static batch sizes x Gemma's two layer kinds
+    with pytest.raises(ValueError, match="compile_scope must be one of"):
+        EngineConfig(compile_scope="blocks")
+
+
 # ---------------------------------------------------------------------------------------- device tick
 
 
