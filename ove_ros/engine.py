@@ -389,6 +389,7 @@ class InferenceEngine:
         # (x / 255 - mean) / std as one multiply-add on the uint8 values.
         self._scale = (1.0 / (255.0 * std)).view(3, 1, 1).to(self.device)
         self._shift = (-mean / std).view(3, 1, 1).to(self.device)
+        self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
         # Host-resized pixels are normalized into one static buffer (max_batch rows), no per-tick allocation.
         self._buffer = None if self.resize == "float" else torch.empty(
             config.max_batch, len(self.camera_names), 3, size, size, dtype=torch.float32, device=self.device
@@ -563,11 +564,20 @@ class InferenceEngine:
         return pixels
 
     def _device_pixels(self, cameras: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-camera uint8 ``[B, H_c, W_c, 3]`` on the device -> ``[B, N, 3, S, S]`` (training's resize)."""
-        cfg = self.model.config
+        """Per-camera uint8 ``[B, H_c, W_c, 3]`` on the device -> ``[B, N, 3, S, S]``.
 
-        def prep(x: torch.Tensor) -> torch.Tensor:
-            return preprocess_images(x, cfg.image_size, cfg.image_mean, cfg.image_std, self.dtype)
+        The operations of :func:`ove_ros.model.preprocess_images` (training's resize) with the mean and std
+        already on the device: building them per call would be a host-to-device copy, which a CUDA graph
+        capture does not allow.
+        """
+        size = self.model.config.image_size
+
+        def prep(x: torch.Tensor) -> torch.Tensor:  # [..., 3, H, W] uint8
+            lead, (h, w) = x.shape[:-3], x.shape[-2:]
+            x = x.reshape(-1, 3, h, w).float() / 255.0
+            if (h, w) != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            return ((x - self._mean) / self._std).to(self.dtype).reshape(*lead, 3, size, size)
 
         if all(c.shape == cameras[0].shape for c in cameras):
             return prep(torch.stack(list(cameras), dim=1).permute(0, 1, 4, 2, 3))

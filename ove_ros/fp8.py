@@ -47,7 +47,7 @@ class Fp8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        xq, xs = quantize_rows(x.reshape(-1, x.shape[-1]))
+        xq, xs = quantize_rows(x.reshape(-1, x.shape[-1]).contiguous())  # _scaled_mm wants A row-major
         if self.emulate:
             w = self.weight_fp8.float() * self.weight_scale.t()
             y = ((xq.float() * xs) @ w.t()).to(self.out_dtype)

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ove_ros.bundle import BundleMetadata
 from ove_ros.engine import EngineConfig, InferenceEngine
 from ove_ros.fp8 import Fp8Linear, convert_to_fp8, convert_with_torchao, quantize_rows
 from ove_ros.fused_layers import FusedGemmaAttention, FusedGemmaMLP, FusedSiglipAttention, fuse_layers
-from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.model import OpenValueEstimator, ValueModelConfig, preprocess_images
 
 JOINTS = [f"j{i}" for i in range(4)]
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -221,6 +222,33 @@ def test_device_tick_with_static_sizes_and_mixed_cameras(reference):
     assert seen[-1] == 4
     np.testing.assert_allclose(values(got)[0], values(ref.infer_batch(same, states[:3], tasks[:3]))[0],
                                atol=1e-6)
+
+
+class HostRoundTrips(TorchDispatchMode):
+    """Records ops that copy host data to the device (tensor literals) or read a value back (.item())."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default):
+            self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_device_tick_has_no_host_round_trips(reference):
+    # On CUDA a tensor literal is a host-to-device copy and .item() a synchronization: either breaks the graph
+    # capture of the whole tick (the engine would fall back to eager, silently slower). Visible on the CPU.
+    eng = engine(reference, device_preprocess=True, fused_layers=True, max_batch=4, static_shapes=True)
+    images, states, tasks = batch(10, 3)
+    host = eng._stage([list(r) for r in images], *eng._token_rows(tasks, states))
+    with torch.inference_mode(), HostRoundTrips() as spy:
+        packed = eng._device_tick(*host)
+    assert spy.ops == [] and packed.shape == (4, 201 + 3)
+    with torch.inference_mode(), HostRoundTrips() as spy:  # the check sees what it looks for
+        preprocess_images(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 4, [0.5] * 3, [0.5] * 3, torch.float32)
+    assert spy.ops
 
 
 def test_device_tick_rejects_a_host_resize():
