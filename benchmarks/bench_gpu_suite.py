@@ -407,6 +407,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r in ok:
         if eager and r is not eager:
             r["speedup_vs_eager_bf16_p50"] = round(eager["p50_ms"] / r["p50_ms"], 2)
+        single = by.get((r["variant"], 1))
+        if r["batch"] > 1 and single:
+            r["throughput_vs_own_b1"] = round(r["ticks_per_s"] / single["ticks_per_s"], 2)
     return out
 
 

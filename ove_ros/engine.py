@@ -142,8 +142,9 @@ class ValueOutput:
 
     The stages split it: ``preprocess_s`` (checks, prompt tokens, pixels), ``forward_s`` (the model),
     ``postprocess_s`` (distribution statistics back on the host). On CUDA the engine synchronizes at the stage
-    boundaries so each stage owns its GPU time. From ``infer_batch`` all of them cover the chunks up to and
-    including this row's.
+    boundaries so each stage owns its GPU time; with ``device_preprocess`` the frames' upload and resize run
+    on the device inside ``forward_s`` and ``preprocess_s`` is host work only. From ``infer_batch`` all of
+    them cover the chunks up to and including this row's.
     """
 
     probs: np.ndarray
