@@ -23,6 +23,9 @@ Variants, in the order they run (an over-budget run skips the rest and records t
   (device tick only), ``engine-fast-fp8-torchao`` (when torchao imports), ``engine-fast-autotune``
   (``--autotune``: max-autotune-no-cudagraphs kernels in the engine's graph).
 
+Engine rows also hold the p50 of the engine's own stages (host preprocessing, forward, postprocessing; with
+``device_preprocess`` the upload and resize count as forward).
+
 Accuracy: random weights give nearly constant outputs, which proves little, so the value head is first
 trained (Adam, full batch) on the fp32 pooled features of ``--acc-samples`` inputs towards random targets
 spread over the value range. Every variant then scores those inputs and is compared with the fp32 eager
@@ -58,7 +61,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_inference import STATE_DIM, TASK, build_model, machine, summarize, write_json  # noqa: E402
+from bench_inference import (  # noqa: E402
+    STATE_DIM,
+    TASK,
+    build_model,
+    machine,
+    stage_summary,
+    summarize,
+    write_json,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -270,14 +281,19 @@ class Runner:
         engine = InferenceEngine(copy.deepcopy(self.master), self.metadata, config)
         engine.warmup()
 
+        stages: list[tuple[float, float, float]] = []
+
         def run(images: np.ndarray, states: np.ndarray, tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
             if images.shape[0] == 1:
                 outs = [engine.infer(list(images[0]), states[0], tasks[0])]
             else:
                 outs = engine.infer_batch(images, states, tasks)
+            last = outs[-1]  # its stages cover the whole call
+            stages.append((last.preprocess_s, last.forward_s, last.postprocess_s))
             return np.stack([o.probs for o in outs]), np.array([o.value for o in outs])
 
         run.engine = engine  # type: ignore[attr-defined]
+        run.stages = stages  # type: ignore[attr-defined]
         return run, time.perf_counter() - t0
 
     def check(self, call: Any, batch: int) -> dict[str, Any]:
@@ -325,6 +341,8 @@ class Runner:
             row = {**base, "batch": b, "calls": ticks, **summarize(lat),
                    "ticks_per_s": round(b * ticks / wall, 1), "calls_per_s": round(ticks / wall, 1),
                    "accuracy": acc}
+            if engine is not None:  # the engine's own stage split of the timed calls (p50s)
+                row["engine_stages"] = stage_summary(call.stages[-ticks:])
             rows.append(row)
         del call, engine
         self.on_worker(self.release)
