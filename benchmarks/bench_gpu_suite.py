@@ -401,18 +401,21 @@ def attention_microbench(device: torch.device, cfg: Any) -> list[dict[str, Any]]
 # ---------------------------------------------------------------------------------------- report
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(rows: list[dict[str, Any]], judged: bool) -> dict[str, Any]:
+    """Best rows and ratios; the targets are judged only for the full model on a GPU (``judged``)."""
     ok = [r for r in rows if "p50_ms" in r]
     by = {(r["variant"], r["batch"]): r for r in ok}
-    out: dict[str, Any] = {"targets": TARGETS}
+    out: dict[str, Any] = {"targets": TARGETS if judged else "not judged: the targets are for the full model "
+                                                              "on an H100/H200"}
     eager = by.get(("eager-bf16-sdpa", 1))
     singles = [r for r in ok if r["batch"] == 1 and r["variant"].startswith("engine")]
     if singles:
         best = min(singles, key=lambda r: r["p50_ms"])
         out["best_single"] = {k: best[k] for k in ("variant", "p50_ms", "p99_ms", "ticks_per_s")}
         out["best_single"]["accuracy"] = best["accuracy"]
-        out["p50_met"] = best["p50_ms"] <= TARGETS["p50_ms"]
-        out["p99_met"] = min(r["p99_ms"] for r in singles) <= TARGETS["p99_ms"]
+        if judged:
+            out["p50_met"] = best["p50_ms"] <= TARGETS["p50_ms"]
+            out["p99_met"] = min(r["p99_ms"] for r in singles) <= TARGETS["p99_ms"]
         if eager:
             out["best_vs_eager_bf16"] = round(eager["p50_ms"] / best["p50_ms"], 2)
         single_rate = best["ticks_per_s"]
@@ -421,7 +424,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             top = max(batch4, key=lambda r: r["ticks_per_s"])
             out["best_batch4"] = {"variant": top["variant"], "ticks_per_s": top["ticks_per_s"],
                                   "speedup_vs_best_single": round(top["ticks_per_s"] / single_rate, 2)}
-            out["batch4_met"] = top["ticks_per_s"] / single_rate >= TARGETS["batch4_speedup"]
+            if judged:
+                out["batch4_met"] = top["ticks_per_s"] / single_rate >= TARGETS["batch4_speedup"]
     for r in ok:
         if eager and r is not eager:
             r["speedup_vs_eager_bf16_p50"] = round(eager["p50_ms"] / r["p50_ms"], 2)
@@ -501,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         doc["rows"] = rows
-        doc["summary"] = summary(rows)
+        doc["summary"] = summary(rows, args.config == "full" and device.type == "cuda")
         doc["elapsed_s"] = round(time.perf_counter() - clock, 1)
         write_json(args.out, doc)
 
