@@ -52,10 +52,12 @@ def family(name: str) -> str:
     return "other"
 
 
-def profile(config: str, device: str, ticks: int, dtype: str) -> dict[str, Any]:
+def profile(config: str, device: str, ticks: int, dtype: str, **options: Any) -> dict[str, Any]:
+    """``options`` go to :class:`EngineConfig` (e.g. ``fused_layers``, ``device_preprocess``, ``compile``)."""
     model = build_model(config, 3)
     engine = InferenceEngine(model, BundleMetadata.from_model(model),
-                             EngineConfig(device=device, dtype=dtype, static_shapes=True, warmup_iters=3))
+                             EngineConfig(device=device, dtype=dtype, static_shapes=True, warmup_iters=3,
+                                          **options))
     engine.warmup()
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8) for _ in range(3)]
@@ -85,7 +87,7 @@ def profile(config: str, device: str, ticks: int, dtype: str) -> dict[str, Any]:
     top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:25]
     total = sum(us for us, _ in kernels.values())
     return {
-        "config": config, "device": device, "dtype": dtype, "ticks": ticks,
+        "config": config, "device": device, "dtype": dtype, "ticks": ticks, "options": options,
         "kernel_time_per_tick_ms": round(total / 1e3, 3),
         "launches_per_tick": int(round(sum(n for _, n in kernels.values()))),
         "families": {k: {"ms_per_tick": round(us / 1e3, 3), "launches_per_tick": round(n, 1),
@@ -102,11 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="auto", help="engine dtype (auto: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--ticks", type=int, default=5)
+    p.add_argument("--fused-layers", action="store_true", help="engine option fused_layers")
+    p.add_argument("--device-preprocess", action="store_true", help="engine option device_preprocess")
+    p.add_argument("--compile", action="store_true", help="torch.compile (default mode), still no graphs")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/profile_forward.json"))
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("CUDA is not available here; use --device cpu")
-    result = profile(args.config, args.device, max(1, args.ticks), args.dtype)
+    options = {k: True for k in ("fused_layers", "device_preprocess", "compile") if getattr(args, k)}
+    if options.get("compile"):
+        options["compile_mode"] = "default"
+    result = profile(args.config, args.device, max(1, args.ticks), args.dtype, **options)
     print(f"{args.config} on {args.device}: {result['kernel_time_per_tick_ms']:.2f} ms of kernels and "
           f"{result['launches_per_tick']} launches per tick")
     for fam, row in result["families"].items():

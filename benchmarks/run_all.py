@@ -15,7 +15,8 @@ def main() -> int:
     import torch
 
     failed = []
-    extra = ["profile_forward.py"] if torch.cuda.is_available() else []  # kernel breakdown: GPU machines only
+    # Kernel breakdown and the variant suite: GPU machines only.
+    extra = ["profile_forward.py", "bench_gpu_suite.py"] if torch.cuda.is_available() else []
     for name in BENCHMARKS + extra:
         print(f"== {name}", flush=True)
         if subprocess.run([sys.executable, str(HERE / name)], cwd=HERE.parent).returncode != 0:

@@ -9,7 +9,11 @@ What the ROS node calls once per tick. Compared with ``model(batch)`` it
 * assembles prompt token ids from cached pieces (task prefix, one piece per state bin) instead of running
   the tokenizer each tick; the pieces are verified against the tokenizer and it falls back when they differ,
 * runs under ``torch.inference_mode`` with the chosen device/dtype, optional static shapes, torch.compile,
-  CUDA graph capture (CUDA only) or dynamic int8 weights (CPU only),
+  CUDA graph capture (CUDA only), dynamic int8 weights (CPU only) or FP8 tower matmuls (Hopper/Ada GPUs),
+* batches: ``infer_batch`` runs up to ``max_batch`` samples in one forward, padded to the next of a few
+  static batch sizes, with one CUDA graph per size (all in one memory pool),
+* optionally swaps in fused attention/MLP blocks (:mod:`ove_ros.fused_layers`) and runs the whole tick on the
+  device: uint8 frames in, resize + normalize + forward + distribution statistics in one captured graph,
 * reports per-stage wall times (preprocess, forward, postprocess) with every result.
 """
 
@@ -30,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ove_ros.bundle import BundleMetadata, parse_dtype
+from ove_ros.fp8 import convert_to_fp8, convert_with_torchao, supports_fp8
+from ove_ros.fused_layers import fuse_layers
 from ove_ros.model import OpenValueEstimator, load_bundle, preprocess_images
 from ove_ros.prompt import PROMPT_SUFFIX, StateNormalizer, build_prompt, clean_task, discretize, prompt_prefix
 
@@ -37,9 +43,10 @@ logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 ENGINE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZE = ("none", "int8")
+QUANTIZE = ("none", "int8", "fp8", "fp8-torchao")
 RESIZE = ("auto", "float", "uint8", "opencv")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_SCOPES = ("model", "layers")
 SCALARS = ("value", "std", "entropy")
 
 
@@ -48,11 +55,22 @@ class EngineConfig:
     """How the engine runs the model.
 
     ``static_shapes=None`` turns static shapes on exactly when compile or CUDA graphs are active: the text is
-    then padded to ``max_text_tokens`` and the batch to ``max_batch`` so nothing recompiles per tick.
-    ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only, faster
-    matmuls on AVX2, small numerical change). ``num_threads > 0`` sets torch's CPU thread count.
-    ``resize`` picks the frame resize (see :func:`resolve_resize`). ``compile_mode`` is torch.compile's mode
-    (see :func:`resolve_compile_mode` for ``"auto"``).
+    then padded to ``max_text_tokens`` and a chunk of B samples to the smallest of ``batch_sizes`` >= B, so
+    nothing recompiles per tick (each size compiles and captures once, at warm-up). ``batch_sizes=None``
+    means the powers of two below ``max_batch`` plus ``max_batch``; more than ``max_batch`` samples run in
+    chunks. ``quantize="int8"`` stores Linear weights as int8 (dynamic activation quantization; CPU only,
+    faster matmuls on AVX2, small numerical change); ``"fp8"`` runs the towers' matmuls in float8 with
+    per-row scales (:mod:`ove_ros.fp8`; CUDA compute capability >= 8.9 and bfloat16), ``"fp8-torchao"`` the
+    same through torchao when it is installed. ``fused_layers`` swaps in the fused attention/MLP blocks of
+    :mod:`ove_ros.fused_layers`. ``device_preprocess`` uploads the uint8 frames and runs resize,
+    normalization, the forward and the distribution statistics as one function on the engine's device (one
+    CUDA graph per batch size and camera resolution; only the forward is compiled, so a new resolution
+    captures a graph but does not recompile); it uses training's float resize. ``num_threads > 0`` sets
+    torch's CPU thread count. ``resize`` picks the frame resize (see :func:`resolve_resize`).
+    ``compile_mode`` is torch.compile's mode (see :func:`resolve_compile_mode` for ``"auto"``).
+    ``compile_scope="layers"`` compiles each transformer layer instead of the whole forward: identical layers
+    share one compiled artifact, so building takes seconds instead of a minute, at the price of no fusion
+    across layer boundaries (inside a CUDA graph the eager glue between layers costs no launch overhead).
     """
 
     device: str = "auto"
@@ -67,6 +85,10 @@ class EngineConfig:
     static_shapes: bool | None = None
     task_cache_size: int = 32
     resize: str = "auto"
+    batch_sizes: tuple[int, ...] | None = None
+    fused_layers: bool = False
+    device_preprocess: bool = False
+    compile_scope: str = "model"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -79,12 +101,39 @@ class EngineConfig:
             raise ValueError(
                 f"EngineConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}"
             )
+        if self.compile_scope not in COMPILE_SCOPES:
+            raise ValueError(
+                f"EngineConfig.compile_scope must be one of {COMPILE_SCOPES}, got {self.compile_scope!r}"
+            )
         if self.resize not in RESIZE:
             raise ValueError(f"EngineConfig.resize must be one of {RESIZE}, got {self.resize!r}")
         if self.max_batch < 1 or self.warmup_iters < 0 or self.num_threads < 0 or self.task_cache_size < 1:
             raise ValueError(
                 "EngineConfig: max_batch and task_cache_size must be >= 1, warmup_iters and num_threads >= 0"
             )
+        if self.batch_sizes is not None:
+            self.batch_sizes = tuple(sorted({int(b) for b in self.batch_sizes}))
+            if not self.batch_sizes or self.batch_sizes[0] < 1 or self.batch_sizes[-1] != self.max_batch:
+                raise ValueError(
+                    f"EngineConfig.batch_sizes={self.batch_sizes}: sizes must be >= 1 and the largest must "
+                    f"equal max_batch={self.max_batch} (or leave batch_sizes=None for powers of two)"
+                )
+        if self.device_preprocess and self.resize not in ("auto", "float"):
+            raise ValueError(
+                f"EngineConfig.device_preprocess resizes on the device with training's float resize; it "
+                f"cannot use resize={self.resize!r} (set resize='auto' or 'float', or turn it off)"
+            )
+
+    def padded_sizes(self) -> tuple[int, ...]:
+        """Static batch sizes: ``batch_sizes``, else the powers of two below ``max_batch``, and it."""
+        if self.batch_sizes is not None:
+            return self.batch_sizes
+        sizes = {self.max_batch}
+        b = 1
+        while b < self.max_batch:
+            sizes.add(b)
+            b *= 2
+        return tuple(sorted(sizes))
 
 
 @dataclass(frozen=True)
@@ -93,8 +142,9 @@ class ValueOutput:
 
     The stages split it: ``preprocess_s`` (checks, prompt tokens, pixels), ``forward_s`` (the model),
     ``postprocess_s`` (distribution statistics back on the host). On CUDA the engine synchronizes at the stage
-    boundaries so each stage owns its GPU time. From ``infer_batch`` all of them cover the chunks up to and
-    including this row's.
+    boundaries so each stage owns its GPU time; with ``device_preprocess`` the frames' upload and resize run
+    on the device inside ``forward_s`` and ``preprocess_s`` is host work only. From ``infer_batch`` all of
+    them cover the chunks up to and including this row's.
     """
 
     probs: np.ndarray
@@ -235,6 +285,24 @@ def _quantize_int8(model: nn.Module) -> nn.Module:
         return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
+def _compile_layers(model: nn.Module, mode: str, batch_sizes: int) -> int:
+    """``torch.compile`` every SigLIP encoder layer and Gemma-3 decoder layer of ``model`` in place.
+
+    Layers of one class share compiled code; each batch size (and Gemma's two layer kinds) is one more
+    specialization, so dynamo's per-function limit is raised to fit them.
+    """
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer
+    from transformers.models.siglip.modeling_siglip import SiglipEncoderLayer
+
+    layers = [m for m in model.modules() if isinstance(m, (SiglipEncoderLayer, Gemma3DecoderLayer))]
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    setattr(cfg, name, max(getattr(cfg, name), 4 * batch_sizes))
+    for layer in layers:
+        layer.compile(mode=mode, dynamic=False)
+    return len(layers)
+
+
 class InferenceEngine:
     """Runs an :class:`OpenValueEstimator` on live inputs. Takes ownership of the model (moves/casts it)."""
 
@@ -266,14 +334,13 @@ class InferenceEngine:
         self.tokens = PromptTokenCache(model.tokenizer, mcfg.state_bins, config.task_cache_size)
         self.pad_id = int(model.tokenizer.pad_token_id)
 
-        self.quantized = False
-        if config.quantize == "int8":
-            if self.device.type != "cpu" or self.dtype != torch.float32:
-                logger.info("quantize='int8' needs CPU + float32; running without it on %s/%s",
-                            self.device.type, self.dtype)
-            else:
-                _quantize_int8(self.model)
-                self.quantized = True
+        self.fused: dict[str, int] = {}
+        if config.fused_layers:
+            self.fused = fuse_layers(self.model)
+            if not self.fused:
+                logger.info("fused_layers: the model has no SigLIP / Gemma-3 blocks to fuse")
+        self.quantization = self._quantize(config.quantize)
+        self.quantized = self.quantization == "int8"
         self._compile_mode: str | None = None  # set when compiled
         self._forward = self.model.forward_tensors
         if config.compile:
@@ -282,7 +349,11 @@ class InferenceEngine:
             else:
                 mode = self._compile_mode = resolve_compile_mode(config.compile_mode, self.device,
                                                                  config.cuda_graphs)
-                self._forward = torch.compile(self.model.forward_tensors, mode=mode, dynamic=False)
+                if config.compile_scope == "layers":
+                    n = _compile_layers(self.model, mode, len(config.padded_sizes()))
+                    logger.info("compiled %d transformer layers one by one (mode %r)", n, mode)
+                else:
+                    self._forward = torch.compile(self.model.forward_tensors, mode=mode, dynamic=False)
         self.use_graphs = False
         if config.cuda_graphs:
             if self.device.type != "cuda":
@@ -295,11 +366,16 @@ class InferenceEngine:
         self.static = auto_static if config.static_shapes is None else config.static_shapes
         if self.use_graphs and not self.static:
             raise ValueError("cuda_graphs=True needs static_shapes (leave static_shapes=None or set True)")
-        self._graph: Any = None
-        self._graph_io: tuple[tuple[torch.Tensor, ...], torch.Tensor] | None = None
+        self.batch_sizes = config.padded_sizes() if self.static else ()
+        # One graph per input shape (batch size; camera resolution when frames go in raw), one memory pool.
+        self._graphs: dict[tuple[tuple[int, ...], ...], Any] = {}
+        self._pool: Any = None
         self.warmed_up = False
 
-        self.resize = resolve_resize(config.resize, self.device)
+        self.device_preprocess = config.device_preprocess
+        self._tick = self._device_tick if self.device_preprocess else self._forward
+        self._eager_tick = self._device_tick if self.device_preprocess else self.model.forward_tensors
+        self.resize = "float" if self.device_preprocess else resolve_resize(config.resize, self.device)
         if self.resize == "opencv":
             import cv2  # noqa: F401 -- fail at construction, not at the first tick
         size = mcfg.image_size
@@ -308,11 +384,32 @@ class InferenceEngine:
         # (x / 255 - mean) / std as one multiply-add on the uint8 values.
         self._scale = (1.0 / (255.0 * std)).view(3, 1, 1).to(self.device)
         self._shift = (-mean / std).view(3, 1, 1).to(self.device)
+        self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
         # Host-resized pixels are normalized into one static buffer (max_batch rows), no per-tick allocation.
         self._buffer = None if self.resize == "float" else torch.empty(
             config.max_batch, len(self.camera_names), 3, size, size, dtype=torch.float32, device=self.device
         )
         self._pinned: dict[tuple[int, ...], tuple[torch.Tensor, Any]] = {}
+        self._staging: dict[tuple[Any, ...], list[torch.Tensor]] = {}
+
+    def _quantize(self, mode: str) -> str:
+        """Apply ``EngineConfig.quantize`` where the device supports it; returns the mode in effect."""
+        if mode == "int8":
+            if self.device.type != "cpu" or self.dtype != torch.float32:
+                logger.info("quantize='int8' needs CPU + float32; running without it on %s/%s",
+                            self.device.type, self.dtype)
+                return "none"
+            _quantize_int8(self.model)
+            return "int8"
+        if mode in ("fp8", "fp8-torchao"):
+            if not supports_fp8(self.device) or self.dtype != torch.bfloat16:
+                logger.info("quantize=%r needs a CUDA device of compute capability >= 8.9 and bfloat16; "
+                            "running without it on %s/%s", mode, self.device, self.dtype)
+                return "none"
+            towers = [self.model.vision, self.model.text]
+            n = convert_with_torchao(towers) if mode == "fp8-torchao" else convert_to_fp8(towers)
+            logger.info("quantize=%r: %d Linear layers of the towers run in float8", mode, n)
+        return mode
 
     @property
     def compiled(self) -> bool:
@@ -330,9 +427,14 @@ class InferenceEngine:
             "dtype": str(self.dtype).removeprefix("torch."),
             "compiled": self.compiled,
             "compile_mode": self._compile_mode,
+            "compile_scope": self.config.compile_scope if self.compiled else None,
             "cuda_graphs": self.use_graphs,
             "int8": self.quantized,
+            "quantize": self.quantization,
+            "fused_layers": self.fused,
+            "device_preprocess": self.device_preprocess,
             "static_shapes": self.static,
+            "batch_sizes": list(self.batch_sizes),
             "piecewise_tokens": self.tokens.exact,
             "resize": self.resize,
             "threads": torch.get_num_threads(),
@@ -370,7 +472,8 @@ class InferenceEngine:
 
     # -------------------------------------------------------------------------------------- building
 
-    def _text(self, tasks: Sequence[str], states: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _token_rows(self, tasks: Sequence[str], states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Right-padded prompt ids and attention mask ``[B, T]`` (int64; T = max_text_tokens when static)."""
         bins = discretize(self.normalizer.normalize(states), self.model.config.state_bins)
         rows = [self.tokens.ids(t, b) for t, b in zip(tasks, bins, strict=True)]
         limit = self.model.config.max_text_tokens
@@ -386,6 +489,10 @@ class InferenceEngine:
         for i, r in enumerate(rows):
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
+        return ids, mask
+
+    def _text(self, tasks: Sequence[str], states: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self._token_rows(tasks, states)
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def _pixels(self, frames: Sequence[np.ndarray], rows: int) -> torch.Tensor:
@@ -451,52 +558,129 @@ class InferenceEngine:
         self._pinned[shape] = (host, copied)
         return pixels
 
+    def _device_pixels(self, cameras: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-camera uint8 ``[B, H_c, W_c, 3]`` on the device -> ``[B, N, 3, S, S]``.
+
+        The operations of :func:`ove_ros.model.preprocess_images` (training's resize) with the mean and std
+        already on the device: building them per call would be a host-to-device copy, which a CUDA graph
+        capture does not allow.
+        """
+        size = self.model.config.image_size
+
+        def prep(x: torch.Tensor) -> torch.Tensor:  # [..., 3, H, W] uint8
+            lead, (h, w) = x.shape[:-3], x.shape[-2:]
+            x = x.reshape(-1, 3, h, w).float() / 255.0
+            if (h, w) != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            return ((x - self._mean) / self._std).to(self.dtype).reshape(*lead, 3, size, size)
+
+        if all(c.shape == cameras[0].shape for c in cameras):
+            return prep(torch.stack(list(cameras), dim=1).permute(0, 1, 4, 2, 3))
+        return torch.stack([prep(c.permute(0, 3, 1, 2)) for c in cameras], dim=1)
+
+    def _stage(
+        self, rows: Sequence[Sequence[np.ndarray]], ids: np.ndarray, mask: np.ndarray
+    ) -> list[torch.Tensor]:
+        """Frames and tokens of ``len(rows)`` samples -> host tensors (pinned on CUDA) at the padded size.
+
+        One uint8 ``[B, H_c, W_c, 3]`` tensor per camera, then ids and mask. The buffers are reused per shape.
+        Padded rows keep whatever an earlier tick left there: samples never mix inside the model and padded
+        rows are dropped, so they only need to hold valid inputs (buffers start as zero frames / empty text).
+        Reuse is safe because every tick waits for its results, and so for its uploads, before returning.
+        """
+        n, padded = len(rows), self._padded(len(rows))
+        shapes = tuple(f.shape for f in rows[0])
+        key = (padded, shapes, ids.shape[1])
+        bufs = self._staging.get(key)
+        if bufs is None:
+            if len(self._staging) >= 8:  # shapes keep changing: do not hoard pinned memory
+                self._staging.clear()
+            pin = self.device.type == "cuda"
+            bufs = [torch.zeros((padded, *shape), dtype=torch.uint8, pin_memory=pin) for shape in shapes]
+            bufs.append(torch.full((padded, ids.shape[1]), self.pad_id, dtype=torch.int64, pin_memory=pin))
+            bufs.append(torch.zeros((padded, ids.shape[1]), dtype=torch.int64, pin_memory=pin))
+            self._staging[key] = bufs
+        for cam, buf in enumerate(bufs[: len(shapes)]):
+            np.stack([r[cam] for r in rows], out=buf.numpy()[:n])
+        bufs[-2].numpy()[:n] = ids
+        bufs[-1].numpy()[:n] = mask
+        return bufs
+
+    def _pack(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> ``[B, bins + 3]`` float32: probabilities, then value, std, entropy (one host copy)."""
+        summary = self.model.summarize(logits)
+        return torch.cat([summary["probs"], torch.stack([summary[k] for k in SCALARS], dim=1)], dim=1)
+
+    def _device_tick(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """``device_preprocess``: per-camera uint8 frames, ids, mask -> packed statistics, on the device."""
+        *cameras, ids, mask = inputs
+        return self._pack(self._forward(self._device_pixels(cameras), ids, mask))
+
     @torch.inference_mode()
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """One tick's frames -> the ``[1, N, 3, S, S]`` pixels the model gets (a copy, for checks/tools)."""
-        return self._pixels(self._check_frames(images), 1).clone()
+        frames = self._check_frames(images)
+        if self.device_preprocess:
+            return self._device_pixels([torch.from_numpy(f)[None].to(self.device) for f in frames]).clone()
+        return self._pixels(frames, 1).clone()
 
     # --------------------------------------------------------------------------------------- running
 
+    def _padded(self, rows: int) -> int:
+        """The static batch size ``rows`` samples run at (``rows`` itself without static shapes)."""
+        return next((b for b in self.batch_sizes if b >= rows), rows)
+
     def _pad_batch(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        n = self.config.max_batch - tensors[0].shape[0]
-        if not self.static or n <= 0:
+        n = self._padded(tensors[0].shape[0]) - tensors[0].shape[0]
+        if n <= 0:
             return tensors
         return tuple(torch.cat([t, t[-1:].expand(n, *t.shape[1:])]) for t in tensors)
 
-    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
-        static_in = tuple(t.clone() for t in inputs)
+    def _capture(self, inputs: Sequence[torch.Tensor]) -> tuple[Any, tuple[torch.Tensor, ...], torch.Tensor]:
+        static_in = tuple(torch.empty_like(t, device=self.device).copy_(t) for t in inputs)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):  # also compiles, when a compile mode without its own graphs is on
-                self._forward(*static_in)
+                self._tick(*static_in)
         torch.cuda.current_stream().wait_stream(stream)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = self._forward(*static_in)
-        self._graph, self._graph_io = graph, (static_in, static_out)
+        # Graphs of all sizes share one pool: only one replays at a time and each keeps its own output alive.
+        with torch.cuda.graph(graph, pool=self._pool):
+            static_out = self._tick(*static_in)
+        return graph, static_in, static_out
 
-    def _run(self, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b = pixels.shape[0]
-        inputs = self._pad_batch(pixels, ids, mask)
+    def _call(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Run the tick function on padded inputs (device tensors, or host tensors when graphs copy them in).
+
+        The result may be a graph's or compile's static output: read it before the next call.
+        """
         if self.use_graphs:
-            if self._graph is None:
+            key = tuple(tuple(t.shape) for t in inputs)
+            entry = self._graphs.get(key)
+            if entry is None:
                 try:
-                    self._capture(inputs)
+                    entry = self._graphs[key] = self._capture(inputs)
                 except Exception as exc:  # capture fails on ops that sync with the host
                     logger.warning("CUDA graph capture failed (%s); running eagerly", exc)
                     self.use_graphs = False
-                    return self.model.forward_tensors(*inputs)[:b]
-            assert self._graph_io is not None
-            static_in, static_out = self._graph_io
+                    return self._eager_tick(*(t.to(self.device, non_blocking=True) for t in inputs))
+            graph, static_in, static_out = entry
             for dst, src in zip(static_in, inputs, strict=True):
-                dst.copy_(src)
-            self._graph.replay()
-            return static_out[:b].clone()
+                dst.copy_(src, non_blocking=True)
+            graph.replay()
+            return static_out
+        inputs = [t.to(self.device, non_blocking=True) for t in inputs]
         if self.compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
-        return self._forward(*inputs)[:b].clone() if self.compiled else self._forward(*inputs)[:b]
+        return self._tick(*inputs)
+
+    def _run(self, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b = pixels.shape[0]
+        out = self._call(self._pad_batch(pixels, ids, mask))[:b]
+        return out.clone() if self.use_graphs or self.compiled else out
 
     def _clock(self) -> float:
         """Wall time at a stage boundary; on CUDA after the queued work, so stages own their GPU time."""
@@ -504,14 +688,10 @@ class InferenceEngine:
             torch.cuda.current_stream(self.device).synchronize()
         return time.perf_counter()
 
-    def _outputs(self, logits: torch.Tensor, start: float, stages: list[float]) -> list[ValueOutput]:
-        """``stages`` holds the preprocess and forward seconds so far and gets this chunk's postprocess."""
-        post = time.perf_counter()
-        summary = self.model.summarize(logits)
-        # One device-to-host copy (and one synchronization) for all statistics, not one per statistic.
-        packed = torch.cat([summary["probs"], torch.stack([summary[k] for k in SCALARS], dim=1)], dim=1)
-        host = packed.float().cpu().numpy()
-        bins = summary["probs"].shape[1]
+    def _rows(self, host: np.ndarray, start: float, stages: list[float], post: float) -> list[ValueOutput]:
+        """Packed host statistics ``[B, bins + 3]`` -> results; ``stages`` gets the postprocess time from
+        ``post`` on."""
+        bins = host.shape[1] - len(SCALARS)
         stats = {"probs": host[:, :bins], **{k: host[:, bins + i] for i, k in enumerate(SCALARS)}}
         end = time.perf_counter()
         stages[2] += end - post
@@ -526,8 +706,34 @@ class InferenceEngine:
                 forward_s=stages[1],
                 postprocess_s=stages[2],
             )
-            for i in range(logits.shape[0])
+            for i in range(host.shape[0])
         ]
+
+    def _outputs(self, logits: torch.Tensor, start: float, stages: list[float]) -> list[ValueOutput]:
+        """``stages`` holds the preprocess and forward seconds so far and gets this chunk's postprocess."""
+        post = time.perf_counter()
+        # One device-to-host copy (and one synchronization) for all statistics, not one per statistic.
+        return self._rows(self._pack(logits).float().cpu().numpy(), start, stages, post)
+
+    def _chunk(self, rows: Sequence[Sequence[np.ndarray]], tasks: Sequence[str], states: np.ndarray,
+               start: float, t0: float, stages: list[float]) -> list[ValueOutput]:
+        """Up to ``max_batch`` checked samples through the model; ``stages`` accumulates over chunks."""
+        if self.device_preprocess:
+            host = self._stage(rows, *self._token_rows(tasks, states))
+            ready = time.perf_counter()  # host work only: the upload and resize run inside the forward
+            packed = self._call(host)[: len(rows)].cpu().numpy()  # waits for the whole tick
+            done = time.perf_counter()
+            stages[0] += ready - t0
+            stages[1] += done - ready
+            return self._rows(packed, start, stages, done)
+        ids, mask = self._text(tasks, states)
+        pixels = self._pixels([f for r in rows for f in r], len(rows))
+        ready = self._clock()
+        logits = self._run(pixels, ids, mask)
+        done = self._clock()
+        stages[0] += ready - t0
+        stages[1] += done - ready
+        return self._outputs(logits, start, stages)
 
     @torch.inference_mode()
     def infer(self, images: Sequence[np.ndarray], state: np.ndarray, task: str) -> ValueOutput:
@@ -535,17 +741,14 @@ class InferenceEngine:
         start = time.perf_counter()
         frames = self._check_frames(images)
         x = self._check_state(state)
-        ids, mask = self._text([task], x[None])
-        pixels = self._pixels(frames, 1)
-        ready = self._clock()
-        logits = self._run(pixels, ids, mask)
-        done = self._clock()
-        return self._outputs(logits, start, [ready - start, done - ready, 0.0])[0]
+        return self._chunk([frames], [task], x[None], start, start, [0.0, 0.0, 0.0])[0]
 
     @torch.inference_mode()
     def infer_batch(self, images: np.ndarray, states: np.ndarray, tasks: Sequence[str]) -> list[ValueOutput]:
-        """``images`` uint8 ``[B, N, H, W, 3]``, ``states`` ``[B, D]``, one task per row (run in chunks of
-        ``max_batch``)."""
+        """``images`` uint8 ``[B, N, H, W, 3]``, ``states`` ``[B, D]``, one task per row.
+
+        Up to ``max_batch`` samples run as one batched forward; more run in chunks of ``max_batch``.
+        """
         start = time.perf_counter()
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
             raise ValueError("images must be a uint8 numpy array [B, N, H, W, 3] (RGB, 0..255)")
@@ -568,26 +771,26 @@ class InferenceEngine:
         step = self.config.max_batch
         for i in range(0, images.shape[0], step):
             t0 = start if i == 0 else time.perf_counter()  # the first chunk owns the input checks
-            chunk = images[i : i + step]
-            ids, mask = self._text(tasks[i : i + step], x[i : i + step])
-            pixels = self._pixels(list(chunk.reshape(-1, *chunk.shape[2:])), chunk.shape[0])
-            ready = self._clock()
-            logits = self._run(pixels, ids, mask)
-            done = self._clock()
-            stages[0] += ready - t0
-            stages[1] += done - ready
-            out += self._outputs(logits, start, stages)
+            rows = [list(sample) for sample in images[i : i + step]]
+            out += self._chunk(rows, tasks[i : i + step], x[i : i + step], start, t0, stages)
         return out
 
     def warmup(self) -> None:
-        """Run ``warmup_iters`` dummy ticks (compilation, graph capture, allocator and kernel selection).
+        """Run ``warmup_iters`` dummy ticks at every static batch size, largest first (compilation, graph
+        capture, allocator and kernel selection).
 
-        VGA frames, so the resize path and its buffers are exercised too.
+        VGA frames, so the resize path and its buffers are exercised too; with ``device_preprocess`` each
+        other camera resolution captures its own graphs on first use.
         """
-        frames = [np.zeros((480, 640, 3), dtype=np.uint8) for _ in self.camera_names]
+        frames = np.zeros((len(self.camera_names), 480, 640, 3), dtype=np.uint8)
         state = (self.normalizer.low + self.normalizer.high) / 2.0
-        for _ in range(self.config.warmup_iters):
-            self.infer(frames, state, "warm up")
+        for b in sorted(self.batch_sizes or (1,), reverse=True):
+            for _ in range(self.config.warmup_iters):
+                if b == 1:
+                    self.infer(list(frames), state, "warm up")
+                else:
+                    self.infer_batch(np.broadcast_to(frames, (b, *frames.shape)), np.tile(state, (b, 1)),
+                                     ["warm up"] * b)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.warmed_up = True

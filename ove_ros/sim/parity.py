@@ -116,7 +116,8 @@ def compare(live: dict[str, LiveEpisode], offline: dict[str, OfflineEpisode], n_
                              "max_advantage_diff": max(ep_da, default=None)}
     return {
         "frames": frames, "valued": valued, "not_valued": frames - valued,
-        "value_max_abs_diff": max(dv, default=None), "value_mean_abs_diff": float(np.mean(dv)) if dv else None,
+        "value_max_abs_diff": max(dv, default=None),
+        "value_mean_abs_diff": float(np.mean(dv)) if dv else None,
         "advantages": len(da), "advantage_max_abs_diff": max(da, default=None),
         "advantage_mean_abs_diff": float(np.mean(da)) if da else None,
         "advantages_over_tolerance": int(sum(d > TOLERANCE for d in da)), "sign_flips": flips,
