@@ -53,9 +53,17 @@ def test_gs_uris_map_onto_the_mount():
 
 def test_mirror_lists_only_complete_copies_and_restore_takes_the_newest(tmp_path, learnable_dataset):  # noqa: F811
     cfg = tiny_config(
-        tmp_path / "local", learnable_dataset, run_name="m",
-        **{"training.steps": 4, "training.save_every": 2, "training.keep_last": 3, "training.val_every": 0,
-           "training.warmup_steps": 1, "data.batch_size": 4},
+        tmp_path / "local",
+        learnable_dataset,
+        run_name="m",
+        **{
+            "training.steps": 4,
+            "training.save_every": 2,
+            "training.keep_last": 3,
+            "training.val_every": 0,
+            "training.warmup_steps": 1,
+            "data.batch_size": 4,
+        },
     )
     run = train(cfg).run_dir
     local = [p.relative_to(run).as_posix() for p in ckpt.list_checkpoints(run)]
@@ -89,8 +97,11 @@ def test_mirror_lists_only_complete_copies_and_restore_takes_the_newest(tmp_path
 
 def test_secret_references_become_environment_variables(tmp_path):
     (tmp_path / "hf").write_text("hf_secret_value\n")
-    env = {"OVE_SECRET_HF_TOKEN": f"file:{tmp_path / 'hf'}", "OVE_SECRET_WANDB_API_KEY": "file:/x",
-           "WANDB_API_KEY": "already-set"}
+    env = {
+        "OVE_SECRET_HF_TOKEN": f"file:{tmp_path / 'hf'}",
+        "OVE_SECRET_WANDB_API_KEY": "file:/x",
+        "WANDB_API_KEY": "already-set",
+    }
     assert resolve_secrets(env) == ["HF_TOKEN"]
     assert env["HF_TOKEN"] == "hf_secret_value" and env["WANDB_API_KEY"] == "already-set"
     with pytest.raises(SecretError, match="does not exist"):
@@ -103,14 +114,32 @@ def _entrypoint(mode, bucket, node_dir, *args, env_extra=None):
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONUNBUFFERED="1", **(env_extra or {}))
     env.pop("CLUSTER_SPEC", None)
     cmd = [
-        sys.executable, "-m", "training.cloud.entrypoint", mode, f"config={TINY}",
-        "data.root=gs://bkt/datasets/ds", "data.repo_id=synthetic/values", "data.num_workers=0",
-        "cloud.output_uri=gs://bkt/runs", f"cloud.gcs_mount={bucket}", f"cloud.local_dir={node_dir}",
-        "cloud.sync_every_s=0.1", "wandb.mode=disabled", "training.num_threads=1", "training.log_every=1",
+        sys.executable,
+        "-m",
+        "training.cloud.entrypoint",
+        mode,
+        f"config={TINY}",
+        "data.root=gs://bkt/datasets/ds",
+        "data.repo_id=synthetic/values",
+        "data.num_workers=0",
+        "cloud.output_uri=gs://bkt/runs",
+        f"cloud.gcs_mount={bucket}",
+        f"cloud.local_dir={node_dir}",
+        "cloud.sync_every_s=0.1",
+        "wandb.mode=disabled",
+        "training.num_threads=1",
+        "training.log_every=1",
         *args,
     ]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _finish(proc):
@@ -137,8 +166,16 @@ def _restore_event(out):
     return events[0]
 
 
-RUN = ["run_name=pre", "training.steps=40", "training.save_every=5", "training.keep_last=2",
-       "training.val_every=0", "training.warmup_steps=2", "training.ema_decay=0.9", "data.batch_size=4"]
+RUN = [
+    "run_name=pre",
+    "training.steps=40",
+    "training.save_every=5",
+    "training.keep_last=2",
+    "training.val_every=0",
+    "training.warmup_steps=2",
+    "training.ema_decay=0.9",
+    "data.batch_size=4",
+]
 
 
 def test_a_killed_job_restarts_from_the_newest_bucket_checkpoint(tmp_path, bucket):
@@ -156,8 +193,12 @@ def test_a_killed_job_restarts_from_the_newest_bucket_checkpoint(tmp_path, bucke
     assert synced, "the manifest lists no checkpoint"
     killed_at = _step(remote_run / synced[-1])
     assert 5 <= killed_at < 40, f"the first job was not interrupted mid-run (newest checkpoint {killed_at})"
-    local_records = [json.loads(x) for x in (tmp_path / "node1" / "outputs" / "ove_ros" / "pre" /
-                                              "metrics.jsonl").read_text().splitlines()]
+    local_records = [
+        json.loads(x)
+        for x in (tmp_path / "node1" / "outputs" / "ove_ros" / "pre" / "metrics.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert max(r["step"] for r in local_records) < 40
 
     # Restarted job on a fresh node: restores that checkpoint and runs to the end.
@@ -172,8 +213,11 @@ def test_a_killed_job_restarts_from_the_newest_bucket_checkpoint(tmp_path, bucke
     assert steps == list(range(1, 41))  # no step lost or logged twice in the bucket's metrics
 
     # Same weights as a run that was never interrupted.
-    whole = tiny_config(tmp_path / "whole", bucket / "bkt" / "datasets" / "ds", **{
-        k: v for k, v in (a.split("=", 1) for a in RUN)})
+    whole = tiny_config(
+        tmp_path / "whole",
+        bucket / "bkt" / "datasets" / "ds",
+        **{k: v for k, v in (a.split("=", 1) for a in RUN)},
+    )
     result = train(whole)
     reference = _weights(result.checkpoint)
     resumed = _weights(final)
@@ -182,15 +226,60 @@ def test_a_killed_job_restarts_from_the_newest_bucket_checkpoint(tmp_path, bucke
 
 
 def test_eval_mode_reads_the_bucket_run_and_copies_the_report_back(tmp_path, bucket):
-    _finish(_entrypoint("train", bucket, tmp_path / "node", "run_name=ev", "training.steps=3",
-                        "training.save_every=3", "training.val_every=0", "training.warmup_steps=1",
-                        "data.batch_size=4"))
+    _finish(
+        _entrypoint(
+            "train",
+            bucket,
+            tmp_path / "node",
+            "run_name=ev",
+            "training.steps=3",
+            "training.save_every=3",
+            "training.val_every=0",
+            "training.warmup_steps=1",
+            "data.batch_size=4",
+        )
+    )
     remote_run = bucket / "bkt" / "runs" / "ove_ros" / "ev"
     newest = remote_run / storage.read_manifest(remote_run)[-1]
-    out = _finish(_entrypoint("eval", bucket, tmp_path / "eval_node", "run_name=ev",
-                              "evaluate.checkpoint=gs://bkt/runs/ove_ros/ev", "evaluate.split=all",
-                              "evaluate.plot_episodes=0", "evaluate.video_episodes=0"))
+    out = _finish(
+        _entrypoint(
+            "eval",
+            bucket,
+            tmp_path / "eval_node",
+            "run_name=ev",
+            "evaluate.checkpoint=gs://bkt/runs/ove_ros/ev",
+            "evaluate.split=all",
+            "evaluate.plot_episodes=0",
+            "evaluate.video_episodes=0",
+        )
+    )
     report = remote_run / "eval" / newest.name / "metrics.json"
     assert report.is_file(), out[-3000:]
     metrics = json.loads(report.read_text())
     assert "ev" in json.dumps(metrics) and "loss" in json.dumps(metrics)
+
+
+def test_node_config_points_every_gs_uri_at_the_mount_and_keeps_outputs_local(tmp_path, bucket):
+    import yaml
+
+    from training.cloud.config import load_cloud_cli
+    from training.cloud.entrypoint import node_config
+
+    cli = load_cloud_cli(
+        [
+            f"config={TINY}",
+            "run_name=n",
+            "data.root=gs://bkt/datasets/ds",
+            "model.init_from=gs://bkt/bundles/b1",
+            "model.pretrained_vision=gs://bkt/weights/siglip",
+            f"cloud.gcs_mount={bucket}",
+            f"cloud.local_dir={tmp_path / 'node'}",
+            "cloud.copy_dataset=false",
+        ]
+    )
+    written = yaml.safe_load(node_config(cli.config, cli.cloud, **{"training.resume": True}).read_text())
+    assert written["model"]["init_from"] == str(bucket / "bkt" / "bundles" / "b1")
+    assert written["model"]["pretrained_vision"] == str(bucket / "bkt" / "weights" / "siglip")
+    assert written["data"]["root"] == str(bucket / "bkt" / "datasets" / "ds")  # read through the mount
+    assert written["output_root"] == str(tmp_path / "node" / "outputs")
+    assert written["training"]["resume"] is True

@@ -20,7 +20,7 @@ from training.config import ConfigError
 
 v1 = pytest.importorskip(
     "google.cloud.aiplatform_v1",
-    reason="google-cloud-aiplatform is not installed (pip install 'ove_ros[cloud]'); the request builders need it",
+    reason="google-cloud-aiplatform is not installed (pip install 'ove_ros[cloud]'); the requests need it",
 )
 
 from training.cloud import eval as cloud_eval  # noqa: E402
@@ -202,16 +202,22 @@ def test_training_request_is_built_from_sdk_types_field_by_field():
 
 
 def test_cpu_only_jobs_carry_no_accelerator_and_default_scheduling():
-    job = custom_job("train", _cli("run_name=r", "cloud.accelerator_type=NONE").cloud, _cli("run_name=r").config,
-                     "r", "p")
+    job = custom_job(
+        "train", _cli("run_name=r", "cloud.accelerator_type=NONE").cloud, _cli("run_name=r").config, "r", "p"
+    )
     pool = job.job_spec.worker_pool_specs[0]
     assert pool.machine_spec.accelerator_type == v1.AcceleratorType.ACCELERATOR_TYPE_UNSPECIFIED
     assert pool.machine_spec.accelerator_count == 0
     assert len(job.job_spec.worker_pool_specs) == 1
     assert job.job_spec.scheduling.strategy == v1.Scheduling.Strategy.ON_DEMAND
     with pytest.raises(ConfigError, match="accelerator_type"):
-        custom_job("train", _cli("run_name=r", "cloud.accelerator_type=GTX_480").cloud,
-                   _cli("run_name=r").config, "r", "p")
+        custom_job(
+            "train",
+            _cli("run_name=r", "cloud.accelerator_type=GTX_480").cloud,
+            _cli("run_name=r").config,
+            "r",
+            "p",
+        )
 
 
 def test_eval_request_runs_the_evaluation_mode_on_one_node():
@@ -230,8 +236,13 @@ def test_eval_request_runs_the_evaluation_mode_on_one_node():
 
 
 def test_sweep_submits_n_agent_jobs_joining_one_sweep():
-    cli = _cli(*READY, "sweep.wandb_sweep_id=ent/proj/abc123", "cloud.sweep_agents=3",
-               "cloud.wandb_api_key_secret=wandb-key", require_run_name=False)
+    cli = _cli(
+        *READY,
+        "sweep.wandb_sweep_id=ent/proj/abc123",
+        "cloud.sweep_agents=3",
+        "cloud.wandb_api_key_secret=wandb-key",
+        require_run_name=False,
+    )
     plans, missing = sweep.build(cli, "proj-1")
     assert missing == []
     assert [p.request.custom_job.display_name for p in plans] == [
@@ -267,8 +278,14 @@ def test_missing_pieces_are_each_listed():
     cli = _cli("run_name=r", "data.root=outputs/local_ds")
     missing = common_missing(cli, Credentials(None, None, NO_CREDENTIALS), None)
     text = "\n".join(missing)
-    for key in ("credentials", "cloud.project", "cloud.image_uri", "cloud.staging_bucket", "cloud.output_uri",
-                "data.root='outputs/local_ds' is not a gs:// URI"):
+    for key in (
+        "credentials",
+        "cloud.project",
+        "cloud.image_uri",
+        "cloud.staging_bucket",
+        "cloud.output_uri",
+        "data.root='outputs/local_ds' is not a gs:// URI",
+    ):
         assert key in text
     assert len(missing) == 6
 
@@ -276,7 +293,11 @@ def test_missing_pieces_are_each_listed():
 def _run_launcher(module, args, env, cwd):
     return subprocess.run(
         [sys.executable, "-m", module, f"config={TINY}", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -306,9 +327,16 @@ def test_explicit_dry_run_with_everything_set_exits_zero_and_submits_nothing(ser
     env = dict(os.environ)
     proc = _run_launcher(
         "training.cloud.sweep",
-        [*READY, "sweep.wandb_sweep_id=abc", "cloud.sweep_agents=2", "cloud.wandb_api_key_secret=k",
-         f"cloud.request_dir={out}", "--dry-run"],
-        env, REPO,
+        [
+            *READY,
+            "sweep.wandb_sweep_id=abc",
+            "cloud.sweep_agents=2",
+            "cloud.wandb_api_key_secret=k",
+            f"cloud.request_dir={out}",
+            "--dry-run",
+        ],
+        env,
+        REPO,
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -323,7 +351,9 @@ def test_explicit_dry_run_with_everything_set_exits_zero_and_submits_nothing(ser
 def test_a_bad_setting_is_one_error_line(no_credentials, tmp_path):
     proc = _run_launcher("training.cloud.eval", ["run_name=r", "cloud.output_uri=/x"], no_credentials, REPO)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == ["error: cloud.output_uri='/x' must be a gs:// URI (e.g. gs://my-bucket/ove)"]
+    assert proc.stderr.strip().splitlines() == [
+        "error: cloud.output_uri='/x' must be a gs:// URI (e.g. gs://my-bucket/ove)"
+    ]
 
 
 # ------------------------------------------------------------------------------------------ multi-node

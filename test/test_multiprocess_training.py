@@ -70,10 +70,21 @@ def _args(output_root: Path, dataset: Path, run_name: str, per_process_batch: in
 
 
 def _launch(config: str, flags: list[str], args: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / config),
-           *flags, "-m", "training.train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ACCELERATE / config),
+        *flags,
+        "-m",
+        "training.train",
+        *args,
+    ]
     env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _done(proc: subprocess.Popen) -> str:
@@ -125,7 +136,9 @@ def test_two_processes_follow_one_process_at_the_same_global_batch(tmp_path, lea
     assert names == [p.name for p in ckpt.list_checkpoints(one_process)] and len(names) == 2
     for a, b in zip(ckpt.list_checkpoints(one_process), ckpt.list_checkpoints(two), strict=True):
         _assert_same_weights(a, b)
-        assert ckpt.read_meta(b)["dataset"]["train_episodes"] == ckpt.read_meta(a)["dataset"]["train_episodes"]
+        assert (
+            ckpt.read_meta(b)["dataset"]["train_episodes"] == ckpt.read_meta(a)["dataset"]["train_episodes"]
+        )
     state = ckpt.load_training_state(ckpt.latest_checkpoint(two))
     assert len(state["rng"]) == 2  # each process's RNG state, for an exact resume
 
@@ -141,15 +154,27 @@ def test_multi_node_config_with_two_single_process_machines(tmp_path, learnable_
     port = str(_free_port())
     procs = []
     for rank in (0, 1):  # each "machine" has its own disk
-        flags = ["--num_machines", "2", "--num_processes", "2", "--machine_rank", str(rank),
-                 "--main_process_ip", "127.0.0.1", "--main_process_port", port]
+        flags = [
+            "--num_machines",
+            "2",
+            "--num_processes",
+            "2",
+            "--machine_rank",
+            str(rank),
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            port,
+        ]
         args = _args(tmp_path / f"machine{rank}", learnable_dataset, "mn", GLOBAL_BATCH // 2)
         procs.append(_launch("multi_node.yaml", flags, args))
     for proc in procs:
         _done(proc)
     primary = tmp_path / "machine0" / "ove_ros" / "mn"
     other = tmp_path / "machine1" / "ove_ros" / "mn"
-    assert ckpt.list_checkpoints(other) == [] and not (other / "metrics.jsonl").exists()  # main process writes
+    assert (
+        ckpt.list_checkpoints(other) == [] and not (other / "metrics.jsonl").exists()
+    )  # main process writes
     _assert_same_weights(ckpt.latest_checkpoint(one_process), ckpt.latest_checkpoint(primary))
     ref = [r["loss"] for r in _records(one_process) if r["split"] == "train"]
     got = [r["loss"] for r in _records(primary) if r["split"] == "train"]

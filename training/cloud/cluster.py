@@ -59,8 +59,16 @@ def train_command(config_path: Path, node: Node, gpus_per_node: int, port: int) 
         return [sys.executable, *target]
     launch = [sys.executable, "-m", "accelerate.commands.launch"]
     if node.count == 1:
-        return [*launch, "--config_file", str(ACCELERATE_CONFIGS / "one_node.yaml"),
-                "--num_processes", str(processes), "--main_process_port", str(port), *target]
+        return [
+            *launch,
+            "--config_file",
+            str(ACCELERATE_CONFIGS / "one_node.yaml"),
+            "--num_processes",
+            str(processes),
+            "--main_process_port",
+            str(port),
+            *target,
+        ]
     return [
         *launch, "--config_file", str(ACCELERATE_CONFIGS / "multi_node.yaml"),
         "--num_machines", str(node.count), "--num_processes", str(processes),

@@ -113,7 +113,8 @@ def secret_resource(ref: str, project: str | None) -> str:
     name, _, version = ref.partition(":")
     if not SECRET_NAME.match(name) or (version and not SECRET_NAME.match(version)):
         raise ConfigError(
-            f"secret reference {ref!r}: use 'name', 'name:version' or 'projects/<p>/secrets/<name>/versions/<v>'"
+            f"secret reference {ref!r}: use 'name', 'name:version' or "
+            "'projects/<p>/secrets/<name>/versions/<v>'"
         )
     return f"projects/{project or 'PROJECT'}/secrets/{name}/versions/{version or 'latest'}"
 
@@ -165,7 +166,9 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str], bool]:
     return cloud, rest, dry
 
 
-def load_cloud_cli(argv: Sequence[str], require_run_name: bool = True, config_yaml: str | None = None) -> CloudCli:
+def load_cloud_cli(
+    argv: Sequence[str], require_run_name: bool = True, config_yaml: str | None = None
+) -> CloudCli:
     """``config=<file> [cloud.k=v ...] [--dry-run] [k=v ...]`` -> CloudCli.
 
     ``config_yaml``: the training config as YAML text instead of a ``config=`` file (the remote entry point

@@ -59,9 +59,20 @@ def remote_run_dir(cfg: Config, cloud: CloudConfig, run_name: str) -> Path:
     return storage.gcs_path(cloud.output_uri, cloud.gcs_mount) / cfg.project / run_name
 
 
+def _mounted(value: Any, mount: str) -> Any:
+    """Every gs:// string of a config tree as its path under the bucket mount."""
+    if isinstance(value, dict):
+        return {k: _mounted(v, mount) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mounted(v, mount) for v in value]
+    if isinstance(value, str) and is_gcs(value):
+        return str(storage.gcs_path(value, mount))
+    return value
+
+
 def node_config(cfg: Config, cloud: CloudConfig, **changes: Any) -> Path:
     """Write the config this node runs with (local paths) and return its path."""
-    data = cfg.to_dict()
+    data = _mounted(cfg.to_dict(), cloud.gcs_mount)  # gs:// weights, tokenizer, init/resume checkpoints
     data["output_root"] = str(Path(cloud.local_dir) / "outputs")
     data["data"]["root"] = local_dataset(cfg, cloud)
     data["data"]["cache_dir"] = str(Path(cloud.local_dir) / "cache")
@@ -100,8 +111,9 @@ class Child:
         signal.signal(signal.SIGTERM, self._old)
 
 
-def run_and_mirror(cmd: list[str], local_root: Path, remote_root: Path, every_s: float, keep_last: int,
-                   mirror: bool) -> int:
+def run_and_mirror(
+    cmd: list[str], local_root: Path, remote_root: Path, every_s: float, keep_last: int, mirror: bool
+) -> int:
     """Run ``cmd``; meanwhile (and once at the end) copy every run directory under ``local_root``."""
 
     def sync() -> None:
@@ -128,8 +140,9 @@ def train_mode(cli: CloudCli, node: Node) -> int:
     print(json.dumps({"event": "restore", "checkpoint": restored, "node": node.rank}), flush=True)
     path = node_config(cfg, cloud, **{"training.resume": True})
     cmd = train_command(path, node, gpu_count(), cloud.main_process_port)
-    return run_and_mirror(cmd, local_root, remote.parent, cloud.sync_every_s, cfg.training.keep_last,
-                          node.is_primary)
+    return run_and_mirror(
+        cmd, local_root, remote.parent, cloud.sync_every_s, cfg.training.keep_last, node.is_primary
+    )
 
 
 def eval_mode(cli: CloudCli) -> int:
@@ -141,7 +154,9 @@ def eval_mode(cli: CloudCli) -> int:
     if synced:
         checkpoint = checkpoint / synced[-1]
     out = Path(cloud.local_dir) / "eval" / checkpoint.name
-    path = node_config(cfg, cloud, **{"evaluate.checkpoint": str(checkpoint), "evaluate.output_dir": str(out)})
+    path = node_config(
+        cfg, cloud, **{"evaluate.checkpoint": str(checkpoint), "evaluate.output_dir": str(out)}
+    )
     code = subprocess.call([sys.executable, "-m", "training.evaluate", f"config={path}"])
     if code == 0:
         dest = remote_run_dir(cfg, cloud, str(cfg.run_name)) / "eval" / checkpoint.name

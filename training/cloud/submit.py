@@ -96,8 +96,9 @@ def submit(plans: Sequence[JobPlan], cloud: CloudConfig, creds: Credentials) -> 
 Builder = Callable[[CloudCli, str | None], tuple[list[JobPlan], list[str]]]
 
 
-def run_launcher(tool: str, doc: str | None, argv: Sequence[str] | None, build: Builder,
-                 require_run_name: bool = True) -> int:
+def run_launcher(
+    tool: str, doc: str | None, argv: Sequence[str] | None, build: Builder, require_run_name: bool = True
+) -> int:
     """Parse, build the requests (``build`` returns them and its own missing items), write, submit."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
