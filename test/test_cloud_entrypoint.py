@@ -283,3 +283,21 @@ def test_node_config_points_every_gs_uri_at_the_mount_and_keeps_outputs_local(tm
     assert written["data"]["root"] == str(bucket / "bkt" / "datasets" / "ds")  # read through the mount
     assert written["output_root"] == str(tmp_path / "node" / "outputs")
     assert written["training"]["resume"] is True
+
+
+def test_launcher_without_the_sdk_says_how_to_install_it(tmp_path):
+    # The SDK made unimportable for this one process (None in sys.modules blocks the import).
+    code = (
+        "import sys; sys.modules['google.cloud.aiplatform_v1'] = None; "
+        "from training.cloud.launch import main; main(sys.argv[1:])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"config={TINY}", "run_name=r", f"cloud.request_dir={tmp_path}"],
+        cwd=REPO, env=dict(os.environ, NO_GCE_CHECK="True"), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: google-cloud-aiplatform is not installed: pip install 'ove_ros[cloud]' (or "
+        "pip install google-cloud-aiplatform)"
+    )
+    assert list(tmp_path.iterdir()) == []
