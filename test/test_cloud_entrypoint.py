@@ -301,3 +301,18 @@ def test_launcher_without_the_sdk_says_how_to_install_it(tmp_path):
         "pip install google-cloud-aiplatform)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_reaches_training_and_the_last_checkpoint_is_copied_first(tmp_path, bucket):
+    remote_run = bucket / "bkt" / "runs" / "ove_ros" / "pre"
+    job = _entrypoint("train", bucket, tmp_path / "node", *RUN)
+    _wait_for(remote_run / storage.MANIFEST, job)
+    job.send_signal(signal.SIGTERM)  # to the entry point only, as Vertex AI signals the container
+    out, _ = job.communicate(timeout=WAIT_S)
+    assert job.returncode == 128 + signal.SIGTERM, out[-4000:]
+    with pytest.raises(ProcessLookupError):  # the training process ended too: nothing is left behind
+        os.killpg(job.pid, 0)
+    local_run = tmp_path / "node" / "outputs" / "ove_ros" / "pre"
+    newest_local = ckpt.latest_checkpoint(local_run)
+    assert storage.read_manifest(remote_run)[-1] == newest_local.relative_to(local_run).as_posix()
+    assert _step(newest_local) < 40

@@ -108,13 +108,23 @@ class Child:
             return None
 
     def close(self) -> None:
+        """Stop forwarding; a child still running (the entry point itself failed) is terminated."""
         signal.signal(signal.SIGTERM, self._old)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+def exit_status(code: int) -> int:
+    """A child killed by signal N (Popen: -N) exits like a shell reports it: 128 + N."""
+    return code if code >= 0 else 128 - code
 
 
 def run_and_mirror(
     cmd: list[str], local_root: Path, remote_root: Path, every_s: float, keep_last: int, mirror: bool
 ) -> int:
-    """Run ``cmd``; meanwhile (and once at the end) copy every run directory under ``local_root``."""
+    """Run ``cmd``; meanwhile, and once more when it has ended, copy every run directory under
+    ``local_root`` (only the primary node: ``mirror``). Returns the child's exit status."""
 
     def sync() -> None:
         if mirror and local_root.is_dir():
@@ -127,8 +137,8 @@ def run_and_mirror(
             sync()
     finally:
         child.close()
-        sync()
-    return code
+    sync()  # what the child wrote last, also after a forwarded SIGTERM
+    return exit_status(code)
 
 
 def train_mode(cli: CloudCli, node: Node) -> int:

@@ -101,9 +101,10 @@ def restore_run(remote_run: Path, local_run: Path) -> str | None:
     if not synced:
         return None
     newest = synced[-1]
-    for item in sorted(remote_run.iterdir()):
+    for item in sorted(remote_run.iterdir()):  # a node's own files (same VM restarted) are at least as new
         if item.is_file() and item.name != MANIFEST and not item.name.startswith("."):
-            _copy_entry(item, local_run / item.name)
+            if not (local_run / item.name).exists():
+                _copy_entry(item, local_run / item.name)
     if not (local_run / newest).exists():
         _copy_entry(remote_run / newest, local_run / newest)
     logger.info("restored %s from %s", newest, remote_run)
