@@ -118,6 +118,8 @@ def test_the_remote_side_rebuilds_the_same_settings_from_the_job_arguments():
         (["cloud.hf_token_secret=hf_" + "a" * 34], "looks like the credential itself"),
         (["cloud.wandb_api_key_secret=bad/ref"], "secret reference"),
         (["cloud.no_such_key=1"], "no_such_key"),
+        (["data.no_such_key=1"], "no_such_key"),
+        (["training.steps=many"], "steps"),
     ],
 )
 def test_bad_cloud_settings_are_rejected_by_name(args, words):

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from training.config import Config, ConfigError, _f, config_from_dict, split_cli_args, validate
+from training.config import Config, ConfigError, _f, split_cli_args, validate
 
 CLOUD_PREFIX = "cloud."
 SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[A-Za-z0-9_-]+$")
@@ -194,13 +194,10 @@ def load_cloud_cli(
         if cloud_args:
             cloud = OmegaConf.merge(cloud, OmegaConf.from_dotlist(cloud_args))
         cloud_cfg: CloudConfig = OmegaConf.to_object(cloud)  # type: ignore[assignment]
-        merged = OmegaConf.merge(raw, OmegaConf.from_dotlist(overrides)) if overrides else raw
-        data = OmegaConf.to_container(merged, resolve=True)
+        merged = OmegaConf.merge(OmegaConf.structured(Config), raw, OmegaConf.from_dotlist(overrides))
+        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    if isinstance(data, dict):
-        data.pop("cloud", None)  # a (placeholder) cloud group of the training config is this one
-    cfg = config_from_dict(data or {}, require_run_name=False)
     if cfg.resume_from:
         cfg.training.resume = True
     validate(cfg, require_run_name=require_run_name)
