@@ -316,3 +316,18 @@ def test_sigterm_reaches_training_and_the_last_checkpoint_is_copied_first(tmp_pa
     newest_local = ckpt.latest_checkpoint(local_run)
     assert storage.read_manifest(remote_run)[-1] == newest_local.relative_to(local_run).as_posix()
     assert _step(newest_local) < 40
+
+
+def test_a_missing_dataset_or_secret_is_one_error_line(tmp_path, bucket):
+    job = _entrypoint("train", bucket, tmp_path / "node", "run_name=x", "data.root=gs://bkt/datasets/nope")
+    out, _ = job.communicate(timeout=WAIT_S)
+    assert job.returncode == 1
+    assert out.strip().splitlines()[-1] == (
+        f"error: data.root='gs://bkt/datasets/nope': dataset {bucket}/bkt/datasets/nope does not exist "
+        "(is the bucket path right?)"
+    )
+    job = _entrypoint("train", bucket, tmp_path / "node", "run_name=x",
+                      env_extra={"OVE_SECRET_HF_TOKEN": f"file:{tmp_path}/absent", "HF_TOKEN": ""})
+    out, _ = job.communicate(timeout=WAIT_S)
+    assert job.returncode == 1
+    assert out.strip().splitlines()[-1] == f"error: secret file {tmp_path}/absent does not exist"

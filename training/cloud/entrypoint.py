@@ -30,7 +30,7 @@ from training.cloud import storage
 from training.cloud.cluster import Node, node_from_cluster_spec, train_command
 from training.cloud.config import CloudCli, CloudConfig, is_gcs, load_cloud_cli
 from training.cloud.jobs import CONFIG_ENV, MODES
-from training.cloud.secrets import resolve_secrets
+from training.cloud.secrets import SecretError, resolve_secrets
 from training.config import Config, ConfigError
 
 logger = logging.getLogger("training.cloud.entrypoint")
@@ -50,13 +50,17 @@ def local_dataset(cfg: Config, cloud: CloudConfig) -> str | None:
     mounted = storage.gcs_path(root, cloud.gcs_mount)
     if not cloud.copy_dataset:
         return str(mounted)
-    return str(storage.copy_dataset(mounted, Path(cloud.local_dir) / "data" / mounted.name))
+    try:
+        return str(storage.copy_dataset(mounted, Path(cloud.local_dir) / "data" / mounted.name))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"data.root={root!r}: {exc}") from None
 
 
-def remote_run_dir(cfg: Config, cloud: CloudConfig, run_name: str) -> Path:
+def remote_project_dir(cfg: Config, cloud: CloudConfig) -> Path:
+    """``<output_uri>/<project>`` under the bucket mount: the runs' directories go below it."""
     if not cloud.output_uri:
         raise ConfigError("cloud.output_uri is not set: the job has nowhere to keep its outputs")
-    return storage.gcs_path(cloud.output_uri, cloud.gcs_mount) / cfg.project / run_name
+    return storage.gcs_path(cloud.output_uri, cloud.gcs_mount) / cfg.project
 
 
 def _mounted(value: Any, mount: str) -> Any:
@@ -144,7 +148,7 @@ def run_and_mirror(
 def train_mode(cli: CloudCli, node: Node) -> int:
     cfg, cloud = cli.config, cli.cloud
     run_name = str(cfg.run_name)
-    remote = remote_run_dir(cfg, cloud, run_name)
+    remote = remote_project_dir(cfg, cloud) / run_name
     local_root = Path(cloud.local_dir) / "outputs" / cfg.project
     restored = storage.restore_run(remote, local_root / run_name)
     print(json.dumps({"event": "restore", "checkpoint": restored, "node": node.rank}), flush=True)
@@ -169,8 +173,8 @@ def eval_mode(cli: CloudCli) -> int:
     )
     code = subprocess.call([sys.executable, "-m", "training.evaluate", f"config={path}"])
     if code == 0:
-        dest = remote_run_dir(cfg, cloud, str(cfg.run_name)) / "eval" / checkpoint.name
-        storage._copy_entry(out, dest)
+        dest = remote_project_dir(cfg, cloud) / str(cfg.run_name) / "eval" / checkpoint.name
+        storage.copy_tree(out, dest)
         print(json.dumps({"event": "eval", "report": str(dest)}), flush=True)
     return code
 
@@ -181,7 +185,7 @@ def sweep_mode(cli: CloudCli) -> int:
         raise ConfigError("sweep.wandb_sweep_id is not set: agents join an existing W&B sweep")
     path = node_config(cfg, cloud)
     local_root = Path(cloud.local_dir) / "outputs" / cfg.project
-    remote_root = remote_run_dir(cfg, cloud, "x").parent
+    remote_root = remote_project_dir(cfg, cloud)
     cmd = [sys.executable, "-m", "training.sweep", "--backend", "wandb", f"config={path}"]
     return run_and_mirror(cmd, local_root, remote_root, cloud.sync_every_s, cfg.training.keep_last, True)
 
@@ -204,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = eval_mode(cli)
         else:
             code = sweep_mode(cli)
-    except ConfigError as exc:
+    except (ConfigError, SecretError) as exc:
         raise SystemExit(f"error: {exc}") from None
     sys.exit(code)
 

@@ -31,13 +31,13 @@ def gcs_path(uri: str, mount: str | Path) -> Path:
     return Path(uri)
 
 
-def _copy_entry(src: Path, dst: Path) -> None:
+def copy_tree(src: Path, dst: Path) -> None:
     """Copy a file or directory tree (files written beside their final name, then renamed)."""
     if src.is_dir():
         dst.mkdir(parents=True, exist_ok=True)
         # The checkpoint's metadata file last: it is what marks a checkpoint directory complete.
         for child in sorted(src.iterdir(), key=lambda c: (c.name == ckpt.META_FILE, c.name)):
-            _copy_entry(child, dst / child.name)
+            copy_tree(child, dst / child.name)
     else:
         ckpt.atomic_save_file(dst, lambda tmp: shutil.copyfile(src, tmp), suffix=src.suffix)
 
@@ -69,7 +69,7 @@ def mirror_run(local_run: Path, remote_run: Path, keep_last: int = 0) -> list[st
     new = []
     for rel in (rel for rel in local if rel not in synced):
         try:
-            _copy_entry(local_run / rel, remote_run / rel)
+            copy_tree(local_run / rel, remote_run / rel)
         except FileNotFoundError:  # training pruned it while it was being copied
             _remove(remote_run / rel)
             continue
@@ -77,7 +77,7 @@ def mirror_run(local_run: Path, remote_run: Path, keep_last: int = 0) -> list[st
     # Run-level files (config, metrics, W&B run id) follow the checkpoints they describe.
     for item in sorted(local_run.iterdir()):
         if item.is_file() and not item.name.startswith("."):
-            _copy_entry(item, remote_run / item.name)
+            copy_tree(item, remote_run / item.name)
     kept = synced + new
     if keep_last > 0:
         kept = kept[-keep_last:]
@@ -104,9 +104,9 @@ def restore_run(remote_run: Path, local_run: Path) -> str | None:
     for item in sorted(remote_run.iterdir()):  # a node's own files (same VM restarted) are at least as new
         if item.is_file() and item.name != MANIFEST and not item.name.startswith("."):
             if not (local_run / item.name).exists():
-                _copy_entry(item, local_run / item.name)
+                copy_tree(item, local_run / item.name)
     if not (local_run / newest).exists():
-        _copy_entry(remote_run / newest, local_run / newest)
+        copy_tree(remote_run / newest, local_run / newest)
     logger.info("restored %s from %s", newest, remote_run)
     return newest
 
@@ -119,6 +119,6 @@ def copy_dataset(remote: Path, local: Path) -> Path:
     if not remote.is_dir():
         raise FileNotFoundError(f"dataset {remote} does not exist (is the bucket path right?)")
     _remove(local)
-    _copy_entry(remote, local)
+    copy_tree(remote, local)
     marker.write_text(str(remote) + "\n")
     return local
