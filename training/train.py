@@ -564,9 +564,13 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
             step_time += time.perf_counter() - tic
             progress.update(1)
 
+            if (step % t.log_every == 0 or step == stop_at) and accelerator.num_processes > 1:
+                from accelerate.utils import gather_object  # every process's share: global-batch metrics
+
+                window = {k: gather_object(v) for k, v in window.items()}
             if is_main and (step % t.log_every == 0 or step == stop_at):
                 m = regression_metrics(np.asarray(window["pred"]), np.asarray(window["target"]))
-                samples = len(window["pred"]) * accelerator.num_processes
+                samples = len(window["pred"])
                 record = {
                     "loss": float(np.mean(window["loss"])),
                     "mae": m["mae"],
@@ -579,6 +583,7 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 }
                 log.log("train", step, record)
                 progress.set_postfix(loss=f"{record['loss']:.4f}", ev=f"{record['ev']:.3f}")
+            if step % t.log_every == 0 or step == stop_at:
                 window = {"pred": [], "target": [], "loss": []}
                 wait_time = step_time = 0.0
             if t.val_every and step % t.val_every == 0 and step < t.steps:
