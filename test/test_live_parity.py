@@ -175,6 +175,7 @@ def _live_run(offline, tmp_path, rate: float):
          "--params-file", str(REPO_ROOT / "config" / "value_estimator.yaml"),
          "-p", f"checkpoint:={offline['bundle']}", "-p", f"camera_topics:=[{topics}]",
          "-p", "camera_transports:=[raw, compressed]", "-p", "task:=pick", "-p", "num_threads:=1",
+         "-p", f"n_step:={N_STEP}",
          "-p", "resize:=float", "-p", "sync.max_age:=0.0", "-p", "input_qos.reliability:=reliable",
          "-p", "input_qos.depth:=1000", "-p", "diagnostics_period:=0.5"],
         env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
