@@ -167,7 +167,10 @@ class WandbConfig:
 class EvaluateConfig:
     """``python -m training.evaluate``: metrics, value-curve plots and overlay videos."""
 
-    checkpoint: str | None = _f(None, "Training checkpoint or bundle directory to evaluate.")
+    checkpoint: str | None = _f(
+        None, "What to evaluate: a checkpoint_<step>.safetensors / checkpoint_ema.safetensors file, a run "
+        "directory (newest checkpoint) or a bundle directory."
+    )
     use_ema: bool = _f(True, "Evaluate the EMA weights of a training checkpoint.")
     split: str = _f("val", "'val', 'train' or 'all' (the episode split of the checkpoint's run).")
     output_dir: str | None = _f(None, "Where reports go; None = <run dir>/eval/<checkpoint name>.")
@@ -180,7 +183,10 @@ class EvaluateConfig:
 class AdvantageConfig:
     """``python -m training.advantage``: write a dataset copy with an ``advantage`` column."""
 
-    checkpoint: str | None = _f(None, "Bundle or training checkpoint directory whose values are used.")
+    checkpoint: str | None = _f(
+        None, "Whose values are used: a bundle directory, a checkpoint_<step>.safetensors / "
+        "checkpoint_ema.safetensors file or a run directory."
+    )
     use_ema: bool = _f(True, "Use the EMA weights of a training checkpoint.")
     mode: str = _f("n_step", "'n_step' (sum of N rewards + V(t+N) - V(t)) or 'mc' (G_t - V(t)).")
     n_step: int = _f(50, "N of the n-step advantage.")
@@ -543,8 +549,9 @@ _PLAIN_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryEr
 def error_message(exc: BaseException) -> str:
     """One line for a command's failure: the message alone for the errors that explain themselves."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if not isinstance(exc, _PLAIN_ERRORS) or not text:
-        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, _PLAIN_ERRORS) and text:
+        return "error: " + " ".join(text.split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return "error: " + " ".join(text.split()) + " (--debug shows the traceback)"
 
 
