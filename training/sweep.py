@@ -32,12 +32,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from training.config import Config, ConfigError, config_from_dict, run_cli
-from training.train import TrainResult, train
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 logger = logging.getLogger("training.sweep")
 
@@ -148,6 +150,8 @@ def run_optuna(cfg: Config, spec: SweepSpec) -> Any:
     """Run ``cfg.sweep.n_trials`` trials in a (resumable) sqlite-backed study; returns the study."""
     import optuna
 
+    from training.train import train
+
     storage = cfg.sweep.storage
     if storage is None:
         root = sweep_dir(cfg)
@@ -230,6 +234,8 @@ def run_wandb(cfg: Config, spec: SweepSpec | None) -> str:
     """Create (or join) a W&B sweep and run ``n_trials`` trials in this process (none with
     ``sweep.create_only``); returns the sweep id."""
     import wandb
+
+    from training.train import train
 
     project = cfg.wandb.project or cfg.project
     if cfg.sweep.wandb_sweep_id:
