@@ -326,7 +326,9 @@ def check_image_values(images: torch.Tensor) -> None:
     if not torch.is_floating_point(images) or images.numel() == 0:
         return
     if not bool(torch.isfinite(images).all()):
-        raise ValueError("images contain NaN or infinite values; check the camera frames before calling the model")
+        raise ValueError(
+            "images contain NaN or infinite values; check the camera frames before calling the model"
+        )
     low, high = (float(v) for v in torch.aminmax(images.detach()))
     if low < -1e-3 or high > 1.0 + 1e-3:
         hint = (

@@ -1,6 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Checkpoint files under the run directory, resuming from a file, and what happens when files are cut short."""
+"""Checkpoint files under the run directory, resuming from a file, and what happens when files are cut "
+"short."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def test_checkpoint_files_sit_in_the_run_directory(make_config, tmp_path):
     run = result.run_dir
     assert run == tmp_path / "ove_ros" / "layout"
     assert result.checkpoint == run / "checkpoint_2.safetensors"
-    assert [p.name for p in ckpt.list_checkpoints(run)] == ["checkpoint_1.safetensors", "checkpoint_2.safetensors"]
+    names = [p.name for p in ckpt.list_checkpoints(run)]
+    assert names == ["checkpoint_1.safetensors", "checkpoint_2.safetensors"]
     assert (run / ckpt.EMA_LATEST).is_file() and (run / "tokenizer").is_dir()
     assert not list(run.rglob("*.pt")) and not (run / ckpt.LEGACY_DIR).exists()
     # checkpoint_ema.safetensors is the EMA of the newest step and loads as a model on its own.
@@ -122,7 +124,8 @@ def test_resume_at_or_past_the_requested_steps_says_so(make_config, tmp_path, le
 
 
 def test_older_checkpoint_directories_still_load(make_config, tmp_path):
-    """checkpoints/step_<N>/ and the checkpoints/last pointer of earlier runs (weights only, no pickle read)."""
+    """checkpoints/step_<N>/ and the checkpoints/last pointer of earlier runs (weights only, no pickle "
+    "read)."""
     import json
     import shutil
 

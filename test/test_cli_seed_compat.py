@@ -1,7 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The open-value-estimator library's spellings, range checks when the config loads, one-line CLI errors, and the
-model API's checks of image values."""
+"""The open-value-estimator library's spellings, range checks when the config loads, one-line CLI errors,
+and the model API's checks of image values."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
 
 def test_a_missing_dataset_is_one_line_from_the_real_command(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "training.train", f"config={TINY_YAML}", "run_name=x", f"output_root={tmp_path}",
+        [sys.executable, "-m", "training.train", f"config={TINY_YAML}", "run_name=x",
+         f"output_root={tmp_path}",
          f"data.root={tmp_path / 'no_dataset'}", "wandb.mode=disabled"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
@@ -162,7 +163,9 @@ def test_wandb_sweep_create_only_join_and_project(monkeypatch, capsys):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setattr(wandb, "sweep", lambda cfg, project, entity: calls.append(("sweep", project)) or "s1")
-    monkeypatch.setattr(wandb, "agent", lambda sid, **kw: calls.append(("agent", sid, kw["count"], kw["project"])))
+    monkeypatch.setattr(
+        wandb, "agent", lambda sid, **kw: calls.append(("agent", sid, kw["count"], kw["project"]))
+    )
     spec = TINY_YAML.parent / "sweep.yaml"
     main([f"config={TINY_YAML}", f"sweep_config={spec}", "create_only=true", "wandb.mode=online"])
     assert calls == [("sweep", "ove_ros")] and '"sweep_id": "s1"' in capsys.readouterr().out
@@ -176,7 +179,8 @@ def test_wandb_sweep_create_only_join_and_project(monkeypatch, capsys):
 
 def _tiny_model() -> OpenValueEstimator:
     torch.manual_seed(0)
-    return OpenValueEstimator(ValueModelConfig.tiny(num_cameras=1, state_dim=2), build_local_tokenizer()).eval()
+    config = ValueModelConfig.tiny(num_cameras=1, state_dim=2)
+    return OpenValueEstimator(config, build_local_tokenizer()).eval()
 
 
 def test_model_rejects_nan_and_0_255_float_images():
@@ -199,7 +203,8 @@ def test_model_rejects_nan_and_0_255_float_images():
     with pytest.raises(ValueError, match=r"not \[0, 1\]"):
         model(batch(good - 0.5))
     with pytest.raises(ValueError, match="NaN"):
-        model({"observation.images.cam0": nan[:, 0], "observation.state": torch.zeros(2, 2), "task": ["t", "t"]})
+        per_camera = {"observation.images.cam0": nan[:, 0], "observation.state": torch.zeros(2, 2)}
+        model({**per_camera, "task": ["t", "t"]})
 
 
 def test_from_pretrained_takes_a_checkpoint_file_or_a_bundle(trained_run, tmp_path):  # noqa: F811

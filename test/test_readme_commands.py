@@ -3,11 +3,11 @@
 """Every command in README.md runs as written.
 
 The code blocks are read from the README itself: each bash command is either run (in a scratch folder whose
-``training`` link points at this checkout's, so relative paths resolve as from the repository root) or named in
-SKIPPED with the reason it cannot run here. A command that is neither fails the test, so a new README command
-needs a rule. Commands that train run in a short form: 2-3 steps instead of hundreds (the step numbers in the
-checkpoint names shrink with them), one torch thread, no W&B. The W&B sweep commands run without a W&B account
-and must end in the one-line message that says what is missing.
+``training`` link points at this checkout's, so relative paths resolve as from the repository root) or named
+in SKIPPED with the reason it cannot run here. A command that is neither fails the test, so a new README
+command needs a rule. Commands that train run in a short form: 2-3 steps instead of hundreds (the step
+numbers in the checkpoint names shrink with them), one torch thread, no W&B. The W&B sweep commands run
+without a W&B account and must end in the one-line message that says what is missing.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from bag_fixtures import BagSpec, CameraSpec, EventSpec, write_bag
 from training import ros_types
+
+from bag_fixtures import BagSpec, CameraSpec, EventSpec, write_bag
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
@@ -38,7 +39,8 @@ SKIPPED = {
     "pip install -r src/ove_ros/requirements/runtime.txt": "workspace set-up on a ROS 2 install",
     "colcon build --packages-select ove_ros": "workspace set-up; scripts/setup.sh runs the same colcon build",
     "source install/setup.bash": "workspace set-up on a ROS 2 install",
-    "ros2 launch": "launch/launch_ros/ros2cli have no PyPI wheels; test_node_process.py starts the node instead",
+    "ros2 launch": "launch/launch_ros/ros2cli have no PyPI wheels; test_node_process.py starts the "
+    "node instead",
     "ros2 run": "ros2cli has no PyPI wheel; test_node_process.py starts the same executable",
     "accelerate launch -m training.train config=training/configs/full.yaml": (
         "the full preset (SigLIP so400m + Gemma-3 270M) needs a GPU and a real dataset (data.repo_id)"
@@ -89,13 +91,16 @@ def short_form(command: str) -> str:
 def write_fixture_bags(root: Path) -> None:
     """Two recordings with the topics of training/configs/bag_example.yaml (the README's bag command)."""
     joints = tuple(f"right_j{i}" for i in range(7))
-    cams = [CameraSpec(name="corner", topic="/cam0/image_raw"), CameraSpec(name="wrist", topic="/cam1/image_raw")]
+    cams = [
+        CameraSpec(name="corner", topic="/cam0/image_raw"), CameraSpec(name="wrist", topic="/cam1/image_raw")
+    ]
     for i, outcome in enumerate((ros_types.OUTCOME_SUCCESS, ros_types.OUTCOME_FAILURE)):
         events = [
             EventSpec(0.0, ros_types.EVENT_START, task="pick", episode_id=f"e{i}"),
             EventSpec(0.9, ros_types.EVENT_END, outcome=outcome, task="pick", episode_id=f"e{i}"),
         ]
-        write_bag(root / f"ep_{i}", BagSpec(cameras=cams, joint_names=joints, action_topic=None, events=events))
+        spec = BagSpec(cameras=cams, joint_names=joints, action_topic=None, events=events)
+        write_bag(root / f"ep_{i}", spec)
 
 
 def run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -152,12 +157,14 @@ def test_readme_training_commands_run_as_written(workdir: Path):
         if wandb_sweep:
             assert result.returncode == 1, (cmd, result.stdout, result.stderr)
             err = result.stderr.strip().splitlines()
-            assert len(err) == 1 and "WANDB_API_KEY" in err[0] and "Traceback" not in result.stderr, (cmd, err)
+            assert len(err) == 1 and "WANDB_API_KEY" in err[0], (cmd, err)
+            assert "Traceback" not in result.stderr
         else:
             assert result.returncode == 0, f"{cmd}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
         done.append(command)
     run_dir = workdir / "outputs" / "ove_ros" / "my_run"
-    assert (run_dir / "checkpoint_3.safetensors").is_file() and (run_dir / "checkpoint_ema.safetensors").is_file()
+    assert (run_dir / "checkpoint_3.safetensors").is_file()
+    assert (run_dir / "checkpoint_ema.safetensors").is_file()
     assert (workdir / "bundles" / "my_run" / "model.safetensors").is_file()
     assert (workdir / "outputs" / "data" / "my_robot_adv" / "meta" / "advantage.json").is_file()
     assert (workdir / "datasets" / "my_robot" / "meta" / "info.json").is_file()

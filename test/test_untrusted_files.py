@@ -1,6 +1,6 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Files from elsewhere (a shared run, a downloaded bundle, a config) cannot run code when this package reads them.
+"""Files from elsewhere (a shared run, a downloaded bundle, a config) cannot run code when they are read.
 
 Every loader gets a planted pickle payload whose unpickling would create a marker file (or a YAML document
 with a Python-object tag that would do the same); the test checks that the load is refused and the marker

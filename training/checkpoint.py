@@ -15,9 +15,9 @@ Layout under the run directory ``<output_root>/<project>/<run_name>/``::
     tokenizer/                       the tokenizer the model was trained with
 
 The state directory is written first (in a temporary sibling, renamed into place), then the weights file
-(atomically), so a ``checkpoint_<step>.safetensors`` exists only once its checkpoint is complete. Files cut
-short afterwards (a copy, a full disk) are named as incomplete when read, and resuming falls back to the newest
-intact checkpoint.
+(atomically), so a ``checkpoint_<step>.safetensors`` exists only once its checkpoint is complete. Files
+cut short afterwards (a copy, a full disk) are named as incomplete when read, and resuming falls back to the
+newest intact checkpoint.
 
 Older runs used ``checkpoints/step_<NNNNNNNNN>/`` directories (``model.safetensors``, ``ema.safetensors``,
 ``checkpoint.json``, a pickled ``training_state.pt``) and a ``checkpoints/last`` pointer; they are still read.
@@ -149,7 +149,9 @@ def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
         os.replace(tmp_dir, final_dir)
 
 
-def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+def save_state_dict(
+    state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
     """safetensors needs contiguous, unshared CPU tensors: copy them (tied weights become two copies)."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
@@ -190,7 +192,8 @@ _TAGS = ("__tensor__", "__ndarray__", "__tuple__", "__items__")
 
 def encode_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """Plain JSON for a training state: tensors go to ``tensors`` (stored as safetensors) by reference;
-    tuples, numpy arrays and dicts with non-string keys (optimizer state) are tagged so they come back alike."""
+    tuples, numpy arrays and dicts with non-string keys (optimizer state) are tagged so they come back
+    alike."""
     if isinstance(obj, torch.Tensor):
         key = f"t{len(tensors)}"
         tensors[key] = obj.detach().to("cpu").contiguous().clone()
@@ -275,7 +278,8 @@ def checkpoint_step(path: Path) -> int:
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints of a run, oldest first: ``checkpoint_<step>.safetensors`` files and older step directories."""
+    """Checkpoints of a run, oldest first: ``checkpoint_<step>.safetensors`` files and older step "
+    "directories."""
     run_dir = Path(run_dir)
     found: list[tuple[int, Path]] = []
     if run_dir.is_dir():
@@ -433,7 +437,8 @@ def resolve_checkpoint(path: Path) -> Path:
             "directory of a run that saved one"
         )
     raise FileNotFoundError(
-        f"checkpoint {path} does not exist; pass a checkpoint_<step>.safetensors / checkpoint_ema.safetensors "
+        f"checkpoint {path} does not exist; pass a checkpoint_<step>.safetensors / "
+        "checkpoint_ema.safetensors "
         "file or a run directory (outputs/<project>/<run_name>)"
     )
 
@@ -492,14 +497,16 @@ def ema_file(path: Path) -> Path:
 
 
 def resumable(path: Path) -> Path:
-    """The raw-weights checkpoint to resume from for ``path`` (``checkpoint_ema.safetensors`` -> its step's file)."""
+    """The raw-weights checkpoint to resume from for ``path`` (``checkpoint_ema.safetensors`` -> its "
+    "step's file)."""
     path = Path(path)
     if path.is_file() and checkpoint_meta(path)["weights"] == "ema":
         step = int(checkpoint_meta(path)["step"])
         raw = checkpoint_file(_run_dir_of(path), step)
         if not raw.is_file():
             raise CheckpointError(
-                f"{path} holds EMA weights only, and {raw.name} (step {step}) is not beside it: resume from a "
+                f"{path} holds EMA weights only, and {raw.name} (step {step}) is not beside it: resume "
+                "from a "
                 "checkpoint_<step>.safetensors, or start a new run from these weights with model.init_from="
                 f"{path}"
             )
@@ -515,7 +522,8 @@ def verify_checkpoint(path: Path) -> None:
         state = state_dir(path)
         if not (state / STATE_JSON).is_file():
             raise CheckpointError(
-                f"{path} has no training state ({state.name}/{STATE_JSON} is missing): it holds weights only; "
+                f"{path} has no training state ({state.name}/{STATE_JSON} is missing): it holds weights "
+                "only; "
                 f"start a new run from them with model.init_from={path}"
             )
         _read_state_json(state / STATE_JSON)
@@ -557,8 +565,10 @@ def load_training_state(path: Path, trust_pickle: bool = False) -> dict[str, Any
     if not trust_pickle:
         raise UntrustedCheckpointError(
             f"{file} is a pickle from an older version: loading it can run any code it contains. If you "
-            "trust where it comes from, resume with training.trust_pickled_checkpoint=true (the next checkpoint "
-            f"is written in the safe format); otherwise start a new run from its weights with model.init_from={path}"
+            "trust where it comes from, resume with training.trust_pickled_checkpoint=true (the next "
+            "checkpoint "
+            "is written in the safe format); otherwise start a new run from its weights with "
+            f"model.init_from={path}"
         )
     logger.warning("reading the pickled training state %s (training.trust_pickled_checkpoint=true)", file)
     return torch.load(file, map_location="cpu", weights_only=False)

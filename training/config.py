@@ -212,7 +212,8 @@ class SweepConfig:
 
 @dataclass
 class AccelerateConfig:
-    """Settings of the ``accelerate`` Accelerator (process count and machines come from ``accelerate launch``)."""
+    """Settings of the ``accelerate`` Accelerator (process count and machines come from ``accelerate "
+    "launch``)."""
 
     cpu: bool = _f(False, "Train on the CPU even where a GPU is present.")
     find_unused_parameters: bool = _f(
@@ -570,7 +571,8 @@ def run_cli(
 
     ``-h``/``--help`` prints the keys and returns None; otherwise the config is loaded from ``argv``
     (``sys.argv[1:]`` when None) and ``run(cfg)`` returned. Any error ends the command with one line
-    ``error: <message>`` on stderr and exit status 1; ``--debug`` (or ``debug=true``) lets the traceback through.
+    ``error: <message>`` on stderr and exit status 1; ``--debug`` (or ``debug=true``) lets the traceback
+    through.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):

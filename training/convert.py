@@ -3,10 +3,12 @@
 r"""Turn a training checkpoint into a deploy bundle for the live node.
 
     python -m training.convert --checkpoint outputs/ove_ros/my_run/checkpoint_30000.safetensors \
-        --output bundles/my_run --dtype bfloat16 [--no-ema] [--advantage-info <labelled dataset dir>] [--debug]
+        --output bundles/my_run --dtype bfloat16 [--no-ema] [--advantage-info <labelled dataset dir>] \
+        [--debug]
 
-``--checkpoint`` is a checkpoint file (``checkpoint_<step>.safetensors``, ``checkpoint_ema.safetensors``), a run
-directory (its newest checkpoint), or an older run's ``checkpoints/step_<N>`` directory or ``checkpoints/last``.
+``--checkpoint`` is a checkpoint file (``checkpoint_<step>.safetensors``, ``checkpoint_ema.safetensors``), a
+run directory (its newest checkpoint), or an older run's ``checkpoints/step_<N>`` directory or
+``checkpoints/last``.
 
 The bundle holds the EMA weights (unless ``--no-ema``) in the chosen dtype, the tokenizer, the camera names,
 joint names and min/max statistics, the per-task return normalizers, the reward settings and, when
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help="checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest checkpoint)",
+        help="checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest one)",
     )
     parser.add_argument(
         "--output", required=True, help="bundle directory to write (replaced if it is a bundle)"

@@ -7,7 +7,8 @@ both backends::
 
     # W&B (the default; needs WANDB_API_KEY and network): create a sweep and run 20 trials here,
     # create one only (prints its id), or join one; project= names the W&B project
-    python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml count=20
+    python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml \
+        count=20
     python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml \
         create_only=true
     python -m training.sweep config=training/configs/tiny.yaml sweep_id=<SWEEP_ID> count=10
@@ -17,8 +18,8 @@ both backends::
     python -m training.sweep --backend optuna config=training/configs/tiny.yaml sweep.n_trials=20
 
 Every trial is a normal training run named ``<sweep.name>-t<NNN>`` with its own output directory.
-``sweep_config``, ``count``, ``sweep_id`` and ``create_only`` are aliases of ``sweep.spec``, ``sweep.n_trials``,
-``sweep.wandb_sweep_id`` and ``sweep.create_only``.
+``sweep_config``, ``count``, ``sweep_id`` and ``create_only`` are aliases of ``sweep.spec``,
+``sweep.n_trials``, ``sweep.wandb_sweep_id`` and ``sweep.create_only``.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def require_wandb(cfg: Config) -> None:
         )
     if not wandb_api_key():
         raise ConfigError(
-            "W&B sweeps need a W&B account: set WANDB_API_KEY (https://wandb.ai/authorize) or run `wandb login`; "
+            "W&B sweeps need a W&B account: set WANDB_API_KEY (https://wandb.ai/authorize) or run "
+            "`wandb login`; "
             "for a local sweep without W&B use --backend optuna"
         )
     try:

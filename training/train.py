@@ -20,8 +20,9 @@ checkpoints (every ``training.save_every`` steps, newest ``training.keep_last`` 
 :mod:`training.checkpoint`): ``checkpoint_<step>.safetensors`` with its ``checkpoint_<step>_state/`` and
 ``checkpoint_ema.safetensors``. Resume an interrupted run with ``training.resume=true`` (its newest intact
 checkpoint) or ``training.resume_from=<run dir>/checkpoint_<step>.safetensors``: the run goes on at the same
-step with the same schedule, weights, EMA, optimizer state, RNG state and data order. ``training.num_steps`` is
-accepted for ``training.steps``. ``python -m training.convert`` turns a checkpoint into a bundle.
+step with the same schedule, weights, EMA, optimizer state, RNG state and data order.
+``training.num_steps`` is accepted for ``training.steps``. ``python -m training.convert`` turns a checkpoint
+into a bundle.
 """
 
 from __future__ import annotations
@@ -397,7 +398,8 @@ def find_resume_checkpoint(cfg: Config) -> Path | None:
         return _newest_intact(found, cfg.run_dir)
     if found:
         raise ConfigError(
-            f"{cfg.run_dir} already holds checkpoints (newest {found[-1].name}); pass training.resume=true to "
+            f"{cfg.run_dir} already holds checkpoints (newest {found[-1].name}); pass "
+            "training.resume=true to "
             "continue that run, or choose another run_name"
         )
     return None
@@ -405,7 +407,6 @@ def find_resume_checkpoint(cfg: Config) -> Path | None:
 
 def make_accelerator(cfg: Config) -> Any:
     from accelerate import Accelerator
-
     from accelerate.utils import DistributedDataParallelKwargs
 
     cpu = cfg.accelerate.cpu or not torch.cuda.is_available()
@@ -435,7 +436,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
         done = int(state["step"])
         if t.steps < done:
             raise ConfigError(
-                f"{resume_dir} is at step {done}, past training.steps={t.steps}: there is nothing to train; set "
+                f"{resume_dir} is at step {done}, past training.steps={t.steps}: there is nothing to "
+                "train; set "
                 f"training.steps (alias training.num_steps) above {done} to continue the run"
             )
         if t.steps == done:
