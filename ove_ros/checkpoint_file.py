@@ -83,17 +83,6 @@ def file_metadata(path: str | Path) -> dict[str, str]:
     return dict(safetensors_header(path).get("__metadata__") or {})
 
 
-def is_checkpoint_file(path: str | Path) -> bool:
-    """A ``.safetensors`` file written by training (it carries the checkpoint description)."""
-    path = Path(path)
-    if not (path.is_file() and path.suffix == ".safetensors"):
-        return False
-    try:
-        return META_KEY in file_metadata(path)
-    except (IncompleteFileError, OSError):
-        return True  # ours by name and place, but damaged: loading it reports what is wrong
-
-
 def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """The description training stored in a checkpoint file's header."""
     metadata = file_metadata(path)

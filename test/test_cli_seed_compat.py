@@ -45,6 +45,19 @@ def test_reference_spellings_are_accepted():
         load("training.num_steps=5", "training.steps=6")
 
 
+def test_sweep_parameters_and_stored_configs_may_use_the_aliases():
+    from training.config import config_from_dict
+    from training.sweep import trial_config
+
+    base = load()
+    trial = trial_config(base, {"training.num_steps": 12, "eval.split": "all"}, "t0")
+    assert trial.training.steps == 12 and trial.evaluate.split == "all" and trial.run_name == "t0"
+    stored = base.to_dict()
+    del stored["training"]["resume_from"]  # a run saved before resume_from moved into the training group
+    stored["resume_from"] = "/old/run/checkpoints/step_000000010"
+    assert config_from_dict(stored).training.resume_from == "/old/run/checkpoints/step_000000010"
+
+
 def test_reference_spellings_in_a_yaml_file(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(

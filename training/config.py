@@ -494,9 +494,11 @@ def config_from_argv(argv: Sequence[str], require_run_name: bool = True) -> Conf
 
 
 def config_from_dict(data: dict[str, Any], require_run_name: bool = False) -> Config:
-    """Rebuild a Config saved with ``Config.to_dict`` (e.g. from a checkpoint)."""
+    """Rebuild a Config saved with ``Config.to_dict`` (e.g. from a checkpoint, also one from before a key was
+    renamed)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(data))
+        tree = _canonical_tree(data, "stored configuration")
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(tree))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid stored configuration: {exc}") from exc

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from training.config import Config, ConfigError, config_from_dict, run_cli
+from training.config import Config, ConfigError, canonical_key, config_from_dict, run_cli
 
 if TYPE_CHECKING:
     from training.train import TrainResult
@@ -115,7 +115,8 @@ def metric_value(result: TrainResult, metric: str) -> float:
 def trial_config(base: Config, params: dict[str, Any], run_name: str) -> Config:
     """The base config with the trial's parameters applied (validated like a command line)."""
     data = copy.deepcopy(base.to_dict())
-    for key, value in params.items():
+    for given, value in params.items():
+        key = canonical_key(given)  # a sweep file may use the aliases too (training.num_steps)
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
