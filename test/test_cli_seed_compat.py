@@ -144,6 +144,8 @@ def test_a_missing_dataset_is_one_line_from_the_real_command(tmp_path):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no_dataset" in errors[0], result.stderr
+    log = tmp_path / "ove_ros" / "x" / "error.log"
+    assert errors[0].endswith(f"(traceback in {log})") and "Traceback" in log.read_text()
 
 
 def test_wandb_sweeps_without_an_account_say_so_in_one_line(monkeypatch, tmp_path):

@@ -549,13 +549,36 @@ _PLAIN_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryEr
                  PermissionError, KeyError)
 
 
-def error_message(exc: BaseException) -> str:
-    """One line for a command's failure: the message alone for the errors that explain themselves."""
+def error_message(exc: BaseException, log: Path | None = None) -> str:
+    """One line for a command's failure: the message alone for the errors that explain themselves, and where
+    the traceback went (``log``) or how to see it."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if isinstance(exc, _PLAIN_ERRORS) and text:
-        return "error: " + " ".join(text.split())
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return "error: " + " ".join(text.split()) + " (--debug shows the traceback)"
+    plain = isinstance(exc, _PLAIN_ERRORS) and text
+    if not plain:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    line = "error: " + " ".join(text.split())
+    if log is not None:
+        return f"{line} (traceback in {log})"
+    return line if plain else f"{line} (--debug shows the traceback)"
+
+
+def write_error_log(cfg: Config) -> Path | None:
+    """The current exception's traceback in ``<run dir>/error.log`` when the command has a run directory."""
+    import traceback
+
+    try:
+        run_dir = cfg.run_dir
+    except ConfigError:
+        return None
+    if not run_dir.is_dir():
+        return None
+    path = run_dir / "error.log"
+    try:
+        with open(path, "a") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        return None
+    return path
 
 
 def wants_debug(argv: Sequence[str]) -> bool:
@@ -573,8 +596,8 @@ def run_cli(
 
     ``-h``/``--help`` prints the keys and returns None; otherwise the config is loaded from ``argv``
     (``sys.argv[1:]`` when None) and ``run(cfg)`` returned. Any error ends the command with one line
-    ``error: <message>`` on stderr and exit status 1; ``--debug`` (or ``debug=true``) lets the traceback
-    through.
+    ``error: <message>`` on stderr and exit status 1; the traceback goes to ``<run dir>/error.log`` where the
+    run has a directory, and ``--debug`` (or ``debug=true``) lets it through instead.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
@@ -585,9 +608,14 @@ def run_cli(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_from_argv(argv, require_run_name=require_run_name)
-        debug = debug or cfg.debug
-        return run(cfg)
     except Exception as exc:
         if debug:
             raise
         raise SystemExit(error_message(exc)) from None
+    try:
+        return run(cfg)
+    except Exception as exc:
+        if debug or cfg.debug:
+            raise
+        log = None if isinstance(exc, ConfigError) else write_error_log(cfg)  # a ConfigError says it all
+        raise SystemExit(error_message(exc, log)) from None
