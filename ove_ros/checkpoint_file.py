@@ -39,8 +39,7 @@ def safetensors_header(path: str | Path) -> dict[str, Any]:
         if len(head) < 8:
             raise IncompleteFileError(
                 f"{path} is incomplete ({size} bytes, not even a safetensors header): the write or copy "
-                "was cut "
-                "short; use another checkpoint or copy the file again"
+                "was cut short; use another checkpoint or copy the file again"
             )
         (n,) = struct.unpack("<Q", head)
         if n > _MAX_HEADER:
@@ -65,8 +64,7 @@ def safetensors_header(path: str | Path) -> dict[str, Any]:
     if size < expected:
         raise IncompleteFileError(
             f"{path} is incomplete ({size} of {expected} bytes): the write or copy was cut short (a "
-            "killed job, "
-            "a full disk, an unfinished download); use another checkpoint or copy the file again"
+            "killed job, a full disk, an unfinished download); use another checkpoint or copy the file again"
         )
     return header
 
@@ -89,9 +87,8 @@ def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     if META_KEY not in metadata:
         raise ValueError(
             f"{path} is a safetensors file without a training checkpoint description; pass a "
-            "checkpoint_<step>.safetensors / checkpoint_ema.safetensors written by `python -m "
-            "training.train`, "
-            "or a bundle directory written by `python -m training.convert`"
+            "checkpoint_<step>.safetensors / checkpoint_ema.safetensors written by "
+            "`python -m training.train`, or a bundle directory written by `python -m training.convert`"
         )
     meta = json.loads(metadata[META_KEY])
     meta["weights"] = metadata.get(WEIGHTS_KIND_KEY, "raw")
@@ -109,16 +106,15 @@ def checkpoint_tokenizer(path: str | Path, vocab_size: int | None) -> Any:
         return build_local_tokenizer()
     raise FileNotFoundError(
         f"{path} was trained with its own tokenizer (vocabulary {vocab_size}), but {tok_dir} is "
-        "missing; copy "
-        "the run's tokenizer/ folder beside the checkpoint file"
+        "missing; copy the run's tokenizer/ folder beside the checkpoint file"
     )
 
 
 def load_checkpoint_file(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> Any:
-    """The model stored in one checkpoint file, in eval mode; ``model.checkpoint_meta`` holds its "
-    "description."""
+    """The model stored in one checkpoint file, in eval mode; ``model.checkpoint_meta`` holds its
+    description."""
     from transformers.modeling_utils import no_init_weights
 
     from ove_ros.model import OpenValueEstimator, ValueModelConfig

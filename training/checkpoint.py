@@ -278,8 +278,8 @@ def checkpoint_step(path: Path) -> int:
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints of a run, oldest first: ``checkpoint_<step>.safetensors`` files and older step "
-    "directories."""
+    """Checkpoints of a run, oldest first: ``checkpoint_<step>.safetensors`` files and older step
+    directories."""
     run_dir = Path(run_dir)
     found: list[tuple[int, Path]] = []
     if run_dir.is_dir():
@@ -438,8 +438,7 @@ def resolve_checkpoint(path: Path) -> Path:
         )
     raise FileNotFoundError(
         f"checkpoint {path} does not exist; pass a checkpoint_<step>.safetensors / "
-        "checkpoint_ema.safetensors "
-        "file or a run directory (outputs/<project>/<run_name>)"
+        "checkpoint_ema.safetensors file or a run directory (outputs/<project>/<run_name>)"
     )
 
 
@@ -497,8 +496,8 @@ def ema_file(path: Path) -> Path:
 
 
 def resumable(path: Path) -> Path:
-    """The raw-weights checkpoint to resume from for ``path`` (``checkpoint_ema.safetensors`` -> its "
-    "step's file)."""
+    """The raw-weights checkpoint to resume from for ``path`` (``checkpoint_ema.safetensors`` -> its
+    step's file)."""
     path = Path(path)
     if path.is_file() and checkpoint_meta(path)["weights"] == "ema":
         step = int(checkpoint_meta(path)["step"])
@@ -506,9 +505,8 @@ def resumable(path: Path) -> Path:
         if not raw.is_file():
             raise CheckpointError(
                 f"{path} holds EMA weights only, and {raw.name} (step {step}) is not beside it: resume "
-                "from a "
-                "checkpoint_<step>.safetensors, or start a new run from these weights with model.init_from="
-                f"{path}"
+                "from a checkpoint_<step>.safetensors, or start a new run from these weights with "
+                f"model.init_from={path}"
             )
         return raw
     return path
@@ -523,8 +521,7 @@ def verify_checkpoint(path: Path) -> None:
         if not (state / STATE_JSON).is_file():
             raise CheckpointError(
                 f"{path} has no training state ({state.name}/{STATE_JSON} is missing): it holds weights "
-                "only; "
-                f"start a new run from them with model.init_from={path}"
+                f"only; start a new run from them with model.init_from={path}"
             )
         _read_state_json(state / STATE_JSON)
         safetensors_header(state / STATE_TENSORS)
@@ -566,8 +563,7 @@ def load_training_state(path: Path, trust_pickle: bool = False) -> dict[str, Any
         raise UntrustedCheckpointError(
             f"{file} is a pickle from an older version: loading it can run any code it contains. If you "
             "trust where it comes from, resume with training.trust_pickled_checkpoint=true (the next "
-            "checkpoint "
-            "is written in the safe format); otherwise start a new run from its weights with "
+            "checkpoint is written in the safe format); otherwise start a new run from its weights with "
             f"model.init_from={path}"
         )
     logger.warning("reading the pickled training state %s (training.trust_pickled_checkpoint=true)", file)

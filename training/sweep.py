@@ -224,8 +224,7 @@ def require_wandb(cfg: Config) -> None:
     if not wandb_api_key():
         raise ConfigError(
             "W&B sweeps need a W&B account: set WANDB_API_KEY (https://wandb.ai/authorize) or run "
-            "`wandb login`; "
-            "for a local sweep without W&B use --backend optuna"
+            "`wandb login`; for a local sweep without W&B use --backend optuna"
         )
     try:
         import wandb  # noqa: F401

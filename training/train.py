@@ -399,8 +399,7 @@ def find_resume_checkpoint(cfg: Config) -> Path | None:
     if found:
         raise ConfigError(
             f"{cfg.run_dir} already holds checkpoints (newest {found[-1].name}); pass "
-            "training.resume=true to "
-            "continue that run, or choose another run_name"
+            "training.resume=true to continue that run, or choose another run_name"
         )
     return None
 
@@ -437,8 +436,7 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
         if t.steps < done:
             raise ConfigError(
                 f"{resume_dir} is at step {done}, past training.steps={t.steps}: there is nothing to "
-                "train; set "
-                f"training.steps (alias training.num_steps) above {done} to continue the run"
+                f"train; set training.steps (alias training.num_steps) above {done} to continue the run"
             )
         if t.steps == done:
             logger.warning(
