@@ -212,8 +212,8 @@ class SweepConfig:
 
 @dataclass
 class AccelerateConfig:
-    """Settings of the ``accelerate`` Accelerator (process count and machines come from ``accelerate "
-    "launch``)."""
+    """Settings of the ``accelerate`` Accelerator (process count and machines come from
+    ``accelerate launch``)."""
 
     cpu: bool = _f(False, "Train on the CPU even where a GPU is present.")
     find_unused_parameters: bool = _f(
