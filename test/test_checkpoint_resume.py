@@ -1,7 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Checkpoint files under the run directory, resuming from a file, and what happens when files are cut "
-"short."""
+"""Checkpoint files under the run directory, resuming from a file, and what happens when files are cut
+short."""
 
 from __future__ import annotations
 
@@ -124,8 +124,8 @@ def test_resume_at_or_past_the_requested_steps_says_so(make_config, tmp_path, le
 
 
 def test_older_checkpoint_directories_still_load(make_config, tmp_path):
-    """checkpoints/step_<N>/ and the checkpoints/last pointer of earlier runs (weights only, no pickle "
-    "read)."""
+    """checkpoints/step_<N>/ and the checkpoints/last pointer of earlier runs (weights only, no pickle
+    read)."""
     import json
     import shutil
 
