@@ -148,6 +148,17 @@ def test_a_missing_dataset_is_one_line_from_the_real_command(tmp_path):
     assert errors[0].endswith(f"(traceback in {log})") and "Traceback" in log.read_text()
 
 
+def test_a_missing_reward_column_is_one_line(synthetic_dataset, tmp_path):  # noqa: F811
+    from training.train import main
+
+    dataset = synthetic_dataset(num_episodes=2, min_length=4, max_length=5, image_size=32, reward_style="none")
+    with pytest.raises(SystemExit) as exc:
+        main([f"config={TINY_YAML}", "run_name=x", f"output_root={tmp_path}", f"data.root={dataset}",
+              "data.num_workers=0", "wandb.mode=disabled"])
+    message = str(exc.value.code)
+    assert message.startswith("error: ") and "reward" in message and "\n" not in message
+
+
 def test_wandb_sweeps_without_an_account_say_so_in_one_line(monkeypatch, tmp_path):
     from training.sweep import main
 
