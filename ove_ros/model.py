@@ -321,10 +321,12 @@ def _build_head(hidden: int, depth: int, width: int, num_bins: int) -> nn.Sequen
 
 
 def check_image_values(images: torch.Tensor) -> None:
-    """Reject float images the model would silently misread: NaN/inf pixels, or 0..255 values
-    (float images are expected in [0, 1]; uint8 images in 0..255 are fine)."""
-    if not torch.is_floating_point(images) or images.numel() == 0:
+    """Reject images the model would silently misread: NaN/inf pixels, float images in 0..255 (floats are
+    read as [0, 1]; uint8 images in 0..255 are fine), other integer types."""
+    if images.dtype == torch.uint8 or images.numel() == 0:
         return
+    if not torch.is_floating_point(images):
+        raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
     if not bool(torch.isfinite(images).all()):
         raise ValueError(
             "images contain NaN or infinite values; check the camera frames before calling the model"

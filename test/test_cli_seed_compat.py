@@ -151,7 +151,9 @@ def test_a_missing_dataset_is_one_line_from_the_real_command(tmp_path):
 def test_a_missing_reward_column_is_one_line(synthetic_dataset, tmp_path):  # noqa: F811
     from training.train import main
 
-    dataset = synthetic_dataset(num_episodes=2, min_length=4, max_length=5, image_size=32, reward_style="none")
+    dataset = synthetic_dataset(
+        num_episodes=2, min_length=4, max_length=5, image_size=32, reward_style="none"
+    )
     with pytest.raises(SystemExit) as exc:
         main([f"config={TINY_YAML}", "run_name=x", f"output_root={tmp_path}", f"data.root={dataset}",
               "data.num_workers=0", "wandb.mode=disabled"])
@@ -228,6 +230,8 @@ def test_model_rejects_nan_and_0_255_float_images():
         model(batch(good * 255))
     with pytest.raises(ValueError, match=r"not \[0, 1\]"):
         model(batch(good - 0.5))
+    with pytest.raises(ValueError, match="uint8 .* or float in \\[0, 1\\], got torch.int64"):
+        model(batch((good * 255).long()))
     with pytest.raises(ValueError, match="NaN"):
         per_camera = {"observation.images.cam0": nan[:, 0], "observation.state": torch.zeros(2, 2)}
         model({**per_camera, "task": ["t", "t"]})
