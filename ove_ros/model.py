@@ -101,6 +101,27 @@ def _build_head(hidden: int, depth: int, width: int, num_bins: int) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
+def check_image_values(images: torch.Tensor) -> None:
+    """Reject images the model would silently misread: NaN/inf pixels, float images in 0..255 (floats are
+    read as [0, 1]; uint8 images in 0..255 are fine), other integer types."""
+    if images.dtype == torch.uint8 or images.numel() == 0:
+        return
+    if not torch.is_floating_point(images):
+        raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(
+            "images contain NaN or infinite values; check the camera frames before calling the model"
+        )
+    low, high = (float(v) for v in torch.aminmax(images.detach()))
+    if low < -1e-3 or high > 1.0 + 1e-3:
+        hint = (
+            "they look like 0..255 values: divide by 255 or pass uint8 images"
+            if high > 1.0 + 1e-3 and high <= 255.0 + 1e-3 and low >= -1e-3
+            else "float images must lie in [0, 1]"
+        )
+        raise ValueError(f"float images range over [{low:g}, {high:g}], not [0, 1]: {hint}")
+
+
 def _as_numpy_states(states: Any) -> np.ndarray:
     if isinstance(states, torch.Tensor):
         states = states.detach().to("cpu", torch.float64).numpy()
@@ -226,6 +247,7 @@ class OpenValueEstimator(nn.Module):
     # ------------------------------------------------------------------------------------ image input
 
     def preprocess_images(self, images: torch.Tensor) -> torch.Tensor:
+        check_image_values(images)
         cfg = self.config
         return preprocess_images(
             images.to(self.device), cfg.image_size, cfg.image_mean, cfg.image_std, self.dtype
@@ -332,6 +354,13 @@ class OpenValueEstimator(nn.Module):
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
     ) -> OpenValueEstimator:
+        """A deploy bundle directory, or a training checkpoint file (``checkpoint_<step>.safetensors``,
+        ``checkpoint_ema.safetensors``) with the tokenizer folder of its run beside it."""
+        if Path(path).suffix == ".safetensors":
+            from ove_ros.bundle import parse_dtype
+            from ove_ros.checkpoint_file import load_checkpoint_file
+
+            return load_checkpoint_file(path, device=device, dtype=parse_dtype(dtype))
         return load_bundle(path, device=device, dtype=dtype)[0]
 
     @classmethod

@@ -63,7 +63,7 @@ def test_no_ema_and_bfloat16_options(trained_run, tmp_path):  # noqa: F811
     main(
         [
             "--checkpoint",
-            str(ckpt_dir.parent.parent),
+            str(ckpt_dir.parent),
             "--output",
             str(tmp_path / "bf16"),
             "--dtype",
@@ -74,7 +74,7 @@ def test_no_ema_and_bfloat16_options(trained_run, tmp_path):  # noqa: F811
     bf16, md_bf16 = load_bundle(tmp_path / "bf16")
     assert md_raw.training["ema"] is False and md_bf16.dtype == "bfloat16"
     assert bf16.dtype == torch.bfloat16 and bf16.state_low.dtype == torch.float32
-    raw_state = ckpt.load_state_dict(ckpt_dir / ckpt.MODEL_FILE)
+    raw_state = ckpt.load_state_dict(ckpt_dir)
     for k, v in raw.state_dict().items():
         assert torch.equal(v, raw_state[k]), k
     batch, _ = _batch(trained_run)

@@ -91,11 +91,11 @@ def test_resumed_run_matches_an_uninterrupted_run(make_config):
     assert done.step == 8
 
     a, b = full.checkpoint, done.checkpoint
-    for name in (ckpt.MODEL_FILE, ckpt.EMA_FILE):
-        wa, wb = ckpt.load_state_dict(a / name), ckpt.load_state_dict(b / name)
-        assert wa.keys() == wb.keys()
+    for use_ema in (False, True):
+        (wa, ema_a), (wb, ema_b) = ckpt.load_weights(a, use_ema), ckpt.load_weights(b, use_ema)
+        assert ema_a == ema_b == use_ema and wa.keys() == wb.keys()
         for k in wa:
-            assert torch.equal(wa[k], wb[k]), f"{name}:{k} differs after resume"
+            assert torch.equal(wa[k], wb[k]), f"{k} (ema={use_ema}) differs after resume"
     sa, sb = ckpt.load_training_state(a), ckpt.load_training_state(b)
     assert sa["scheduler"] == sb["scheduler"] and sa["data"] == sb["data"]
     assert torch.equal(sa["rng"][0]["torch"], sb["rng"][0]["torch"])  # dropout etc. would continue alike
@@ -105,11 +105,16 @@ def test_resumed_run_matches_an_uninterrupted_run(make_config):
     la = [(r["step"], r["loss"]) for r in _records(full.run_dir, "train")]
     lb = [(r["step"], r["loss"]) for r in _records(done.run_dir, "train")]
     assert la == lb and [s for s, _ in la] == list(range(1, 9))
-    # keep_last=2: only the newest two checkpoints stay, and "last" names the newest.
+    # keep_last=2: only the newest two checkpoints (and their state) stay; checkpoint_ema is the newest EMA.
     names = [p.name for p in ckpt.list_checkpoints(full.run_dir)]
-    assert names == [ckpt.checkpoint_name(6), ckpt.checkpoint_name(8)]
-    assert ckpt.latest_checkpoint(full.run_dir) == a
-    assert not list(ckpt.checkpoints_dir(full.run_dir).glob(".*"))  # no temp leftovers
+    assert names == ["checkpoint_6.safetensors", "checkpoint_8.safetensors"]
+    assert sorted(p.name for p in full.run_dir.glob("checkpoint_*_state")) == [
+        "checkpoint_6_state", "checkpoint_8_state"
+    ]
+    assert ckpt.latest_checkpoint(full.run_dir) == a == full.run_dir / "checkpoint_8.safetensors"
+    latest_ema, used = ckpt.load_weights(full.run_dir / ckpt.EMA_LATEST)
+    assert used and all(torch.equal(latest_ema[k], wa[k]) for k in wa)
+    assert not list(full.run_dir.glob(".*"))  # no temp leftovers
 
 
 def test_resume_from_names_a_checkpoint(make_config):
@@ -124,7 +129,8 @@ def test_resume_from_names_a_checkpoint(make_config):
     first = train(make_config("r", common, {"training.max_steps_this_run": 2}))
     resumed = train(make_config("r", common, resume_from=str(first.checkpoint)))
     assert resumed.step == 4
-    assert not (resumed.checkpoint / ckpt.EMA_FILE).exists()  # EMA off
+    assert not ckpt.ema_file(resumed.checkpoint).exists()  # EMA off
+    assert not (resumed.run_dir / ckpt.EMA_LATEST).exists()
     assert ckpt.read_meta(resumed.checkpoint)["step"] == 4
 
 
@@ -183,7 +189,7 @@ def test_frozen_vision_and_gradient_checkpointing(make_config):
         },
     )
     result = train(cfg)
-    first, second = (ckpt.load_state_dict(p / ckpt.MODEL_FILE) for p in ckpt.list_checkpoints(result.run_dir))
+    first, second = (ckpt.load_state_dict(p) for p in ckpt.list_checkpoints(result.run_dir))
     vision = [k for k in first if k.startswith("vision.")]
     assert vision and all(torch.equal(first[k], second[k]) for k in vision)
     assert not torch.equal(first["head.0.weight"], second["head.0.weight"])
@@ -196,14 +202,16 @@ def test_failed_checkpoint_write_leaves_nothing_behind(tmp_path, monkeypatch):
     good = ckpt.save_checkpoint(tmp_path, payload)
     umask = os.umask(0)
     os.umask(umask)
-    assert good.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of a temp directory
+    state = ckpt.state_dir(good)
+    assert state.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of a temp directory
+    assert good.stat().st_mode & 0o777 == 0o666 & ~umask
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.torch, "save", broken)
+    monkeypatch.setattr(ckpt, "save_file", broken)
     payload.step = 4
     with pytest.raises(OSError, match="disk full"):
         ckpt.save_checkpoint(tmp_path, payload)
     assert ckpt.list_checkpoints(tmp_path) == [good] and ckpt.latest_checkpoint(tmp_path) == good
-    assert sorted(p.name for p in ckpt.checkpoints_dir(tmp_path).iterdir()) == [ckpt.LAST_POINTER, good.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good.name, ckpt.state_dir(good).name]

@@ -197,7 +197,7 @@ def test_config_rejects_unknown_keys_bad_types_and_bad_choices():
     with pytest.raises(ConfigError, match="run_name"):
         load_config(TINY_YAML, ["run_name=a/b"])
     cfg = load_config(TINY_YAML, ["resume_from=/x"], require_run_name=False)
-    assert cfg.training.resume  # resume_from implies resume
+    assert cfg.training.resume and cfg.training.resume_from == "/x"  # resume_from implies resume
 
 
 def test_every_shipped_config_loads():

@@ -219,7 +219,10 @@ def label_dataset(cfg: Config) -> AdvantageResult:
     """Values, advantages, thresholds and labels for every frame; writes the labelled copy."""
     a = cfg.advantage
     if not a.checkpoint:
-        raise ConfigError("advantage.checkpoint is required (a bundle, training checkpoint or run directory)")
+        raise ConfigError(
+            "advantage.checkpoint is required (a bundle directory, a checkpoint_<step>.safetensors / "
+            "checkpoint_ema.safetensors file or a run directory)"
+        )
     if cfg.data.episodes:
         raise ConfigError("advantage labelling covers the whole dataset; unset data.episodes")
     if cfg.training.num_threads:

@@ -7,11 +7,17 @@ Every command line of the training tools has the form::
     python -m training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
 
 ``config=`` names the YAML file (required); every other argument is an OmegaConf dotlist override applied on
-top of it. Unknown keys and wrongly typed values are rejected with the name of the offending key.
+top of it. Unknown keys and wrongly typed values are rejected with the name of the offending key, and
+out-of-range values (a negative learning rate, a percentile of 150) when the config loads, before any data.
+
+The spellings of the open-value-estimator library are accepted as aliases (listed by ``--help``):
+``training.num_steps`` = ``training.steps``, ``resume_from`` = ``training.resume_from``, the ``eval`` group =
+``evaluate``, and the sweep launcher's ``sweep_config``, ``count``, ``sweep_id`` and ``create_only``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -86,7 +93,12 @@ class ModelConfig:
     pretrained_vision: str | None = _f(None, "Local SigLIP checkpoint directory (full preset).")
     pretrained_text: str | None = _f(None, "Local Gemma-3 checkpoint directory (full preset).")
     tokenizer_path: str | None = _f(None, "Local tokenizer directory; None = the built-in local tokenizer.")
-    init_from: str | None = _f(None, "Start from the weights of a bundle or checkpoint directory.")
+    init_from: str | None = _f(
+        None, "Start from the weights of a bundle, a checkpoint file or a run directory (no optimizer state)."
+    )
+    value_head_depth: int | None = _f(
+        None, "Hidden layers of the GELU MLP value head (0 = linear); None = the preset's (2)."
+    )
 
 
 @dataclass
@@ -121,7 +133,17 @@ class OptimConfig:
     max_val_batches: int | None = _f(None, "Cap validation at this many batches (None = the whole split).")
     save_every: int = _f(500, "Write a checkpoint every N optimizer steps (the last step is always saved).")
     keep_last: int = _f(3, "Keep the newest K checkpoints of the run (older ones are deleted).")
-    resume: bool = _f(False, "Continue the run from its newest checkpoint under the output directory.")
+    resume: bool = _f(False, "Continue the run from its newest intact checkpoint under the output directory.")
+    resume_from: str | None = _f(
+        None,
+        "Resume from this checkpoint (a checkpoint_<step>.safetensors file, an older step directory or a run "
+        "directory); implies training.resume.",
+    )
+    trust_pickled_checkpoint: bool = _f(
+        False,
+        "Allow resuming an older checkpoint whose training_state.pt is a pickle (loading a pickle can run "
+        "code: only for checkpoints you made or trust).",
+    )
     compile: bool = _f(False, "torch.compile the vision and text towers (CUDA only).")
     num_threads: int | None = _f(
         None, "CPU threads of torch (None = torch's default; 1 on busy shared CPUs)."
@@ -145,7 +167,10 @@ class WandbConfig:
 class EvaluateConfig:
     """``python -m training.evaluate``: metrics, value-curve plots and overlay videos."""
 
-    checkpoint: str | None = _f(None, "Training checkpoint or bundle directory to evaluate.")
+    checkpoint: str | None = _f(
+        None, "What to evaluate: a checkpoint_<step>.safetensors / checkpoint_ema.safetensors file, a run "
+        "directory (newest checkpoint) or a bundle directory."
+    )
     use_ema: bool = _f(True, "Evaluate the EMA weights of a training checkpoint.")
     split: str = _f("val", "'val', 'train' or 'all' (the episode split of the checkpoint's run).")
     output_dir: str | None = _f(None, "Where reports go; None = <run dir>/eval/<checkpoint name>.")
@@ -158,7 +183,10 @@ class EvaluateConfig:
 class AdvantageConfig:
     """``python -m training.advantage``: write a dataset copy with an ``advantage`` column."""
 
-    checkpoint: str | None = _f(None, "Bundle or training checkpoint directory whose values are used.")
+    checkpoint: str | None = _f(
+        None, "Whose values are used: a bundle directory, a checkpoint_<step>.safetensors / "
+        "checkpoint_ema.safetensors file or a run directory."
+    )
     use_ema: bool = _f(True, "Use the EMA weights of a training checkpoint.")
     mode: str = _f("n_step", "'n_step' (sum of N rewards + V(t+N) - V(t)) or 'mc' (G_t - V(t)).")
     n_step: int = _f(50, "N of the n-step advantage.")
@@ -178,6 +206,24 @@ class SweepConfig:
     storage: str | None = _f(None, "Optuna storage URL; None = sqlite under <output_root>/<project>/sweeps.")
     sampler_seed: int = _f(0, "Seed of the Optuna sampler.")
     wandb_sweep_id: str | None = _f(None, "Join an existing W&B sweep instead of creating one.")
+    create_only: bool = _f(False, "W&B: create the sweep, print its id and start no agent.")
+    backend: str = _f("wandb", "'wandb' (W&B sweep, needs WANDB_API_KEY) or 'optuna' (local, no server).")
+
+
+@dataclass
+class AccelerateConfig:
+    """Settings of the ``accelerate`` Accelerator (process count and machines come from
+    ``accelerate launch``)."""
+
+    cpu: bool = _f(False, "Train on the CPU even where a GPU is present.")
+    find_unused_parameters: bool = _f(
+        False, "DDP: tolerate parameters without gradients (needed by some frozen/partial set-ups; slower)."
+    )
+
+
+@dataclass
+class CloudConfig:
+    """Cloud launchers (training/cloud/); holds no settings yet."""
 
 
 @dataclass
@@ -187,7 +233,7 @@ class Config:
     project: str = _f("ove_ros", "Project name: the first level of the output directory and the W&B project.")
     run_name: str | None = _f(None, "Run name: outputs go to <output_root>/<project>/<run_name>/.")
     output_root: str = _f("outputs", "Root directory of all runs.")
-    resume_from: str | None = _f(None, "Resume from this checkpoint directory (implies training.resume).")
+    debug: bool = _f(False, "Show the full traceback of an error (same as --debug).")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Dataset and targets."})
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Value model."})
     training: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "Optimization loop."})
@@ -195,6 +241,13 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata={"help": "Evaluation."})
     advantage: AdvantageConfig = field(default_factory=AdvantageConfig, metadata={"help": "Advantages."})
     sweep: SweepConfig = field(default_factory=SweepConfig, metadata={"help": "Hyper-parameter sweeps."})
+    accelerate: AccelerateConfig = field(default_factory=AccelerateConfig, metadata={"help": "Accelerate."})
+    cloud: CloudConfig = field(default_factory=CloudConfig, metadata={"help": "Cloud launchers."})
+
+    @property
+    def eval(self) -> EvaluateConfig:
+        """The reference library's name of the ``evaluate`` group."""
+        return self.evaluate
 
     @property
     def run_dir(self) -> Path:
@@ -223,10 +276,78 @@ class ConfigError(ValueError):
 
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
+MODEL_PRESETS = ("tiny", "full")
+SWEEP_BACKENDS = ("wandb", "optuna")
+
+# Other spellings of keys (the open-value-estimator library's), accepted on the command line and in YAML.
+ALIASES: dict[str, str] = {
+    "training.num_steps": "training.steps",
+    "resume_from": "training.resume_from",
+    "sweep_config": "sweep.spec",
+    "count": "sweep.n_trials",
+    "sweep_id": "sweep.wandb_sweep_id",
+    "create_only": "sweep.create_only",
+}
+GROUP_ALIASES: dict[str, str] = {"eval": "evaluate"}
+
+
+def canonical_key(key: str) -> str:
+    """The documented name of a dotted key given in any accepted spelling."""
+    if key in ALIASES:
+        return ALIASES[key]
+    head, _, rest = key.partition(".")
+    if head in GROUP_ALIASES:
+        return GROUP_ALIASES[head] + (f".{rest}" if rest else "")
+    return key
+
+
+def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict) and node:
+        out: list[tuple[str, Any]] = []
+        for k, v in node.items():
+            out.extend(_flatten(v, f"{prefix}{k}."))
+        return out
+    return [(prefix[:-1], node)]
+
+
+def _canonical_tree(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with aliased keys renamed; giving a key under two names in one source is an error."""
+    data = copy.deepcopy(data)
+    model = data.get("model")
+    free = model.pop("overrides") if isinstance(model, dict) and "overrides" in model else None
+    out: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for key, value in (_flatten(data) if data else []):
+        canon = canonical_key(key)
+        if canon in seen and seen[canon] != key:
+            raise ConfigError(f"{source} sets {canon} twice (as {seen[canon]} and {key}); keep one")
+        seen[canon] = key
+        _set(out, canon, value)
+    if free is not None:  # free-form: its keys are ValueModelConfig fields, not config keys
+        _set(out, "model.overrides", free)
+    return out
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {part} is a value, not a group")
+    node[parts[-1]] = value
+
+
+def _positive(name: str, value: float | None, strict: bool = True, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or (value <= 0 if strict else value < 0):
+        raise ConfigError(f"{name}={value} must be {'> 0' if strict else '>= 0'}")
 
 
 def validate(cfg: Config, require_run_name: bool = True) -> Config:
-    """Check values that types alone cannot (choices, ranges, names)."""
+    """Check values that types alone cannot (choices, ranges, names), so a bad value stops the command
+    before it reads any data."""
     if require_run_name:
         if not cfg.run_name:
             raise ConfigError(
@@ -243,7 +364,24 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
     if t.mixed_precision not in ("bf16", "no"):
         raise ConfigError(f"training.mixed_precision={t.mixed_precision!r}; choose 'bf16' or 'no'")
     if t.steps < 1 or t.warmup_steps < 0 or t.gradient_accumulation_steps < 1:
-        raise ConfigError("training.steps and training.gradient_accumulation_steps must be >= 1, warmup >= 0")
+        raise ConfigError(
+            f"training.steps={t.steps} (alias training.num_steps) and training.gradient_accumulation_steps="
+            f"{t.gradient_accumulation_steps} must be >= 1, training.warmup_steps={t.warmup_steps} >= 0"
+        )
+    _positive("training.learning_rate", t.learning_rate)
+    _positive("training.eps", t.eps)
+    _positive("training.weight_decay", t.weight_decay, strict=False)
+    _positive("training.grad_clip", t.grad_clip, strict=False)
+    _positive("training.hl_gauss_sigma", t.hl_gauss_sigma, allow_none=True)
+    _positive("training.max_steps_this_run", t.max_steps_this_run, allow_none=True)
+    _positive("training.num_threads", t.num_threads, allow_none=True)
+    for name in ("log_every", "save_every"):
+        _positive(f"training.{name}", getattr(t, name))
+    for name in ("val_every", "keep_last"):
+        _positive(f"training.{name}", getattr(t, name), strict=False)
+    _positive("training.max_val_batches", t.max_val_batches, allow_none=True)
+    if not 0.0 <= t.min_lr_ratio <= 1.0:
+        raise ConfigError(f"training.min_lr_ratio={t.min_lr_ratio} must be in [0, 1]")
     if t.augment_shift < 0 or t.augment_color < 0:
         raise ConfigError(
             f"training.augment_shift={t.augment_shift} and augment_color={t.augment_color} "
@@ -251,22 +389,41 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
         )
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"training.ema_decay={t.ema_decay} must be in [0, 1)")
-    if len(t.betas) != 2:
-        raise ConfigError(f"training.betas must have two values, got {t.betas}")
-    if cfg.data.batch_size < 1 or cfg.data.eval_batch_size < 1:
-        raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1")
-    if not 0.0 <= cfg.data.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be in [0, 1)")
-    if cfg.data.video_backend not in (None, "torchcodec", "pyav", "video_reader"):
-        raise ConfigError(f"data.video_backend={cfg.data.video_backend!r}; choose torchcodec or pyav")
+    if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
+        raise ConfigError(f"training.betas must be two values in [0, 1), got {t.betas}")
+    m = cfg.model
+    if m.preset not in MODEL_PRESETS:
+        raise ConfigError(f"model.preset={m.preset!r}; choose one of {list(MODEL_PRESETS)}")
+    _positive("model.value_head_depth", m.value_head_depth, strict=False, allow_none=True)
+    d = cfg.data
+    if d.batch_size < 1 or d.eval_batch_size < 1:
+        raise ConfigError(
+            f"data.batch_size={d.batch_size} and data.eval_batch_size={d.eval_batch_size} must be >= 1"
+        )
+    _positive("data.num_workers", d.num_workers, strict=False)
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction={d.val_fraction} must be in [0, 1)")
+    if d.video_backend not in (None, "torchcodec", "pyav", "video_reader"):
+        raise ConfigError(f"data.video_backend={d.video_backend!r}; choose torchcodec or pyav")
     if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
         raise ConfigError(f"wandb.mode={cfg.wandb.mode!r}; choose auto, online, offline or disabled")
-    if cfg.advantage.mode not in ("n_step", "mc"):
-        raise ConfigError(f"advantage.mode={cfg.advantage.mode!r}; choose 'n_step' or 'mc'")
-    if cfg.advantage.n_step < 1:
-        raise ConfigError(f"advantage.n_step={cfg.advantage.n_step} must be >= 1")
-    if cfg.evaluate.split not in ("val", "train", "all"):
-        raise ConfigError(f"evaluate.split={cfg.evaluate.split!r}; choose val, train or all")
+    a = cfg.advantage
+    if a.mode not in ("n_step", "mc"):
+        raise ConfigError(f"advantage.mode={a.mode!r}; choose 'n_step' or 'mc'")
+    if a.n_step < 1:
+        raise ConfigError(f"advantage.n_step={a.n_step} must be >= 1")
+    if not 0.0 <= a.percentile <= 100.0:
+        raise ConfigError(f"advantage.percentile={a.percentile} must be in [0, 100]")
+    e = cfg.evaluate
+    if e.split not in ("val", "train", "all"):
+        raise ConfigError(f"evaluate.split={e.split!r}; choose val, train or all")
+    _positive("evaluate.plot_episodes", e.plot_episodes, strict=False)
+    _positive("evaluate.video_episodes", e.video_episodes, strict=False)
+    _positive("evaluate.video_fps", e.video_fps, allow_none=True)
+    s = cfg.sweep
+    _positive("sweep.n_trials (alias count)", s.n_trials)
+    if s.backend not in SWEEP_BACKENDS:
+        raise ConfigError(f"sweep.backend={s.backend!r}; choose one of {list(SWEEP_BACKENDS)}")
     cfg.reward  # noqa: B018 -- RewardConfig validates the penalties
     return cfg
 
@@ -289,6 +446,19 @@ def split_cli_args(argv: Sequence[str]) -> tuple[str, list[str]]:
     return config_path, overrides
 
 
+def _canonical_overrides(overrides: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    seen: dict[str, str] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        canon = canonical_key(key.strip())
+        if canon in seen and seen[canon] != key:
+            raise ConfigError(f"the command line sets {canon} twice (as {seen[canon]} and {key}); keep one")
+        seen[canon] = key
+        out.append(f"{canon}={value}")
+    return out
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -301,13 +471,18 @@ def load_config(
             path = Path(path)
             if not path.is_file():
                 raise ConfigError(f"config file {str(path)!r} does not exist")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+            loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"config file {str(path)!r} must hold a mapping of groups and keys")
+            merged = OmegaConf.merge(merged, OmegaConf.create(_canonical_tree(loaded, str(path))))
         if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(_canonical_overrides(overrides)))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    if cfg.resume_from:
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    if cfg.training.resume_from:
         cfg.training.resume = True
     return validate(cfg, require_run_name=require_run_name)
 
@@ -319,9 +494,11 @@ def config_from_argv(argv: Sequence[str], require_run_name: bool = True) -> Conf
 
 
 def config_from_dict(data: dict[str, Any], require_run_name: bool = False) -> Config:
-    """Rebuild a Config saved with ``Config.to_dict`` (e.g. from a checkpoint)."""
+    """Rebuild a Config saved with ``Config.to_dict`` (e.g. from a checkpoint, also one from before a key was
+    renamed)."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(data))
+        tree = _canonical_tree(data, "stored configuration")
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(tree))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid stored configuration: {exc}") from exc
@@ -357,13 +534,55 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]
 
 
 def print_help(tool: str, extra: str = "") -> None:
-    """Usage line plus every key with its default and description."""
-    print(f"usage: python -m {tool} config=<file.yaml> [key=value ...]\n{extra}")
+    """Usage line plus every key with its default and description, and the accepted aliases."""
+    print(f"usage: python -m {tool} config=<file.yaml> [key=value ...] [--debug]\n{extra}")
     for key, default, help_text in describe():
         print(f"  {key:42s} {default:>14s}  {help_text}")
+    print("\naliases (other accepted spellings):")
+    for alias, key in {**ALIASES, **{f"{a}.<key>": f"{k}.<key>" for a, k in GROUP_ALIASES.items()}}.items():
+        print(f"  {alias:42s} = {key}")
 
 
 _R = TypeVar("_R")
+
+_PLAIN_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                 PermissionError, KeyError)
+
+
+def error_message(exc: BaseException, log: Path | None = None) -> str:
+    """One line for a command's failure: the message alone for the errors that explain themselves, and where
+    the traceback went (``log``) or how to see it."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    plain = isinstance(exc, _PLAIN_ERRORS) and text
+    if not plain:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    line = "error: " + " ".join(text.split())
+    if log is not None:
+        return f"{line} (traceback in {log})"
+    return line if plain else f"{line} (--debug shows the traceback)"
+
+
+def write_error_log(cfg: Config) -> Path | None:
+    """The current exception's traceback in ``<run dir>/error.log`` when the command has a run directory."""
+    import traceback
+
+    try:
+        run_dir = cfg.run_dir
+    except ConfigError:
+        return None
+    if not run_dir.is_dir():
+        return None
+    path = run_dir / "error.log"
+    try:
+        with open(path, "a") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        return None
+    return path
+
+
+def wants_debug(argv: Sequence[str]) -> bool:
+    return any(a in ("--debug", "debug=true", "debug=True", "--debug=true") for a in argv)
 
 
 def run_cli(
@@ -372,27 +591,31 @@ def run_cli(
     argv: Sequence[str] | None,
     run: Callable[[Config], _R],
     require_run_name: bool = True,
-    catch_run_errors: bool = True,
 ) -> _R | None:
     """The ``main()`` of the config-driven tools, so that they answer ``--help``, log and fail alike.
 
     ``-h``/``--help`` prints the keys and returns None; otherwise the config is loaded from ``argv``
-    (``sys.argv[1:]`` when None) and ``run(cfg)`` returned. A ConfigError exits with ``error: <message>``
-    (status 1, no traceback); with ``catch_run_errors=False`` only one from loading the config, so the
-    errors ``run`` raises keep their traceback.
+    (``sys.argv[1:]`` when None) and ``run(cfg)`` returned. Any error ends the command with one line
+    ``error: <message>`` on stderr and exit status 1; the traceback goes to ``<run dir>/error.log`` where the
+    run has a directory, and ``--debug`` (or ``debug=true``) lets it through instead.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print_help(tool, doc or "")
         return None
+    debug = wants_debug(argv)
+    argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_from_argv(argv, require_run_name=require_run_name)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    if not catch_run_errors:
-        return run(cfg)
+    except Exception as exc:
+        if debug:
+            raise
+        raise SystemExit(error_message(exc)) from None
     try:
         return run(cfg)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    except Exception as exc:
+        if debug or cfg.debug:
+            raise
+        log = None if isinstance(exc, ConfigError) else write_error_log(cfg)  # a ConfigError says it all
+        raise SystemExit(error_message(exc, log)) from None

@@ -2,8 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Turn a training checkpoint into a deploy bundle for the live node.
 
-    python -m training.convert --checkpoint outputs/ove_ros/my_run/checkpoints/step_000030000 \
-        --output bundles/my_run --dtype bfloat16 [--no-ema] [--advantage-info <labelled dataset dir>]
+    python -m training.convert --checkpoint outputs/ove_ros/my_run/checkpoint_30000.safetensors \
+        --output bundles/my_run --dtype bfloat16 [--no-ema] [--advantage-info <labelled dataset dir>] \
+        [--debug]
+
+``--checkpoint`` is a checkpoint file (``checkpoint_<step>.safetensors``, ``checkpoint_ema.safetensors``), a
+run directory (its newest checkpoint), or an older run's ``checkpoints/step_<N>`` directory or
+``checkpoints/last``.
 
 The bundle holds the EMA weights (unless ``--no-ema``) in the chosen dtype, the tokenizer, the camera names,
 joint names and min/max statistics, the per-task return normalizers, the reward settings and, when
@@ -22,6 +27,7 @@ from typing import Any
 
 from ove_ros.bundle import BundleMetadata, parse_dtype, save_bundle
 from training import checkpoint as ckpt
+from training.config import error_message
 from training.modeling import default_scale, model_from_checkpoint
 
 logger = logging.getLogger("training.convert")
@@ -96,7 +102,8 @@ def convert(
     use_ema: bool = True,
     advantage_info: str | Path | None = None,
 ) -> Path:
-    """Write the bundle for ``checkpoint`` (a checkpoint or run directory) to ``output``; returns its path."""
+    """Write the bundle for ``checkpoint`` (a checkpoint file or directory, or a run directory) to ``output``;
+    returns its path."""
     target_dtype = parse_dtype(dtype)
     ckpt_dir = ckpt.resolve_checkpoint(Path(checkpoint))
     model, meta, used_ema = model_from_checkpoint(ckpt_dir, use_ema=use_ema)
@@ -119,7 +126,9 @@ def convert(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Convert a training checkpoint into a deploy bundle.")
     parser.add_argument(
-        "--checkpoint", required=True, help="checkpoint directory (or run directory: newest one)"
+        "--checkpoint",
+        required=True,
+        help="checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest one)",
     )
     parser.add_argument(
         "--output", required=True, help="bundle directory to write (replaced if it is a bundle)"
@@ -131,9 +140,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="dataset labelled by training.advantage (or its meta/advantage.json): adds the thresholds",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    path = convert(args.checkpoint, args.output, args.dtype, not args.no_ema, args.advantage_info)
+    try:
+        path = convert(args.checkpoint, args.output, args.dtype, not args.no_ema, args.advantage_info)
+    except Exception as exc:
+        if args.debug:
+            raise
+        raise SystemExit(error_message(exc)) from None
     print(path)
 
 

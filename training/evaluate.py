@@ -3,7 +3,7 @@
 r"""Evaluate a value model on a dataset: metrics, value-curve plots and videos with the value drawn on.
 
     python -m training.evaluate config=training/configs/tiny.yaml \
-        evaluate.checkpoint=outputs/ove_ros/my_run/checkpoints/step_000000300 evaluate.split=val
+        evaluate.checkpoint=outputs/ove_ros/my_run/checkpoint_300.safetensors evaluate.split=val
 
 ``evaluate.checkpoint`` is a training checkpoint (EMA weights unless ``evaluate.use_ema=false``), a run
 directory (its newest checkpoint) or a deploy bundle. Targets use the reward settings and per-task
@@ -88,6 +88,8 @@ def default_output_dir(cfg: Config, loaded: LoadedModel) -> Path:
     if cfg.evaluate.output_dir:
         return Path(cfg.evaluate.output_dir)
     if loaded.source == "checkpoint":
+        if loaded.path.is_file():  # <run>/checkpoint_<step>.safetensors -> <run>/eval/checkpoint_<step>
+            return loaded.path.parent / "eval" / loaded.path.stem
         return loaded.path.parent.parent / "eval" / loaded.path.name
     return loaded.path.parent / f"{loaded.path.name}_eval"
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ove_ros.checkpoint_file import load_checkpoint_file
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
 from ove_ros.model_config import PRESETS
 from ove_ros.tokenizer import build_local_tokenizer, load_tokenizer
@@ -33,6 +34,8 @@ def model_config_from(cfg: Config, camera_names: list[str], state_dim: int) -> V
     base.update(overrides)
     if "image_size" in overrides:
         base["vision"]["image_size"] = overrides["image_size"]
+    if cfg.model.value_head_depth is not None:
+        base["head_depth"] = int(cfg.model.value_head_depth)
     base["camera_names"] = list(camera_names)
     base["state_dim"] = int(state_dim)
     return ValueModelConfig.from_dict(base)
@@ -73,29 +76,35 @@ def is_bundle(path: Path) -> bool:
 
 
 def model_from_checkpoint(
-    ckpt_dir: Path, use_ema: bool = True, device: str | torch.device = "cpu"
+    path: Path, use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[OpenValueEstimator, dict[str, Any], bool]:
-    """Rebuild the model of a training checkpoint. Returns (model in eval mode, checkpoint meta, used_ema)."""
+    """Rebuild the model of a training checkpoint (file, older directory or run directory).
+
+    Returns (model in eval mode, checkpoint meta, used_ema).
+    """
     from transformers.modeling_utils import no_init_weights
 
-    ckpt_dir = ckpt.resolve_checkpoint(Path(ckpt_dir))
-    meta = ckpt.read_meta(ckpt_dir)
+    ckpt_path = ckpt.resolve_checkpoint(Path(path))
+    weights, used_ema = ckpt.weights_file(ckpt_path, use_ema=use_ema)
+    if ckpt_path.is_file():
+        model = load_checkpoint_file(weights, device=device)
+        return model, ckpt.read_meta(ckpt_path), used_ema
+    meta = ckpt.read_meta(ckpt_path)  # an older step directory: config in checkpoint.json
     mcfg = ValueModelConfig.from_dict(meta["model_config"])
-    tok_dir = ckpt_dir / ckpt.TOKENIZER_DIR
+    tok_dir = ckpt_path / ckpt.TOKENIZER_DIR
     tokenizer = load_tokenizer(tok_dir) if tok_dir.is_dir() else build_local_tokenizer()
     with no_init_weights():  # every weight is loaded below
         model = OpenValueEstimator(mcfg, tokenizer)
-    state, used_ema = ckpt.load_weights(ckpt_dir, use_ema=use_ema)
-    model.load_state_dict(state, strict=True)
-    data = meta.get("dataset", {})
-    model.joint_names = data.get("joint_names") or None
+    model.load_state_dict(ckpt.load_state_dict(weights), strict=True)
+    model.joint_names = meta.get("dataset", {}).get("joint_names") or None
     return model.to(device).eval(), meta, used_ema
 
 
 def load_value_model(
     path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> LoadedModel:
-    """A deploy bundle or a training checkpoint (or a run directory: its newest checkpoint)."""
+    """A deploy bundle, a training checkpoint file or older checkpoint directory, or a run directory (its
+    newest checkpoint)."""
     path = Path(path)
     if is_bundle(path):
         from ove_ros.model import load_bundle

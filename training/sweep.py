@@ -5,15 +5,21 @@ r"""Hyper-parameter sweeps over training runs: W&B sweeps, or Optuna locally wit
 One sweep file in W&B's format (``method``, ``metric``, ``parameters`` keyed by config dotted keys) drives
 both backends::
 
-    # W&B (needs WANDB_API_KEY and network): creates the sweep (or joins sweep.wandb_sweep_id), runs an agent
-    python -m training.sweep --backend wandb config=training/configs/tiny.yaml \
-        sweep.spec=training/configs/sweep.yaml
+    # W&B (the default; needs WANDB_API_KEY and network): create a sweep and run 20 trials here,
+    # create one only (prints its id), or join one; project= names the W&B project
+    python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml \
+        count=20
+    python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml \
+        create_only=true
+    python -m training.sweep config=training/configs/tiny.yaml sweep_id=<SWEEP_ID> count=10
 
     # Optuna (local): trials share a sqlite study under <output_root>/<project>/sweeps/<sweep.name>/optuna.db,
     # so several of these commands can run in parallel (also on several machines with a shared disk)
     python -m training.sweep --backend optuna config=training/configs/tiny.yaml sweep.n_trials=20
 
 Every trial is a normal training run named ``<sweep.name>-t<NNN>`` with its own output directory.
+``sweep_config``, ``count``, ``sweep_id`` and ``create_only`` are aliases of ``sweep.spec``,
+``sweep.n_trials``, ``sweep.wandb_sweep_id`` and ``sweep.create_only``.
 """
 
 from __future__ import annotations
@@ -23,15 +29,18 @@ import copy
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from training.config import Config, ConfigError, config_from_dict, run_cli
-from training.train import TrainResult, train
+from training.config import Config, ConfigError, canonical_key, config_from_dict, run_cli
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 logger = logging.getLogger("training.sweep")
 
@@ -106,7 +115,8 @@ def metric_value(result: TrainResult, metric: str) -> float:
 def trial_config(base: Config, params: dict[str, Any], run_name: str) -> Config:
     """The base config with the trial's parameters applied (validated like a command line)."""
     data = copy.deepcopy(base.to_dict())
-    for key, value in params.items():
+    for given, value in params.items():
+        key = canonical_key(given)  # a sweep file may use the aliases too (training.num_steps)
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -141,6 +151,8 @@ def make_sampler(spec: SweepSpec, seed: int) -> Any:
 def run_optuna(cfg: Config, spec: SweepSpec) -> Any:
     """Run ``cfg.sweep.n_trials`` trials in a (resumable) sqlite-backed study; returns the study."""
     import optuna
+
+    from training.train import train
 
     storage = cfg.sweep.storage
     if storage is None:
@@ -186,21 +198,63 @@ def wandb_sweep_config(spec: SweepSpec, cfg: Config) -> dict[str, Any]:
     return out
 
 
-def run_wandb(cfg: Config, spec: SweepSpec) -> str:
-    """Create (or join) a W&B sweep and run ``n_trials`` trials in this process; returns the sweep id."""
+def wandb_api_key() -> str | None:
+    """The W&B key from WANDB_API_KEY or a `wandb login` (its netrc entry), without any network access."""
+    key = os.environ.get("WANDB_API_KEY")
+    if key:
+        return key
+    import netrc
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return entry[2] if entry else None
+
+
+def require_wandb(cfg: Config) -> None:
+    """W&B sweeps live on the W&B server: say so in one line where no account is configured."""
+    if os.environ.get("WANDB_MODE") in ("disabled", "offline") or cfg.wandb.mode in ("disabled", "offline"):
+        raise ConfigError(
+            "W&B sweeps need W&B online, but W&B is disabled/offline here (WANDB_MODE or wandb.mode); "
+            "run a local sweep with --backend optuna instead"
+        )
+    if not wandb_api_key():
+        raise ConfigError(
+            "W&B sweeps need a W&B account: set WANDB_API_KEY (https://wandb.ai/authorize) or run "
+            "`wandb login`; for a local sweep without W&B use --backend optuna"
+        )
+    try:
+        import wandb  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("W&B sweeps need the wandb package: pip install wandb") from exc
+
+
+def run_wandb(cfg: Config, spec: SweepSpec | None) -> str:
+    """Create (or join) a W&B sweep and run ``n_trials`` trials in this process (none with
+    ``sweep.create_only``); returns the sweep id."""
     import wandb
 
+    from training.train import train
+
     project = cfg.wandb.project or cfg.project
-    sweep_id = cfg.sweep.wandb_sweep_id or wandb.sweep(
-        wandb_sweep_config(spec, cfg), project=project, entity=cfg.wandb.entity
-    )
+    if cfg.sweep.wandb_sweep_id:
+        sweep_id = cfg.sweep.wandb_sweep_id
+    else:
+        assert spec is not None
+        sweep_id = wandb.sweep(wandb_sweep_config(spec, cfg), project=project, entity=cfg.wandb.entity)
+    if cfg.sweep.create_only:
+        return sweep_id
 
     def trial() -> None:
         run = wandb.init(dir=str(sweep_dir(cfg)))
-        params = {k: run.config[k] for k in spec.parameters if k in run.config}
+        params = {k: v for k, v in dict(run.config).items() if "." in k}  # the sweep's config keys
+        metric = spec.metric if spec is not None else str(run.config.get("metric", "val/loss"))
         run_name = f"{cfg.sweep.name}-{run.id}"
         result = train(trial_config(cfg, params, run_name), wandb_run=run)
-        run.summary[spec.metric] = metric_value(result, spec.metric)
+        run.summary[metric] = metric_value(result, metric)
         run.finish()
 
     sweep_dir(cfg).mkdir(parents=True, exist_ok=True)
@@ -210,18 +264,21 @@ def run_wandb(cfg: Config, spec: SweepSpec) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
-    parser.add_argument("--backend", choices=["optuna", "wandb"], default="optuna")
+    parser.add_argument("--backend", choices=["optuna", "wandb"], default=None)
     args, rest = parser.parse_known_args(argv)  # -h/--help stay in ``rest`` for run_cli
+    if args.backend:
+        rest = [*rest, f"sweep.backend={args.backend}"]
 
     def run(cfg: Config) -> None:
-        spec = load_spec(cfg.sweep.spec)
-        if args.backend == "optuna":
-            study = run_optuna(cfg, spec)
+        if cfg.sweep.backend == "optuna":
+            study = run_optuna(cfg, load_spec(cfg.sweep.spec))
             print(json.dumps({"best_value": study.best_value, "best_params": study.best_params}, default=str))
-        else:
-            print(json.dumps({"sweep_id": run_wandb(cfg, spec)}))
+            return
+        spec = None if cfg.sweep.wandb_sweep_id else load_spec(cfg.sweep.spec)
+        require_wandb(cfg)
+        print(json.dumps({"sweep_id": run_wandb(cfg, spec)}))
 
-    run_cli("training.sweep --backend optuna|wandb", __doc__, rest, run, require_run_name=False)
+    run_cli("training.sweep [--backend optuna|wandb]", __doc__, rest, run, require_run_name=False)
 
 
 if __name__ == "__main__":

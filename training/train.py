@@ -15,11 +15,14 @@ Several GPUs or nodes run one process per GPU under ``accelerate`` (or ``torchru
     torchrun --nnodes 2 --node_rank $NODE_RANK --master_addr $MASTER_ADDR --nproc_per_node 8 \
         -m training.train config=... run_name=r1
 
-Outputs go to ``<output_root>/<project>/<run_name>/``: ``config.yaml``, ``metrics.jsonl``,
-``checkpoints/`` (every ``training.save_every`` steps, newest ``training.keep_last`` kept) and ``wandb/``.
-Resume an interrupted run with ``training.resume=true`` (its newest checkpoint) or
-``resume_from=<checkpoint dir>``: the run goes on at the same step with the same schedule, weights, EMA,
-optimizer state, RNG state and data order. ``python -m training.convert`` turns a checkpoint into a bundle.
+Outputs go to ``<output_root>/<project>/<run_name>/``: ``config.yaml``, ``metrics.jsonl``, ``wandb/`` and the
+checkpoints (every ``training.save_every`` steps, newest ``training.keep_last`` kept; layout in
+:mod:`training.checkpoint`): ``checkpoint_<step>.safetensors`` with its ``checkpoint_<step>_state/`` and
+``checkpoint_ema.safetensors``. Resume an interrupted run with ``training.resume=true`` (its newest intact
+checkpoint) or ``training.resume_from=<run dir>/checkpoint_<step>.safetensors``: the run goes on at the same
+step with the same schedule, weights, EMA, optimizer state, RNG state and data order.
+``training.num_steps`` is accepted for ``training.steps``. ``python -m training.convert`` turns a checkpoint
+into a bundle.
 """
 
 from __future__ import annotations
@@ -346,28 +349,71 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _step_of(path: Path) -> float:
+    """A checkpoint's step from its name (inf when the name does not say, e.g. checkpoint_ema)."""
+    try:
+        return ckpt.checkpoint_step(path) if path.name != ckpt.EMA_LATEST else math.inf
+    except (ValueError, OSError, KeyError):
+        return math.inf
+
+
+def _newest_intact(candidates: Sequence[Path], where: Path) -> Path:
+    """The newest of ``candidates`` whose files are all complete; warns about each one skipped."""
+    for path in sorted(candidates, key=_step_of, reverse=True):
+        try:
+            ckpt.verify_checkpoint(path)
+            return path
+        except (ckpt.IncompleteFileError, ckpt.CheckpointError) as exc:
+            logger.warning("cannot resume from %s: %s; trying an older checkpoint", path.name, exc)
+    raise ConfigError(
+        f"{where} has no intact checkpoint to resume from; start a new run (another run_name) or set "
+        "model.init_from to a checkpoint whose weights are complete"
+    )
+
+
 def find_resume_checkpoint(cfg: Config) -> Path | None:
-    """The checkpoint to resume from, or None for a fresh run (refusing to silently reuse a run dir)."""
-    if cfg.resume_from:
-        return ckpt.resolve_checkpoint(Path(cfg.resume_from))
-    latest = ckpt.latest_checkpoint(cfg.run_dir)
-    if cfg.training.resume:
-        if latest is None:
+    """The checkpoint to resume from, or None for a fresh run (refusing to silently reuse a run dir).
+
+    A checkpoint with an incomplete file is skipped, with a warning, for the newest intact one before it.
+    """
+    t = cfg.training
+    if t.resume_from:
+        target = Path(t.resume_from)
+        try:
+            path = ckpt.resumable(ckpt.resolve_checkpoint(target))
+            ckpt.verify_checkpoint(path)
+            return path
+        except ckpt.IncompleteFileError as exc:
+            bad = target if target.is_file() else ckpt.latest_checkpoint(target)
+            run_dir = target.parent if target.is_file() else target
+            if bad is not None and bad.parent.name == ckpt.LEGACY_DIR:
+                run_dir = bad.parent.parent
+            limit = _step_of(bad) if bad is not None else math.inf
+            older = [p for p in ckpt.list_checkpoints(run_dir) if _step_of(p) < limit]
+            logger.warning("%s; falling back to the newest intact checkpoint before it", exc)
+            return _newest_intact(older, run_dir)
+    found = ckpt.list_checkpoints(cfg.run_dir)
+    if t.resume:
+        if not found:
             logger.info("training.resume=true but %s has no checkpoint yet: starting a new run", cfg.run_dir)
-        return latest
-    if latest is not None:
+            return None
+        return _newest_intact(found, cfg.run_dir)
+    if found:
         raise ConfigError(
-            f"{cfg.run_dir} already holds checkpoints (newest {latest.name}); pass training.resume=true to "
-            "continue that run, or choose another run_name"
+            f"{cfg.run_dir} already holds checkpoints (newest {found[-1].name}); pass "
+            "training.resume=true to continue that run, or choose another run_name"
         )
     return None
 
 
 def make_accelerator(cfg: Config) -> Any:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
-    mixed = cfg.training.mixed_precision if torch.cuda.is_available() else "no"
-    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+    cpu = cfg.accelerate.cpu or not torch.cuda.is_available()
+    mixed = cfg.training.mixed_precision if not cpu else "no"
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.accelerate.find_unused_parameters)
+    return Accelerator(mixed_precision=mixed, cpu=cpu, kwargs_handlers=[ddp])
 
 
 def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
@@ -385,6 +431,24 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     is_main = accelerator.is_main_process
     run_dir = cfg.run_dir
     resume_dir = find_resume_checkpoint(cfg)
+    state: dict[str, Any] | None = None
+    if resume_dir is not None:
+        state = ckpt.load_training_state(resume_dir, trust_pickle=t.trust_pickled_checkpoint)
+        done = int(state["step"])
+        if t.steps < done:
+            raise ConfigError(
+                f"{resume_dir} is at step {done}, past training.steps={t.steps}: there is nothing to "
+                f"train; set training.steps (alias training.num_steps) above {done} to continue the run"
+            )
+        if t.steps == done:
+            logger.warning(
+                "%s is already at training.steps=%d: nothing to train (raise training.steps to go on)",
+                resume_dir, done,
+            )
+            return TrainResult(
+                run_dir=run_dir, step=done, checkpoint=resume_dir,
+                val_metrics=dict(ckpt.read_meta(resume_dir).get("metrics", {})),
+            )
     set_seed(t.seed)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -410,8 +474,7 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     )
 
     start_step = 0
-    state: dict[str, Any] | None = None
-    if resume_dir is not None:
+    if resume_dir is not None and state is not None:
         meta = ckpt.read_meta(resume_dir)
         stored = meta.get("dataset", {})
         if stored.get("train_episodes") != data.train_episodes:
@@ -419,12 +482,11 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 f"{resume_dir} was trained on episodes {stored.get('train_episodes')} but this config splits "
                 f"{data.train_episodes}; resume with the run's own data settings"
             )
-        model.load_state_dict(ckpt.load_state_dict(resume_dir / ckpt.MODEL_FILE), strict=True)
-        state = ckpt.load_training_state(resume_dir)
+        model.load_state_dict(ckpt.load_weights(resume_dir, use_ema=False)[0], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
-            ema.load_state_dict(state["ema"], ckpt.load_state_dict(resume_dir / ckpt.EMA_FILE))
+            ema.load_state_dict(state["ema"], ckpt.load_state_dict(ckpt.ema_file(resume_dir)))
         start_step = int(state["step"])
         logger.info("resuming %s at step %d", resume_dir, start_step)
 
@@ -608,7 +670,7 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("training.train", __doc__, argv, train, catch_run_errors=False)
+    result = run_cli("training.train", __doc__, argv, train)
     if result is None:
         return
     summary = {k: v for k, v in result.val_metrics.items() if k != "per_task"}
