@@ -44,6 +44,7 @@ import yaml
 
 from ove_ros.child_process import stop_child
 from ove_ros.sim.metrics import EpisodeValues, agreement, mid_value, normalized_targets, value_metrics
+from ove_ros.sim.parity import advantage_fields
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_TRAIN_CONFIG = "training/configs/demo.yaml"
@@ -344,8 +345,8 @@ class RecordedEpisode:
     stamps: np.ndarray  # frame stamps (ns), ascending
     images: dict[str, list[np.ndarray]]  # camera -> per-frame RGB
     states: np.ndarray  # [T, joints]
-    online: dict[int, dict[str, float]] = field(default_factory=dict)  # stamp -> value message fields
-    advantages: dict[int, float] = field(default_factory=dict)
+    online: dict[int, dict[str, float]] = field(default_factory=dict)  # frame index -> value message fields
+    advantages: list[dict[str, Any]] = field(default_factory=list)  # the node's advantage records
     overlay: list[tuple[int, np.ndarray]] = field(default_factory=list)
 
 
@@ -379,12 +380,14 @@ def read_episode_bag(path: Path, cameras: Sequence[str], joints: Sequence[str], 
                     end, episode.success = _stamp(msg), msg.outcome == ros_types.OUTCOME_SUCCESS
             elif topic == f"/{node}/value":
                 msg = store.deserialize_cdr(raw, conn.msgtype)
-                episode.online[_stamp(msg)] = {"value": float(msg.value), "tick": int(msg.tick),
-                                               "input_skew": float(msg.input_skew),
-                                               "latency": float(msg.inference_latency)}
+                if msg.in_episode and (start is None or _stamp(msg) >= start):
+                    episode.online[int(msg.tick)] = {"value": float(msg.value), "tick": int(msg.tick),
+                                                     "input_skew": float(msg.input_skew),
+                                                     "latency": float(msg.inference_latency)}
             elif topic == f"/{node}/advantage":
                 msg = store.deserialize_cdr(raw, conn.msgtype)
-                episode.advantages[_stamp(msg)] = float(msg.advantage)
+                if start is None or _stamp(msg) >= start:
+                    episode.advantages.append(advantage_fields(msg))
             elif topic == f"/{node}/overlay":
                 msg = store.deserialize_cdr(raw, conn.msgtype)
                 episode.overlay.append((_stamp(msg), ros_types.raw_image_to_rgb(msg)))
@@ -497,13 +500,12 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
     for ep, off in zip(episodes, offline, strict=True):
         target = normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)
         online = np.full(len(ep.stamps), np.nan)
-        for i, stamp in enumerate(ep.stamps):
-            tick = ep.online.get(int(stamp))
+        for i in range(len(ep.stamps)):
+            tick = ep.online.get(i)  # the node's frame i of the episode: the recorded frame i on the grid
             if tick is not None:
                 online[i] = tick["value"]
-                if tick["input_skew"] == 0.0:
-                    pairs[0].append(tick["value"])
-                    pairs[1].append(off[i])
+                pairs[0].append(tick["value"])
+                pairs[1].append(off[i])
         online_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, online, target))
         offline_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, off, target))
         task_name, _, seed = ep.episode_id.partition("/seed")
@@ -559,6 +561,11 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     table.add_row("max |online - offline|", fmt(agree["max_abs_diff"]), f"{agree['frames']} frames",
                   f"<= {AGREEMENT_TARGET:g}")
     table.add_row("node latency median (ms)", fmt(summary["report"]["node_latency_ms_median"]), "", "")
+    for name, run in summary["report"].get("parity", {}).items():
+        table.add_row(f"{name}: max |dV| / |dA| vs training code", fmt(run["value_max_abs_diff"]),
+                      fmt(run["advantage_max_abs_diff"]), f"<= {run['tolerance']:g}")
+        table.add_row(f"{name}: frames valued, advantages, sign flips",
+                      f"{run['valued']}/{run['frames']}", str(run["advantages"]), str(run["sign_flips"]))
     console.print(table)
     timing = Table(title="Stage times (s)")
     timing.add_column("stage")
@@ -567,6 +574,37 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     for stage, info in summary["stages"].items():
         timing.add_row(stage, f"{info['seconds']:.1f}", info.get("note", ""))
     console.print(timing)
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.2e}"
+
+
+def dataset_parity(cfg: DemoConfig, bundle: Path, bags: list[Path], episodes: Sequence[RecordedEpisode],
+                   out: Path, logs: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The node's values and advantages against the training code's on the held-out bags' dataset frames:
+    those the node published live, and those of a second node fed the same bags faster than it can value."""
+    from ove_ros.bundle import read_bundle_config
+    from ove_ros.sim import parity
+    from ove_ros.values import RewardConfig
+
+    _, meta = read_bundle_config(bundle)
+    reward = RewardConfig.from_dict(meta.reward)
+    offline = parity.label_offline(bags, bundle, conversion_config(cfg), REPO_ROOT / cfg.train_config,
+                                   out / "parity", REPO_ID + "_heldout")
+    live = {bag.name: parity.LiveEpisode({t: d["value"] for t, d in ep.online.items()}, list(ep.advantages))
+            for bag, ep in zip(bags, episodes, strict=True)}
+    result = {"live": parity.compare(live, offline, meta.n_step, reward)}
+    node = Process(f"{NODE}_replay", [*executable(NODE, "ove_ros.ros.node"), "--ros-args", "--params-file",
+                                      str(logs / "value_estimator.yaml")],
+                   logs / "value_estimator_replay.log", dict(env, OMP_NUM_THREADS="1"))
+    try:
+        topics = ["/" + t for t in sim_topics(cfg.cameras)]
+        replayed = parity.replay(bags, topics, NODE, env, logs / "replay_player.log", rate=0.0)
+    finally:
+        node.stop()
+    result["replay"] = parity.compare(replayed, offline, meta.n_step, reward)
+    return result
 
 
 # ----------------------------------------------------------------------------------------- drivers
@@ -654,7 +692,6 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             "checkpoint": str(bundle_path), "device": "cpu", "dtype": "float32",
             "camera_topics": [f"camera/{c}/image_raw" for c in model_cfg.camera_names],
             "camera_transports": ["raw"], "joint_states_topic": "joint_states",
-            "sync.slop": 0.001,  # frames are 12.5 ms apart: never mix two frames in one tick
             "sync.max_age": 0.0,  # stamps are simulated time, not wall time
             "input_qos.reliability": "reliable", "input_qos.depth": 5,
         })
@@ -673,13 +710,25 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     held_bags = stages.run("5 live value_estimator on held-out seeds", live, lambda b: f"{len(b)} bags")
 
+    episodes: list[RecordedEpisode] = []
+
     def report() -> dict[str, Any]:
         from ove_ros.sim.episodes import ROBOT_JOINTS
 
-        episodes = [read_episode_bag(Path(b["path"]), cfg.cameras, ROBOT_JOINTS, NODE) for b in held_bags]
+        episodes[:] = [read_episode_bag(Path(b["path"]), cfg.cameras, ROBOT_JOINTS, NODE) for b in held_bags]
         return build_report(cfg, bundle_path, episodes, out)
 
     rep = stages.run("6 offline check, metrics, plots, overlay", report)
+
+    def parity_check() -> dict[str, Any]:
+        held = [Path(b["path"]) for b in held_bags]
+        return dataset_parity(cfg, bundle_path, held, episodes, out, logs, env)
+
+    rep["parity"] = stages.run(
+        "7 live node vs training code through the dataset (live run; replay faster than the model)",
+        parity_check, lambda r: f"live max |dV| {_fmt(r['live']['value_max_abs_diff'])}, max |dA| "
+        f"{_fmt(r['live']['advantage_max_abs_diff'])}; replay: {r['replay']['not_valued']} of "
+        f"{r['replay']['frames']} frames skipped, max |dA| {_fmt(r['replay']['advantage_max_abs_diff'])}")
     summary = {
         "mode": "sim",
         "config": asdict(cfg),
