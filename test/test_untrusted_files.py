@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from ove_ros.bundle import BundleError, load_bundle
-from ove_ros.model import OpenValueEstimator
+from ove_ros.bundle import BundleError
+from ove_ros.model import OpenValueEstimator, load_bundle
 from training import checkpoint as ckpt
 from training.config import ConfigError, load_config
 
