@@ -20,7 +20,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from training.config import Config, ConfigError, _f, split_cli_args, validate
+from training.config import (
+    Config,
+    ConfigError,
+    _canonical_overrides,
+    _canonical_tree,
+    _f,
+    split_cli_args,
+    validate,
+)
 
 CLOUD_PREFIX = "cloud."
 SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[A-Za-z0-9_-]+$")
@@ -194,11 +202,14 @@ def load_cloud_cli(
         if cloud_args:
             cloud = OmegaConf.merge(cloud, OmegaConf.from_dotlist(cloud_args))
         cloud_cfg: CloudConfig = OmegaConf.to_object(cloud)  # type: ignore[assignment]
-        merged = OmegaConf.merge(OmegaConf.structured(Config), raw, OmegaConf.from_dotlist(overrides))
+        # The training keys take the same spellings (aliases) as the training tools' own command lines.
+        tree = _canonical_tree(OmegaConf.to_container(raw) or {}, str(path or "the job's config"))
+        overrides = _canonical_overrides(overrides)
+        merged = OmegaConf.merge(OmegaConf.structured(Config), tree, OmegaConf.from_dotlist(overrides))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    if cfg.resume_from:
+    if cfg.training.resume_from:
         cfg.training.resume = True
     validate(cfg, require_run_name=require_run_name)
     return CloudCli(validate_cloud(cloud_cfg), cfg, path, list(overrides), dry)
