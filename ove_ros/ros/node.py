@@ -795,7 +795,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             if level != OK:
                 problems.append(f"{st.topic}: {message}")
             statuses.append(status(f"{name}: input {self.resolve_topic_name(st.topic)}", level, message, hw, {
-                "type": st.kind, "received": st.received, "rejected": st.rejected,
+                # Every dataset frame holds one message of every input.
+                "type": st.kind, "received": st.received, "synced": grid.kept, "rejected": st.rejected,
                 "last_error": st.last_error,
                 "silent_s": (now - st.last_wall) if st.last_wall is not None else math.nan}))
         level = max((ERROR if now - self._last_error_wall < 2 * s.diagnostics_period else OK),
