@@ -31,7 +31,15 @@ from torch import nn
 
 from ove_ros.bundle import BundleMetadata, load_bundle, parse_dtype
 from ove_ros.model import OpenValueEstimator, preprocess_images
-from ove_ros.prompt import PROMPT_SUFFIX, StateNormalizer, build_prompt, clean_task, discretize, prompt_prefix
+from ove_ros.prompt import (
+    PROMPT_SUFFIX,
+    StateNormalizer,
+    build_prompt,
+    clean_task,
+    discretize,
+    prompt_prefix,
+    timed_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -376,9 +384,12 @@ class InferenceEngine:
 
     # -------------------------------------------------------------------------------------- building
 
-    def _text(self, tasks: Sequence[str], states: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _text(
+        self, tasks: Sequence[str], states: np.ndarray, frame_index: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         bins = discretize(self.normalizer.normalize(states), self.model.config.state_bins)
-        rows = [self.tokens.ids(t, b) for t, b in zip(tasks, bins, strict=True)]
+        times = self.model.time_bins(frame_index, len(tasks))  # the time bin rides in the task text
+        rows = [self.tokens.ids(timed_task(t, tb), b) for t, b, tb in zip(tasks, bins, times, strict=True)]
         limit = self.model.config.max_text_tokens
         longest = max(len(r) for r in rows)
         if longest > limit:
@@ -536,12 +547,18 @@ class InferenceEngine:
         ]
 
     @torch.inference_mode()
-    def infer(self, images: Sequence[np.ndarray], state: np.ndarray, task: str) -> ValueOutput:
-        """One tick: ``images`` are uint8 HxWx3 RGB frames, one per camera in bundle order (any size)."""
+    def infer(
+        self, images: Sequence[np.ndarray], state: np.ndarray, task: str, frame_index: int | None = None
+    ) -> ValueOutput:
+        """One tick: ``images`` are uint8 HxWx3 RGB frames, one per camera in bundle order (any size).
+
+        ``frame_index`` (frames since the episode started, at the dataset's fps) is required by bundles
+        whose model takes elapsed time as an input (``config.time_bin_frames > 0``) and ignored otherwise.
+        """
         start = time.perf_counter()
         frames = self._check_frames(images)
         x = self._check_state(state)
-        ids, mask = self._text([task], x[None])
+        ids, mask = self._text([task], x[None], None if frame_index is None else [frame_index])
         pixels = self._pixels(frames, 1)
         ready = self._clock()
         logits = self._run(pixels, ids, mask)
@@ -549,9 +566,11 @@ class InferenceEngine:
         return self._outputs(logits, start, [ready - start, done - ready, 0.0])[0]
 
     @torch.inference_mode()
-    def infer_batch(self, images: np.ndarray, states: np.ndarray, tasks: Sequence[str]) -> list[ValueOutput]:
+    def infer_batch(
+        self, images: np.ndarray, states: np.ndarray, tasks: Sequence[str], frame_index: Any = None
+    ) -> list[ValueOutput]:
         """``images`` uint8 ``[B, N, H, W, 3]``, ``states`` ``[B, D]``, one task per row (run in chunks of
-        ``max_batch``)."""
+        ``max_batch``); ``frame_index`` ``[B]`` as in :meth:`infer`."""
         start = time.perf_counter()
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
             raise ValueError("images must be a uint8 numpy array [B, N, H, W, 3] (RGB, 0..255)")
@@ -575,7 +594,8 @@ class InferenceEngine:
         for i in range(0, images.shape[0], step):
             t0 = start if i == 0 else time.perf_counter()  # the first chunk owns the input checks
             chunk = images[i : i + step]
-            ids, mask = self._text(tasks[i : i + step], x[i : i + step])
+            fi = None if frame_index is None else np.asarray(frame_index).reshape(-1)[i : i + step]
+            ids, mask = self._text(tasks[i : i + step], x[i : i + step], fi)
             pixels = self._pixels(list(chunk.reshape(-1, *chunk.shape[2:])), chunk.shape[0])
             ready = self._clock()
             logits = self._run(pixels, ids, mask)
@@ -593,7 +613,7 @@ class InferenceEngine:
         frames = [np.zeros((480, 640, 3), dtype=np.uint8) for _ in self.camera_names]
         state = (self.normalizer.low + self.normalizer.high) / 2.0
         for _ in range(self.config.warmup_iters):
-            self.infer(frames, state, "warm up")
+            self.infer(frames, state, "warm up", 0)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.warmed_up = True
