@@ -186,3 +186,16 @@ def test_normalizers_come_from_the_training_episodes_only(synthetic_dataset, tmp
     assert meta["target_clipping"]["val"]["below"] == lengths[longest] - train_len
     train_frames = sum(lengths) - lengths[longest]
     assert meta["target_clipping"]["train"] == {"below": 0, "above": 0, "frames": train_frames}
+
+
+def test_evaluating_other_episodes_refuses_training_episodes(trained_run, tmp_path):  # noqa: F811
+    from training.evaluate import evaluate
+
+    data = trained_run["cfg"].to_dict()
+    data["run_name"] = None
+    data["evaluate"].update(checkpoint=str(trained_run["result"].checkpoint), split="val",
+                            plot_episodes=0, video_episodes=0, output_dir=str(tmp_path / "eval"))
+    data["data"]["cache_dir"] = str(tmp_path / "cache")
+    data["data"]["val_episodes"] = [1, 2]  # episode 2 was a training episode of the run
+    with pytest.raises(ValueError, match=r"include episodes \[2\] the model was trained on"):
+        evaluate(config_from_dict(data))

@@ -76,12 +76,27 @@ def renormalize(targets: ValueTargets, loaded: LoadedModel) -> None:
 
 
 def select_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> list[int]:
-    """The run's train or validation episodes when the dataset is the run's own, else all episodes."""
+    """The run's train or validation episodes when the dataset is the run's own, else all episodes.
+
+    ``data.val_episodes`` other than the run's own validation split are evaluated instead (held-out episodes
+    the run never saw, e.g. after choosing a checkpoint on the run's validation split); they must not be
+    among the run's training episodes.
+    """
     all_eps = targets.episodes.tolist()
     split = cfg.evaluate.split
     data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
     if split == "all":
         return all_eps
+    explicit = sorted(int(e) for e in cfg.data.val_episodes)
+    own = data.get("repo_id") == cfg.data.repo_id and "val_episodes" in data
+    if split == "val" and own and explicit and explicit != sorted(data["val_episodes"]):
+        seen = sorted(set(explicit) & set(data.get("train_episodes", [])))
+        if seen:
+            raise ValueError(
+                f"data.val_episodes {explicit} include episodes {seen} the model was trained on; evaluate "
+                "held-out episodes only (or the run's own split: leave data.val_episodes as the run had it)"
+            )
+        return [e for e in explicit if e in set(all_eps)]
     if data.get("repo_id") != cfg.data.repo_id or f"{split}_episodes" not in data:
         if cfg.data.val_episodes and split in ("val", "train"):
             val = [e for e in cfg.data.val_episodes if e in set(all_eps)]
