@@ -37,7 +37,15 @@ from ove_ros.bundle import BundleMetadata, parse_dtype
 from ove_ros.fp8 import convert_to_fp8, convert_with_torchao, supports_fp8
 from ove_ros.fused_layers import fuse_layers
 from ove_ros.model import OpenValueEstimator, load_bundle, preprocess_images
-from ove_ros.prompt import PROMPT_SUFFIX, StateNormalizer, build_prompt, clean_task, discretize, prompt_prefix
+from ove_ros.prompt import (
+    PROMPT_SUFFIX,
+    StateNormalizer,
+    build_prompt,
+    clean_task,
+    discretize,
+    prompt_prefix,
+    timed_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -472,10 +480,13 @@ class InferenceEngine:
 
     # -------------------------------------------------------------------------------------- building
 
-    def _token_rows(self, tasks: Sequence[str], states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _token_rows(
+        self, tasks: Sequence[str], states: np.ndarray, frame_index: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Right-padded prompt ids and attention mask ``[B, T]`` (int64; T = max_text_tokens when static)."""
         bins = discretize(self.normalizer.normalize(states), self.model.config.state_bins)
-        rows = [self.tokens.ids(t, b) for t, b in zip(tasks, bins, strict=True)]
+        times = self.model.time_bins(frame_index, len(tasks))  # the time bin rides in the task text
+        rows = [self.tokens.ids(timed_task(t, tb), b) for t, b, tb in zip(tasks, bins, times, strict=True)]
         limit = self.model.config.max_text_tokens
         longest = max(len(r) for r in rows)
         if longest > limit:
@@ -491,8 +502,10 @@ class InferenceEngine:
             mask[i, : len(r)] = 1
         return ids, mask
 
-    def _text(self, tasks: Sequence[str], states: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = self._token_rows(tasks, states)
+    def _text(
+        self, tasks: Sequence[str], states: np.ndarray, frame_index: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self._token_rows(tasks, states, frame_index)
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def _pixels(self, frames: Sequence[np.ndarray], rows: int) -> torch.Tensor:
@@ -716,17 +729,17 @@ class InferenceEngine:
         return self._rows(self._pack(logits).float().cpu().numpy(), start, stages, post)
 
     def _chunk(self, rows: Sequence[Sequence[np.ndarray]], tasks: Sequence[str], states: np.ndarray,
-               start: float, t0: float, stages: list[float]) -> list[ValueOutput]:
+               start: float, t0: float, stages: list[float], frame_index: Any = None) -> list[ValueOutput]:
         """Up to ``max_batch`` checked samples through the model; ``stages`` accumulates over chunks."""
         if self.device_preprocess:
-            host = self._stage(rows, *self._token_rows(tasks, states))
+            host = self._stage(rows, *self._token_rows(tasks, states, frame_index))
             ready = time.perf_counter()  # host work only: the upload and resize run inside the forward
             packed = self._call(host)[: len(rows)].cpu().numpy()  # waits for the whole tick
             done = time.perf_counter()
             stages[0] += ready - t0
             stages[1] += done - ready
             return self._rows(packed, start, stages, done)
-        ids, mask = self._text(tasks, states)
+        ids, mask = self._text(tasks, states, frame_index)
         pixels = self._pixels([f for r in rows for f in r], len(rows))
         ready = self._clock()
         logits = self._run(pixels, ids, mask)
@@ -736,18 +749,28 @@ class InferenceEngine:
         return self._outputs(logits, start, stages)
 
     @torch.inference_mode()
-    def infer(self, images: Sequence[np.ndarray], state: np.ndarray, task: str) -> ValueOutput:
-        """One tick: ``images`` are uint8 HxWx3 RGB frames, one per camera in bundle order (any size)."""
+    def infer(
+        self, images: Sequence[np.ndarray], state: np.ndarray, task: str, frame_index: int | None = None
+    ) -> ValueOutput:
+        """One tick: ``images`` are uint8 HxWx3 RGB frames, one per camera in bundle order (any size).
+
+        ``frame_index`` (frames since the episode started, at the dataset's fps) is required by bundles
+        whose model takes elapsed time as an input (``config.time_bin_frames > 0``) and ignored otherwise.
+        """
         start = time.perf_counter()
         frames = self._check_frames(images)
         x = self._check_state(state)
-        return self._chunk([frames], [task], x[None], start, start, [0.0, 0.0, 0.0])[0]
+        fi = None if frame_index is None else [frame_index]
+        return self._chunk([frames], [task], x[None], start, start, [0.0, 0.0, 0.0], fi)[0]
 
     @torch.inference_mode()
-    def infer_batch(self, images: np.ndarray, states: np.ndarray, tasks: Sequence[str]) -> list[ValueOutput]:
+    def infer_batch(
+        self, images: np.ndarray, states: np.ndarray, tasks: Sequence[str], frame_index: Any = None
+    ) -> list[ValueOutput]:
         """``images`` uint8 ``[B, N, H, W, 3]``, ``states`` ``[B, D]``, one task per row.
 
-        Up to ``max_batch`` samples run as one batched forward; more run in chunks of ``max_batch``.
+        Up to ``max_batch`` samples run as one batched forward; more run in chunks of ``max_batch``;
+        ``frame_index`` ``[B]`` as in :meth:`infer`.
         """
         start = time.perf_counter()
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
@@ -772,7 +795,8 @@ class InferenceEngine:
         for i in range(0, images.shape[0], step):
             t0 = start if i == 0 else time.perf_counter()  # the first chunk owns the input checks
             rows = [list(sample) for sample in images[i : i + step]]
-            out += self._chunk(rows, tasks[i : i + step], x[i : i + step], start, t0, stages)
+            fi = None if frame_index is None else np.asarray(frame_index).reshape(-1)[i : i + step]
+            out += self._chunk(rows, tasks[i : i + step], x[i : i + step], start, t0, stages, fi)
         return out
 
     def warmup(self) -> None:
@@ -787,10 +811,10 @@ class InferenceEngine:
         for b in sorted(self.batch_sizes or (1,), reverse=True):
             for _ in range(self.config.warmup_iters):
                 if b == 1:
-                    self.infer(list(frames), state, "warm up")
+                    self.infer(list(frames), state, "warm up", 0)
                 else:
                     self.infer_batch(np.broadcast_to(frames, (b, *frames.shape)), np.tile(state, (b, 1)),
-                                     ["warm up"] * b)
+                                     ["warm up"] * b, np.zeros(b, dtype=np.int64))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.warmed_up = True

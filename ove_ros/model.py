@@ -31,7 +31,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ove_ros.bundle import BundleMetadata, read_bundle, save_bundle
 from ove_ros.model_config import ValueModelConfig
-from ove_ros.prompt import StateNormalizer, build_prompt, discretize
+from ove_ros.prompt import StateNormalizer, build_prompt, discretize, time_bin
 from ove_ros.tokenizer import build_local_tokenizer, configure_tokenizer, load_tokenizer
 from ove_ros.values import expected_value, value_entropy, value_std
 
@@ -210,23 +210,40 @@ class OpenValueEstimator(nn.Module):
 
     # -------------------------------------------------------------------------------------- text input
 
-    def prompts(self, tasks: Sequence[str] | str, states: Any) -> list[str]:
-        """Raw states ``[B, D]`` + tasks -> prompt strings (normalized with the stored statistics)."""
+    def time_bins(self, frame_index: Any, batch: int) -> list[int | None]:
+        """Per-sample elapsed-time bins (None each when the model takes no time input)."""
+        frames = self.config.time_bin_frames
+        if not frames:
+            return [None] * batch
+        if frame_index is None:
+            raise ValueError(
+                f"this model takes elapsed time as an input (time_bin_frames={frames}): pass frame_index, "
+                "the frames since the episode started at the dataset's fps, one per sample"
+            )
+        idx = np.asarray(frame_index.cpu() if isinstance(frame_index, torch.Tensor) else frame_index)
+        idx = idx.reshape(-1)
+        if idx.size != batch:
+            raise ValueError(f"got {idx.size} frame indices for {batch} samples; pass one per sample")
+        return [time_bin(int(f), frames) for f in idx]
+
+    def prompts(self, tasks: Sequence[str] | str, states: Any, frame_index: Any = None) -> list[str]:
+        """Raw states ``[B, D]`` + tasks (+ frame indices for a timed model) -> prompt strings."""
         x = _as_numpy_states(states)
         tasks = [tasks] * x.shape[0] if isinstance(tasks, str) else list(tasks)
         if len(tasks) != x.shape[0]:
             raise ValueError(f"got {len(tasks)} tasks for {x.shape[0]} states; pass one task per sample")
         bins = discretize(self.state_normalizer().normalize(x), self.config.state_bins)
-        return [build_prompt(t, b) for t, b in zip(tasks, bins, strict=True)]
+        times = self.time_bins(frame_index, x.shape[0])
+        return [build_prompt(t, b, tb) for t, b, tb in zip(tasks, bins, times, strict=True)]
 
     def tokenize(
-        self, tasks: Sequence[str] | str, states: Any, pad_to_max: bool = False
+        self, tasks: Sequence[str] | str, states: Any, pad_to_max: bool = False, frame_index: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> ``input_ids``, ``attention_mask`` ``[B, T]`` on the model's device (right padding).
 
         ``pad_to_max`` pads to ``max_text_tokens`` (static shapes); otherwise to the longest prompt.
         """
-        prompts = self.prompts(tasks, states)
+        prompts = self.prompts(tasks, states, frame_index)
         enc = self.tokenizer(
             prompts,
             padding="max_length" if pad_to_max else "longest",
@@ -311,12 +328,13 @@ class OpenValueEstimator(nn.Module):
         """LeRobot-style batch -> logits ``[B, num_bins]``.
 
         Keys: ``observation.images`` ``[B, N, C, H, W]`` float in [0, 1] (or ``observation.images.<cam>``),
-        ``observation.state`` ``[B, D]`` raw joint values, ``task`` list of str.
+        ``observation.state`` ``[B, D]`` raw joint values, ``task`` list of str; ``frame_index`` ``[B]`` for a
+        model with elapsed time as an input.
         """
         if STATE_KEY not in batch or TASK_KEY not in batch:
             raise ValueError(f"batch needs {STATE_KEY!r} and {TASK_KEY!r}; got keys {sorted(batch)}")
         pixels = self.gather_images(batch)
-        ids, mask = self.tokenize(batch[TASK_KEY], batch[STATE_KEY])
+        ids, mask = self.tokenize(batch[TASK_KEY], batch[STATE_KEY], frame_index=batch.get("frame_index"))
         if ids.shape[0] != pixels.shape[0]:
             raise ValueError(f"batch has {pixels.shape[0]} image rows but {ids.shape[0]} states")
         return self.forward_tensors(pixels, ids, mask)

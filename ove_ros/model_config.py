@@ -54,6 +54,8 @@ class ValueModelConfig:
     attn_implementation: str = "sdpa"
     vision_backbone: str = "siglip"
     text_backbone: str = "gemma3"
+    # > 0: elapsed time is an input; the prompt carries "Time: frame_index // time_bin_frames" (prompt.py).
+    time_bin_frames: int = 0
 
     def __post_init__(self) -> None:
         self.camera_names = [str(c) for c in self.camera_names]
@@ -74,6 +76,7 @@ class ValueModelConfig:
             "image_std": len(self.image_std) == 3 and min(self.image_std) > 0,
             "local_attention": self.local_attention in LOCAL_ATTENTION_MODES,
             "attn_implementation": self.attn_implementation in ATTN_IMPLEMENTATIONS,
+            "time_bin_frames": self.time_bin_frames >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -6,17 +6,29 @@ The prompt is ``"Task: <task>, State: <b1 b2 ...>;"`` where ``b_i`` is joint ``i
 the per-joint min/max of the training data and cut into 256 equal bins. Training, the bundle and the live
 engine all go through :class:`StateNormalizer` and :func:`discretize` so the same joint reading always gives
 the same bins.
+
+A model trained with elapsed time as an input (``ValueModelConfig.time_bin_frames > 0``) reads
+``"Task: <task>, Time: <t>, State: ...;"`` where ``t`` is :func:`time_bin` of the frame index (frames since
+the episode started, at the dataset's frame rate): in a time-limited task the value of a state depends on
+the time left, which nothing in one frame shows.
+
+Joint values outside the training range are clipped to it; :class:`StateNormalizer` counts them and warns
+once per set of statistics, since the model never saw such states.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 STATE_BINS = 256
+MAX_TIME_BIN = 255  # later frames share the last bin
 PROMPT_PREFIX = "Task: {task}, State:"
 PROMPT_SUFFIX = ";"
 # Ranges narrower than this are treated as constant joints (mapped to 0) instead of dividing by ~0.
@@ -103,8 +115,34 @@ class StateNormalizer:
         span = self.high - self.low
         degenerate = span < MIN_RANGE
         # A joint that never moved in the training data carries no information: map it to the middle.
-        scaled = 2.0 * (x - self.low) / np.where(degenerate, 1.0, span) - 1.0
-        return np.clip(np.where(degenerate, 0.0, scaled), -1.0, 1.0)
+        scaled = np.where(degenerate, 0.0, 2.0 * (x - self.low) / np.where(degenerate, 1.0, span) - 1.0)
+        outside = np.abs(scaled) > 1.0 + 1e-9
+        if outside.any():
+            self._count_clipped(x, outside)
+        return np.clip(scaled, -1.0, 1.0)
+
+    def _count_clipped(self, x: np.ndarray, outside: np.ndarray) -> None:
+        key = self._key()
+        _CLIPPED[key] = _CLIPPED.get(key, 0) + int(outside.sum())
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+        idx = np.argwhere(outside)[0]
+        j = int(idx[-1])
+        logger.warning(
+            "%s = %.6g is outside the training range [%.6g, %.6g] and is clipped to it (%d joint value(s) "
+            "clipped in this call; StateNormalizer.clipped_count() keeps the total). The model never saw "
+            "such states: check the joint order and units against the bundle's joint_names, or retrain "
+            "with data that covers them", _joint_label(j, self.joint_names), float(x[tuple(idx)]),
+            self.low[j], self.high[j], int(outside.sum()),
+        )
+
+    def _key(self) -> tuple[bytes, bytes]:
+        return self.low.tobytes(), self.high.tobytes()
+
+    def clipped_count(self) -> int:
+        """Joint values clipped so far by normalizers with these statistics (in this process)."""
+        return _CLIPPED.get(self._key(), 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +154,11 @@ class StateNormalizer:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StateNormalizer:
         return cls(np.asarray(data["low"]), np.asarray(data["high"]), data.get("joint_names"))
+
+
+# Clipped joint values per set of statistics (the model rebuilds its normalizer on every call).
+_CLIPPED: dict[tuple[bytes, bytes], int] = {}
+_WARNED: set[tuple[bytes, bytes]] = set()
 
 
 def discretize(x: np.ndarray | Sequence[float], num_bins: int = STATE_BINS) -> np.ndarray:
@@ -141,16 +184,36 @@ def clean_task(task: str) -> str:
     return text
 
 
-def prompt_prefix(task: str) -> str:
-    """The part of the prompt before the first bin (constant while the task does not change)."""
-    return PROMPT_PREFIX.format(task=clean_task(task))
+def time_bin(frame_index: int, frames_per_bin: int) -> int:
+    """Elapsed-time bin of a frame: ``frame_index // frames_per_bin``, at most :data:`MAX_TIME_BIN`."""
+    f = int(frame_index)
+    if f < 0:
+        raise ValueError(f"frame_index must be >= 0 (frames since the episode started), got {f}")
+    if int(frames_per_bin) < 1:
+        raise ValueError(f"frames_per_bin must be >= 1, got {frames_per_bin}")
+    return min(f // int(frames_per_bin), MAX_TIME_BIN)
 
 
-def build_prompt(task: str, bins: Sequence[int] | np.ndarray) -> str:
-    """``"Task: <task>, State: <b1 b2 ...>;"``."""
+def timed_task(task: str, time: int | None) -> str:
+    """The task text with the elapsed-time bin after it (``"<task>, Time: <t>"``); the task when None.
+
+    Everything that assembles prompts piecewise (the engine's token cache) treats this as the task, so the
+    timed prompt is the same string in training and live.
+    """
+    text = clean_task(task)
+    return text if time is None else f"{text}, Time: {int(time)}"
+
+
+def prompt_prefix(task: str, time: int | None = None) -> str:
+    """The part of the prompt before the first bin (constant while the task and time bin do not change)."""
+    return PROMPT_PREFIX.format(task=timed_task(task, time))
+
+
+def build_prompt(task: str, bins: Sequence[int] | np.ndarray, time: int | None = None) -> str:
+    """``"Task: <task>, State: <b1 b2 ...>;"``; with a time bin ``"Task: <task>, Time: <t>, State: ...;"``."""
     values = np.asarray(bins).reshape(-1)
     if values.size == 0:
         raise ValueError("build_prompt needs at least one state bin")
     if not np.issubdtype(values.dtype, np.integer):
         raise ValueError(f"build_prompt needs integer bins (see discretize), got dtype {values.dtype}")
-    return prompt_prefix(task) + "".join(f" {int(b)}" for b in values) + PROMPT_SUFFIX
+    return prompt_prefix(task, time) + "".join(f" {int(b)}" for b in values) + PROMPT_SUFFIX

@@ -280,6 +280,17 @@ def normalize_returns(returns: ArrayLike | Sequence[float], scale: float) -> np.
     return np.clip(g / scale, -1.0, 0.0)
 
 
+def clip_counts(returns: ArrayLike | Sequence[float], scale: ArrayLike | float) -> tuple[int, int]:
+    """How many returns :func:`normalize_returns` would clip: ``(below -1, above 0)`` after dividing by
+    ``scale`` (one scale, or one per return). Clipping is lossy, so callers report these counts."""
+    if isinstance(returns, torch.Tensor):
+        returns = returns.detach().cpu().numpy()
+    g = np.asarray(returns, dtype=np.float64).reshape(-1)
+    s = np.broadcast_to(np.asarray(scale, dtype=np.float64).reshape(-1), g.shape)
+    x = g / s
+    return int((x < -1.0).sum()), int((x > 0.0).sum())
+
+
 # ---------------------------------------------------------------------------------------------- targets
 
 

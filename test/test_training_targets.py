@@ -71,7 +71,8 @@ def test_step_penalty_and_fail_penalty_change_the_targets(outcome_ds):
 
 
 def test_precomputed_rewards_are_read_as_is(synthetic_dataset):  # noqa: F811
-    spec = {**SPEC, "reward_style": "dense"}
+    # Every episode fails: all returns are negative (a success's +2 would make returns positive, refused).
+    spec = {**SPEC, "reward_style": "dense", "failure_every": 1}
     ds = open_lerobot_dataset("synthetic/values", synthetic_dataset(**spec))
     column = np.concatenate([dense_rewards(n, s) for n, s, _ in plan(**spec)]).astype(np.float64)
     a = compute_value_targets(ds, RewardConfig(fail_penalty=100.0, precomputed_rewards=True))

@@ -11,7 +11,7 @@ Writes a copy of the dataset with three extra per-frame features: ``value`` (E[V
 with the per-task thresholds, normalizers and settings (``training.convert --advantage-info`` puts them in a
 bundle). The math is that of :mod:`ove_ros.values`, which the live node uses too: with the bundle's reward
 settings and per-task scales, ``A_t = sum_{k<N'} r_{t+k}/scale + V(t+N') - V(t)`` (``n_step``) or
-``G_t/scale - V(t)`` (``mc``).
+``clip(G_t/scale, -1, 0) - V(t)`` (``mc``: the return in the clipped units the values were trained on).
 
 For policy training, the labels read as prompt text::
 
@@ -41,9 +41,11 @@ from ove_ros.values import (
     NEGATIVE_LABEL,
     POSITIVE_LABEL,
     binarize_advantages,
+    clip_counts,
     compute_task_thresholds,
     mc_advantages,
     n_step_advantages,
+    normalize_returns,
 )
 from training.checkpoint import replace_dir
 from training.config import Config, ConfigError, run_cli
@@ -107,13 +109,23 @@ def compute_advantages(
     if mode not in ("n_step", "mc"):
         raise ValueError(f"advantage mode {mode!r}; choose 'n_step' or 'mc'")
     adv = np.empty(len(targets), dtype=np.float64)
+    if mode == "mc":
+        below, above = clip_counts(targets.returns, scales)
+        if below or above:
+            logger.warning(
+                "MC advantages: %d of %d returns fall outside [-1, 0] after dividing by the model's scales "
+                "(%d below, %d above) and are clipped, as the values were trained. Episodes longer than any "
+                "training episode lose their early frames' spread: retrain with them in the training split, "
+                "or use advantage.mode=n_step", below + above, len(targets), below, above,
+            )
     for sl in targets.episode_slices().values():
         scale = float(scales[sl.start])
         v = values[sl]
         if mode == "n_step":
             adv[sl] = n_step_advantages(targets.rewards[sl] / scale, v, n_step)
         else:
-            adv[sl] = mc_advantages(targets.returns[sl] / scale, v)
+            # The values were trained on clip(G / scale, -1, 0): compare them with returns in those units.
+            adv[sl] = mc_advantages(normalize_returns(targets.returns[sl], scale), v)
     return adv
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from ove_ros.values import (
     RewardConfig,
+    clip_counts,
     compute_task_normalizers,
     episode_rewards,
     mc_returns,
@@ -171,6 +172,8 @@ class ValueTargets:
     tasks: dict[int, str]
     normalizers: dict[str, float]
     episode_success: dict[int, bool] = field(default_factory=dict)
+    # The episodes the normalizers were fitted on (None: every episode of the dataset, before a split).
+    normalizer_episodes: list[int] | None = None
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -200,6 +203,36 @@ class ValueTargets:
 
     def episode_mask(self, episodes: Sequence[int]) -> np.ndarray:
         return np.isin(self.episode_index, np.asarray(list(episodes), dtype=np.int64))
+
+    def fit_normalizers(self, episodes: Sequence[int]) -> None:
+        """Refit the per-task scales on ``episodes`` only (the training split) and renormalize every frame.
+
+        A scale fitted on validation episodes too would leak their lengths into the training targets. Tasks
+        seen only outside ``episodes`` get the largest fitted scale (what a bundle uses for unknown tasks).
+        """
+        slices = self.episode_slices()
+        first = self._episode_first_task()
+        chosen = sorted(int(e) for e in episodes if int(e) in slices)
+        if not chosen:
+            raise ValueError(f"fit_normalizers: none of episodes {list(episodes)[:10]} is in the targets")
+        norms = compute_task_normalizers(
+            [self.returns[slices[e]] for e in chosen], [first[e] for e in chosen]
+        )
+        fallback = max(norms.values())
+        for task in set(first.values()) - set(norms):
+            norms[task] = fallback
+        for ep, sl in slices.items():
+            self.values[sl] = normalize_returns(self.returns[sl], norms[first[ep]])
+        self.normalizers = norms
+        self.normalizer_episodes = chosen
+
+    def clip_counts(self, episodes: Sequence[int] | None = None) -> dict[str, int]:
+        """Frames of ``episodes`` (all when None) whose normalized return falls outside [-1, 0] and is
+        clipped: ``below`` (an episode longer or costlier than any the scale was fitted on), ``above``
+        (a positive return), and ``frames`` in all."""
+        mask = np.ones(len(self), dtype=bool) if episodes is None else self.episode_mask(episodes)
+        below, above = clip_counts(self.returns[mask], self.scales()[mask])
+        return {"below": below, "above": above, "frames": int(mask.sum())}
 
     def episode_slices(self) -> dict[int, slice]:
         """Episode -> slice of the (index-sorted) arrays; episodes are contiguous in index order."""
@@ -315,6 +348,16 @@ def compute_value_targets(
         ep_tasks.append(tasks[int(task_index[s])])
         success[ep] = bool(reward_col is None or reward_col[e - 1] > 0)
 
+    if reward.precomputed_rewards:
+        positive = int((returns > 0).sum())
+        if positive:
+            raise ValueError(
+                f"dataset {dataset.repo_id}: data.precomputed_rewards=true, but {positive} of {index.size} "
+                "frames have a positive return (e.g. a 0/+1 success reward); values live in [-1, 0], so "
+                "they would all be clipped to 0 and the model would learn nothing. Set "
+                "data.precomputed_rewards=false (terminal-outcome mode: the sign of each episode's last "
+                "reward is its outcome), or store rewards <= 0 (costs) in the reward column"
+            )
     normalizers = compute_task_normalizers(ep_returns, ep_tasks)
     values = np.empty(index.size, dtype=np.float32)
     for (s, e), task in zip(zip(starts.tolist(), ends.tolist(), strict=True), ep_tasks, strict=True):
@@ -387,6 +430,26 @@ def load_or_compute_targets(
     targets = compute_value_targets(dataset, reward, reward_key, assume_success_without_reward)
     targets.save(path)
     return targets
+
+
+def fit_split_normalizers(targets: ValueTargets, train_episodes: Sequence[int],
+                          val_episodes: Sequence[int] = ()) -> dict[str, dict[str, int]]:
+    """Fit the per-task scales on the training episodes only, count the targets that clipping changes, and
+    warn once when there are any. Returns ``{"train": counts, "val": counts}`` (see
+    :meth:`ValueTargets.clip_counts`)."""
+    targets.fit_normalizers(train_episodes)
+    counts = {"train": targets.clip_counts(train_episodes)}
+    if val_episodes:
+        counts["val"] = targets.clip_counts(val_episodes)
+    for split, c in counts.items():
+        if c["below"] or c["above"]:
+            logger.warning(
+                "%d of %d %s targets fall outside [-1, 0] after normalizing with the training episodes' "
+                "scales (%d below -1: episodes longer or costlier than any training episode; %d above 0: "
+                "positive returns) and are clipped. Put such episodes in the training split, or check the "
+                "reward settings", c["below"] + c["above"], c["frames"], split, c["below"], c["above"],
+            )
+    return counts
 
 
 # --------------------------------------------------------------------------------------------- splits

@@ -8,8 +8,15 @@ r"""Evaluate a value model on a dataset: metrics, value-curve plots and videos w
 ``evaluate.checkpoint`` is a training checkpoint (EMA weights unless ``evaluate.use_ema=false``), a run
 directory (its newest checkpoint) or a deploy bundle. Targets use the reward settings and per-task
 normalizers the model was trained with, so the numbers compare with the training run's validation.
-Writes ``metrics.json`` (overall and per task: loss, MAE, RMSE, explained variance), ``predictions.csv``,
-``plots/episode_<n>.png`` and ``videos/episode_<n>.mp4``.
+Writes ``metrics.json`` (overall and per task: loss, MAE, RMSE, explained variance), ``value_quality.json``
+(the model next to baselines fitted on the training episodes only, on the same frames: EV, MAE, RMSE,
+within-episode Spearman, failure AUROC at 25/50/75 %, smoothness, 10-90 % interval coverage, target
+clipping counts; see :mod:`training.baselines`), ``value_quality.png`` (curves with the best baseline
+beside the model), ``predictions.csv``, ``plots/episode_<n>.png`` and ``videos/episode_<n>.mp4``.
+
+The baselines need the training episodes: those of the checkpoint's run when the dataset is the run's own,
+else every episode not in ``data.val_episodes`` (which then are the evaluated ones); without either the
+report has no baselines.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 
 from ove_ros.output_guard import OutputRefused, check_output, is_evaluation_dir
+from training.baselines import FrameSet, baseline_report, fit_baselines
 from training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
 from training.config import Config, ConfigError, run_cli
 from training.dataset import (
@@ -36,8 +44,9 @@ from training.dataset import (
     load_or_compute_targets,
     open_lerobot_dataset,
 )
+from training.metrics import distribution_quantiles, value_loss, value_quality
 from training.modeling import LoadedModel, load_value_model
-from training.train import cache_dir, eval_loader, predict_frames, summarize_predictions
+from training.train import cache_dir, eval_loader, summarize_predictions, to_device
 
 logger = logging.getLogger("training.evaluate")
 
@@ -53,7 +62,8 @@ class EvalResult:
 
 
 def renormalize(targets: ValueTargets, loaded: LoadedModel) -> None:
-    """Normalize the returns with the scales the model was trained with (in place)."""
+    """Normalize the returns with the scales the model was trained with (in place); see
+    :meth:`ValueTargets.clip_counts` for how many targets that clips."""
     first = targets._episode_first_task()
     unknown = sorted({t for t in first.values() if t not in loaded.task_normalizers})
     if unknown:
@@ -67,13 +77,31 @@ def renormalize(targets: ValueTargets, loaded: LoadedModel) -> None:
 
 
 def select_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> list[int]:
-    """The run's train or validation episodes when the dataset is the run's own, else all episodes."""
+    """The run's train or validation episodes when the dataset is the run's own, else all episodes.
+
+    ``data.val_episodes`` other than the run's own validation split are evaluated instead (held-out episodes
+    the run never saw, e.g. after choosing a checkpoint on the run's validation split); they must not be
+    among the run's training episodes.
+    """
     all_eps = targets.episodes.tolist()
     split = cfg.evaluate.split
     data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
     if split == "all":
         return all_eps
+    explicit = sorted(int(e) for e in cfg.data.val_episodes)
+    own = data.get("repo_id") == cfg.data.repo_id and "val_episodes" in data
+    if split == "val" and own and explicit and explicit != sorted(data["val_episodes"]):
+        seen = sorted(set(explicit) & set(data.get("train_episodes", [])))
+        if seen:
+            raise ValueError(
+                f"data.val_episodes {explicit} include episodes {seen} the model was trained on; evaluate "
+                "held-out episodes only (or the run's own split: leave data.val_episodes as the run had it)"
+            )
+        return [e for e in explicit if e in set(all_eps)]
     if data.get("repo_id") != cfg.data.repo_id or f"{split}_episodes" not in data:
+        if cfg.data.val_episodes and split in ("val", "train"):
+            val = [e for e in cfg.data.val_episodes if e in set(all_eps)]
+            return val if split == "val" else [e for e in all_eps if e not in set(val)]
         logger.warning(
             "the model's %s split is unknown for %s; evaluating every episode", split, cfg.data.repo_id
         )
@@ -82,6 +110,67 @@ def select_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> 
     if not chosen:
         raise ValueError(f"the {split} split of the run is empty on this dataset; use evaluate.split=all")
     return chosen
+
+
+def baseline_train_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> list[int]:
+    """The episodes the baselines may be fitted on: the run's training episodes (on its own dataset), else
+    the episodes outside ``data.val_episodes``; empty when neither is known."""
+    all_eps = set(targets.episodes.tolist())
+    data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
+    if data.get("repo_id") == cfg.data.repo_id and "train_episodes" in data:
+        return [e for e in data["train_episodes"] if e in all_eps]
+    if cfg.data.val_episodes:
+        return sorted(all_eps - set(cfg.data.val_episodes))
+    return []
+
+
+def frame_states(dataset: Any, targets: ValueTargets, state_key: str) -> np.ndarray:
+    """The joint vector of every frame ``[N, D]`` in ``targets`` order, from the parquet (no decoding)."""
+    from training.dataset import _column
+
+    flat = _column(dataset.hf_dataset.data, state_key).astype(np.float64)
+    states = flat.reshape(len(dataset.hf_dataset), -1)
+    return states[targets.rows]
+
+
+def frame_set(targets: ValueTargets, states: np.ndarray, episodes: list[int]) -> FrameSet:
+    mask = targets.episode_mask(episodes)
+    eps = targets.episode_index[mask]
+    return FrameSet(
+        episode=eps,
+        frame=targets.frame_index[mask],
+        task=targets.frame_tasks(mask),
+        state=states[mask],
+        target=targets.values[mask],
+        success={int(e): targets.episode_success.get(int(e), True) for e in np.unique(eps)},
+    )
+
+
+@torch.no_grad()
+def predict_distribution(
+    model: Any, loader: Any, device: torch.device, cfg: Config
+) -> dict[str, np.ndarray | list[Any]]:
+    """E[V], its 10 % and 90 % quantiles, the per-sample loss, tasks and indices of every sample."""
+    model.eval()
+    centers = model.config.bins.centers
+    out: dict[str, list[Any]] = {k: [] for k in ("pred", "q10", "q90", "target", "loss", "task", "index")}
+    for batch in loader:
+        batch = to_device(batch, device)
+        logits = model(batch)
+        loss = value_loss(
+            logits, batch["target"], model.config.bins, cfg.training.target_encoding,
+            cfg.training.hl_gauss_sigma, "none",
+        )
+        probs = model.probs(logits).double().cpu().numpy()
+        q = distribution_quantiles(probs, centers, (0.1, 0.9))
+        out["pred"] += model.get_expected_value(logits).double().cpu().tolist()
+        out["q10"] += q[:, 0].tolist()
+        out["q90"] += q[:, 1].tolist()
+        out["target"] += batch["target"].double().cpu().tolist()
+        out["loss"] += loss.cpu().tolist()
+        out["task"] += list(batch["task"])
+        out["index"] += batch["index"].cpu().tolist()
+    return out
 
 
 def default_output_dir(cfg: Config, loaded: LoadedModel) -> Path:
@@ -121,6 +210,55 @@ def plot_episode(path: Path, frames: np.ndarray, pred: np.ndarray, target: np.nd
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def plot_value_quality(
+    path: Path, frames: FrameSet, pred: np.ndarray, report: dict[str, Any], baseline_pred: np.ndarray | None,
+    episodes: Sequence[int],
+) -> Path:
+    """One picture: a few evaluated episodes' curves (target, model, best baseline) and the EV of each
+    predictor as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = report.get("best_baseline")
+    eps = list(episodes)[:4]
+    fig, axes = plt.subplots(1, len(eps) + 1, figsize=(3.4 * (len(eps) + 1), 3.2), dpi=100, squeeze=False)
+    for ax, ep in zip(axes[0], eps, strict=False):
+        m = frames.episode == ep
+        order = np.argsort(frames.frame[m])
+        t = frames.frame[m][order]
+        ax.plot(t, frames.target[m][order], color="black", linewidth=1.5, label="target")
+        ax.plot(t, pred[m][order], color="tab:blue", linewidth=1.2, label="model")
+        if baseline_pred is not None:
+            ax.plot(t, baseline_pred[m][order], color="tab:orange", linewidth=1.2, linestyle="--",
+                    label=f"{best}")
+        ok = "success" if frames.success.get(int(ep), True) else "failure"
+        ax.set_title(f"episode {ep} ({ok})", fontsize=9)
+        ax.set_ylim(-1.05, 0.05)
+        ax.set_xlabel("frame")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("normalized value")
+    axes[0][0].legend(loc="lower right", fontsize=7)
+    bar = axes[0][-1]
+    names = ["model", *report.get("baselines", {})]
+    evs = [report["model"]["ev"], *(b["ev"] for b in report.get("baselines", {}).values())]
+    colors = ["tab:blue"] + ["tab:orange" if n == best else "tab:gray" for n in names[1:]]
+    bar.barh(range(len(names)), [max(-0.5, e) if np.isfinite(e) else 0.0 for e in evs], color=colors)
+    bar.set_yticks(range(len(names)), names, fontsize=7)
+    bar.invert_yaxis()
+    bar.set_xlim(-0.5, 1.0)
+    bar.axvline(0.0, color="black", linewidth=0.8)
+    bar.set_title(f"held-out EV (margin {report.get('margin_ev', float('nan')):+.3f})", fontsize=9)
+    bar.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -244,7 +382,7 @@ def evaluate(cfg: Config) -> EvalResult:
     run_cfg = loaded.meta.get("config", {}).get("training", {})
     cfg.training.target_encoding = run_cfg.get("target_encoding", cfg.training.target_encoding)
     cfg.training.hl_gauss_sigma = run_cfg.get("hl_gauss_sigma", cfg.training.hl_gauss_sigma)
-    pred = predict_frames(model, loader, device, cfg)
+    pred = predict_distribution(model, loader, device, cfg)
     metrics = summarize_predictions(pred)
     metrics.update(
         checkpoint=str(loaded.path),
@@ -257,8 +395,17 @@ def evaluate(cfg: Config) -> EvalResult:
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "metrics.json", metrics)
-    by_index = dict(zip(pred["index"], pred["pred"], strict=True))
-    p_all = np.asarray([by_index[int(i)] for i in frames.index], dtype=np.float64)
+    by_index = {int(i): n for n, i in enumerate(pred["index"])}
+    order = np.asarray([by_index[int(i)] for i in frames.index], dtype=np.int64)
+    p_all = np.asarray(pred["pred"], dtype=np.float64)[order]
+    q10, q90 = (np.asarray(pred[k], dtype=np.float64)[order] for k in ("q10", "q90"))
+    quality = value_quality_report(cfg, loaded, dataset, targets, episodes, p_all, q10, q90)
+    atomic_write_json(out / "value_quality.json", quality["report"])
+    plot_value_quality(
+        out / "value_quality.png", quality["eval_frames"], p_all, quality["report"],
+        quality["best_baseline_pred"], spread(episodes, 4),
+    )
+    metrics["value_quality"] = {k: v for k, v in quality["report"].items() if k not in ("baselines",)}
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["index", "episode_index", "frame_index", "task", "target", "pred"])
@@ -307,11 +454,52 @@ def evaluate(cfg: Config) -> EvalResult:
     return result
 
 
+def value_quality_report(
+    cfg: Config, loaded: LoadedModel, dataset: Any, targets: ValueTargets, episodes: list[int],
+    pred: np.ndarray, q10: np.ndarray, q90: np.ndarray,
+) -> dict[str, Any]:
+    """The model against the baselines on ``episodes`` (their frames in ``targets`` order), plus where the
+    normalizers came from and how many targets clipping changed."""
+    states = frame_states(dataset, targets, cfg.data.state_key)
+    eval_frames = frame_set(targets, states, episodes)
+    train_eps = [ep for ep in baseline_train_episodes(cfg, loaded, targets) if ep not in set(episodes)]
+    data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
+    provenance = {
+        "normalizers": dict(targets.normalizers),
+        "normalizer_episodes": data.get("normalizer_episodes", "not recorded"),
+        "eval_target_clipping": targets.clip_counts(episodes),
+        "train_target_clipping": data.get("target_clipping"),
+        "checkpoint": str(loaded.path),
+        "repo_id": cfg.data.repo_id,
+        "eval_episodes": list(episodes),
+        "baseline_train_episodes": train_eps,
+    }
+    if not train_eps:
+        logger.warning(
+            "no training episodes known for the baselines (not the run's own dataset, no data.val_episodes); "
+            "the value-quality report compares with no baseline"
+        )
+        model = value_quality(
+            eval_frames.episode, eval_frames.frame, eval_frames.task, eval_frames.target, pred,
+            eval_frames.success, q10, q90,
+        )
+        report = {"model": model, "baselines": {}, "best_baseline": None, **provenance}
+        return {"report": report, "eval_frames": eval_frames, "best_baseline_pred": None}
+    train_frames = frame_set(targets, states, train_eps)
+    report = {**baseline_report(train_frames, eval_frames, pred, q10, q90), **provenance}
+    best = report["best_baseline"]
+    best_pred = fit_baselines(train_frames, eval_frames, [best])[best] if best else None
+    return {"report": report, "eval_frames": eval_frames, "best_baseline_pred": best_pred}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     result = run_cli("training.evaluate", __doc__, argv, evaluate, require_run_name=False)
     if result is None:
         return
     summary = {k: v for k, v in result.metrics.items() if k in ("loss", "mae", "rmse", "ev", "count")}
+    vq = result.metrics.get("value_quality", {})
+    summary.update(best_baseline=vq.get("best_baseline"), best_baseline_ev=vq.get("best_baseline_ev"),
+                   margin_ev=vq.get("margin_ev"))
     print(json.dumps({"output_dir": str(result.output_dir), **summary}, default=float))
 
 

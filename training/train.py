@@ -51,6 +51,7 @@ from training.dataset import (
     ValueFrameDataset,
     ValueTargets,
     camera_keys,
+    fit_split_normalizers,
     joint_names,
     load_or_compute_targets,
     open_lerobot_dataset,
@@ -83,6 +84,7 @@ class TrainData:
     joint_names: list[str]
     state_low: np.ndarray
     state_high: np.ndarray
+    target_clipping: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state_dim(self) -> int:
@@ -104,6 +106,8 @@ class TrainData:
             "state_low": self.state_low.tolist(),
             "state_high": self.state_high.tolist(),
             "task_normalizers": dict(self.targets.normalizers),
+            "normalizer_episodes": self.targets.normalizer_episodes,
+            "target_clipping": self.target_clipping,
             "reward": cfg.reward.to_dict(),
             "train_episodes": self.train_episodes,
             "val_episodes": self.val_episodes,
@@ -128,6 +132,7 @@ def prepare_data(cfg: Config, main_process_first: Any = nullcontext) -> TrainDat
     train_eps, val_eps = split_episodes(
         targets.episodes.tolist(), d.val_fraction, d.split_seed, d.val_episodes
     )
+    clipping = fit_split_normalizers(targets, train_eps, val_eps)  # no validation episode in the scales
     keys = camera_keys(dataset, d.camera_names)
     low, high = state_stats(dataset, d.state_key)
     names = joint_names(dataset, d.state_key) or [f"joint_{i}" for i in range(low.size)]
@@ -142,6 +147,7 @@ def prepare_data(cfg: Config, main_process_first: Any = nullcontext) -> TrainDat
         joint_names=names,
         state_low=low,
         state_high=high,
+        target_clipping=clipping,
     )
 
 

@@ -10,6 +10,8 @@
   the exact steps to go, but predicts the mean target of its task's failures for every failure frame. A
   failed episode ends at the time limit, and nothing in a frame says how long the episode has run, so no
   model can beat this by much; it puts the achieved EV in context.
+- Mistake-advantage AUROC: how well the n-step advantage of the frames just after an injected mistake ranks
+  below that of mistake-free stretches, and how many of each are labelled Negative.
 - Agreement: the largest and mean absolute difference between the live node's values and the same bundle
   run offline on the same frames.
 """
@@ -141,4 +143,57 @@ def value_metrics(episodes: Sequence[EpisodeValues]) -> dict[str, float]:
         "auroc_mid": auroc(-mids, failed),
         "mid_value_success_mean": float(mids[~failed].mean()) if (~failed).any() else float("nan"),
         "mid_value_failure_mean": float(mids[failed].mean()) if failed.any() else float("nan"),
+    }
+
+
+def mistake_advantage_auroc(
+    advantages: Sequence[Sequence[float] | np.ndarray],
+    mistakes: Sequence[Sequence[int]],
+    window: int,
+    thresholds: Sequence[float] | float,
+    margin_before: int = 0,
+) -> dict[str, float]:
+    """How well the advantage singles out the frames right after an injected mistake.
+
+    ``advantages[e]`` holds episode ``e``'s advantage per frame (NaN: not computed), ``mistakes[e]`` the
+    frames where mistakes were injected. Frames ``m .. m + window - 1`` after a mistake are the positive
+    class; frames of mistake-free stretches (outside every ``m - margin_before .. m + window - 1``; pass
+    the n-step horizon as ``margin_before``, since an advantage looks that far ahead) are the negative
+    class. Returns
+    the AUROC of ``-advantage`` (1: every frame after a mistake scores below every clean frame), the
+    fraction labelled Negative (``advantage <= threshold``, the labelling rule of the values module) in each
+    class, and the frame counts.
+    """
+    if len(advantages) != len(mistakes):
+        raise ValueError(f"{len(advantages)} episodes of advantages but {len(mistakes)} lists of mistakes")
+    if int(window) < 1 or int(margin_before) < 0:
+        raise ValueError(f"window must be >= 1 and margin_before >= 0, got {window} and {margin_before}")
+    th = [float(thresholds)] * len(advantages) if np.isscalar(thresholds) else [float(t) for t in thresholds]
+    if len(th) != len(advantages):
+        raise ValueError(f"{len(th)} thresholds for {len(advantages)} episodes; pass one per episode or one")
+    after_scores, clean_scores, after_neg, clean_neg = [], [], 0, 0
+    for adv, marks, threshold in zip(advantages, mistakes, th, strict=True):
+        a = np.asarray(adv, dtype=np.float64).reshape(-1)
+        after = np.zeros(a.size, dtype=bool)
+        near = np.zeros(a.size, dtype=bool)
+        for m in marks:
+            m = int(m)
+            after[max(0, m) : max(0, m + int(window))] = True
+            near[max(0, m - int(margin_before)) : max(0, m + int(window))] = True
+        valued = np.isfinite(a)
+        pos, neg = a[after & valued], a[~near & valued]
+        after_scores.append(pos)
+        clean_scores.append(neg)
+        after_neg += int((pos <= threshold).sum())
+        clean_neg += int((neg <= threshold).sum())
+    pos = np.concatenate(after_scores) if after_scores else np.empty(0)
+    neg = np.concatenate(clean_scores) if clean_scores else np.empty(0)
+    scores = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(pos.size, dtype=bool), np.zeros(neg.size, dtype=bool)])
+    return {
+        "auroc": auroc(-scores, labels),
+        "negative_fraction_after_mistake": after_neg / pos.size if pos.size else float("nan"),
+        "negative_fraction_clean": clean_neg / neg.size if neg.size else float("nan"),
+        "frames_after_mistake": int(pos.size),
+        "frames_clean": int(neg.size),
     }

@@ -1,0 +1,178 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+r"""Value quality of the tiny model on a fixed episode split, against the baselines, one experiment at a time.
+
+    python benchmarks/bench_value_quality.py --name time10 --seeds 0 1 2 \
+        --change "elapsed time as an input, 10 frames per bin" -- "model.overrides={time_bin_frames: 10}"
+
+Trains (``training.train``, ``training/configs/demo.yaml`` plus the overrides after ``--``) on every episode
+of the real G1 copy but ``--val-episodes`` and evaluates the held-out episodes with ``training.evaluate``
+(the model next to baselines fitted on the training episodes only). Each experiment is appended to
+``--results`` (failures included) with the machine, the split and the figures of every seed.
+
+The G1 data is LeRobot v2.1 with 640x480 AV1 video; ``--prepare`` makes the v3 copy at 64 px width that
+the runs read (one decoding pass, cached under outputs/cache/demo, as ``python -m ove_ros.sim.demo real``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.machine_info import basic  # noqa: E402
+
+G1 = REPO.parent / "shared" / "data" / "g1_pick_bottle_train30"
+REPO_ID = "local/g1_pick_bottle_train30"
+HELD_OUT = list(range(20, 30))
+RESULTS = "value_quality_g1.json"
+KEYS = ("ev", "mae", "rmse", "spearman_within_episode", "smoothness_ratio", "sign_flip_fraction",
+        "coverage_10_90")
+
+
+def prepare(data: Path, width: int) -> Path:
+    """The v3 training-resolution copy of ``data`` (made once)."""
+    from ove_ros.sim.demo import RealConfig, prepare_real_dataset, training_copy
+
+    cfg = RealConfig(data=data.resolve(), cache_dir=REPO / "outputs" / "cache" / "demo")
+    root, repo_id, _ = prepare_real_dataset(cfg)
+    small = root.parents[1] / f"w{width}" / repo_id
+    if not (small / "meta" / "info.json").is_file():
+        training_copy(root, repo_id, small, width)
+    return small
+
+
+def run(cmd: list[str], log: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with log.open("w") as fh:
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({code}); see {log}")
+
+
+def evaluate(args: argparse.Namespace, common: list[str], ckpt: Path, eval_dir: Path, log: Path,
+             reuse: bool) -> dict[str, Any]:
+    if not reuse:
+        run([sys.executable, "-m", "training.evaluate", *common, f"evaluate.checkpoint={ckpt}",
+             "evaluate.split=val", f"evaluate.output_dir={eval_dir}", "evaluate.video_episodes=0",
+             "evaluate.plot_episodes=0", "training.num_threads=1"], log)
+    report = json.loads((eval_dir / "value_quality.json").read_text())
+    return {
+        "model": {k: report["model"].get(k) for k in (*KEYS, "auroc_50")},
+        "best_baseline": report["best_baseline"],
+        "best_baseline_ev": report["best_baseline_ev"],
+        "margin_ev": report["margin_ev"],
+        "baselines_ev": {k: v["ev"] for k, v in report["baselines"].items()},
+        "baseline_train_episodes": report["baseline_train_episodes"],
+        "eval_target_clipping": report["eval_target_clipping"],
+        "picture": str((eval_dir / "value_quality.png").relative_to(REPO)),
+    }
+
+
+def one_seed(args: argparse.Namespace, root: Path, seed: int, overrides: list[str]) -> list[dict[str, Any]]:
+    """Train one seed and evaluate its last checkpoint on the held-out episodes; with ``--select-best K``
+    the run trains on the train split but its last K episodes, validates on those every 100 steps, and the
+    checkpoint with the best validation EV is evaluated too."""
+    out = REPO / "outputs" / "vq"
+    name = f"{args.name}_s{seed}"
+    common = [f"config={args.config}", f"data.repo_id={REPO_ID}", f"data.root={root}",
+              f"data.val_episodes=[{','.join(map(str, args.val_episodes))}]"]
+    train_args = list(common)
+    if args.select_best:
+        train_eps = [e for e in range(args.episodes) if e not in args.val_episodes]
+        inner = train_eps[-args.select_best:]
+        train_args += [f"data.episodes=[{','.join(map(str, train_eps))}]",
+                       f"data.val_episodes=[{','.join(map(str, inner))}]", "training.val_every=100",
+                       "training.save_every=100", "training.keep_last=100"]
+    run_dir = out / "ove_ros" / name
+    eval_dir = out / f"eval_{name}"
+    reuse = args.reuse and (eval_dir / "value_quality.json").is_file()
+    started = time.perf_counter()
+    if not reuse:
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        run([sys.executable, "-m", "training.train", *train_args, f"run_name={name}", f"output_root={out}",
+             f"training.seed={seed}", *overrides], out / f"{name}.train.log")
+    train_s = time.perf_counter() - started
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_ev = [r.get("ev") for r in records if r.get("split") == "train"]
+    base = {"seed": seed, "train_seconds": None if reuse else round(train_s, 1),
+            "train_ev_last_logged": train_ev[-1] if train_ev else None}
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
+    results = [{**base, "checkpoint": "last",
+                **evaluate(args, common, ckpts[-1], eval_dir, out / f"{name}.eval.log", reuse)}]
+    if args.select_best:
+        val = {r["step"]: r["ev"] for r in records if r.get("split") == "val"}
+        step = max(val, key=val.get)
+        best = run_dir / "checkpoints" / f"step_{step:09d}"
+        best_dir = out / f"eval_{name}_best"
+        again = args.reuse and (best_dir / "value_quality.json").is_file()
+        results.append({**base, "checkpoint": f"best on validation EV (step {step}, EV {val[step]:.3f})",
+                        "validation_ev_by_step": val,
+                        **evaluate(args, common, best, best_dir, out / f"{name}.best.log", again)})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--change", default="", help="what this experiment changes, in words")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--data", type=Path, default=G1)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--config", default="training/configs/demo.yaml")
+    parser.add_argument("--val-episodes", type=int, nargs="+", default=HELD_OUT)
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / RESULTS)
+    parser.add_argument("--episodes", type=int, default=30, help="episodes in the dataset")
+    parser.add_argument("--select-best", type=int, default=0, metavar="K",
+                        help="validate on the last K training episodes and also evaluate the best checkpoint")
+    parser.add_argument("--reuse", action="store_true", help="reuse a finished run of the same name and seed")
+    parser.add_argument("overrides", nargs="*", help="training overrides (after --)")
+    args = parser.parse_args()
+    root = prepare(args.data, args.width)
+    entry: dict[str, Any] = {"name": args.name, "change": args.change, "overrides": args.overrides,
+                             "machine": basic(), "runs": []}
+    try:
+        for seed in args.seeds:
+            for result in one_seed(args, root, seed, list(args.overrides)):
+                entry["runs"].append(result)
+                print(json.dumps(result, default=float), flush=True)
+    except Exception as exc:  # a failed experiment is recorded too
+        entry["error"] = str(exc)
+    for kind, runs in (("last", [r for r in entry["runs"] if r["checkpoint"] == "last"]),
+                       ("best", [r for r in entry["runs"] if r["checkpoint"] != "last"])):
+        if runs:
+            evs = [r["model"]["ev"] for r in runs]
+            suffix = "" if kind == "last" else "_best_checkpoint"
+            entry[f"heldout_ev_mean{suffix}"] = float(np.mean(evs))
+            entry[f"heldout_ev_min_max{suffix}"] = [float(np.min(evs)), float(np.max(evs))]
+    if entry["runs"]:
+        entry["best_baseline_ev"] = entry["runs"][0]["best_baseline_ev"]
+        entry["best_baseline"] = entry["runs"][0]["best_baseline"]
+    doc = json.loads(args.results.read_text()) if args.results.is_file() else {
+        "what": "tiny value model (training/configs/demo.yaml + overrides) on the real G1 pick-bottle "
+                "episodes (../shared/data/g1_pick_bottle_train30 at 64x48 px); trained on the train split, "
+                "evaluated on the held-out split against baselines fitted on the train split only",
+        "split": {"train": [e for e in range(30) if e not in args.val_episodes],
+                  "held_out": list(args.val_episodes)},
+        "experiments": [],
+    }
+    doc["experiments"] = [e for e in doc["experiments"] if e["name"] != args.name] + [entry]
+    tmp = args.results.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    tmp.replace(args.results)
+    print(f"{args.name}: held-out EV {entry.get('heldout_ev_mean')} vs {entry.get('best_baseline')} "
+          f"{entry.get('best_baseline_ev')}" + (f" ERROR {entry['error']}" if "error" in entry else ""))
+
+
+if __name__ == "__main__":
+    main()
