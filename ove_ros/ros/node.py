@@ -653,7 +653,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 return self._reject(cam, exc)
             self._note_shape(cam, images[-1].shape[:2])
         t1 = time.perf_counter()
-        out = engine.infer(images, job.state, task)
+        # A model with elapsed time as an input reads the frame index (frames between episodes: 0).
+        out = engine.infer(images, job.state, task, frame_index=job.index or 0)
         t2 = time.perf_counter()
         if not self._active:
             return  # deactivated while the model ran
