@@ -2,20 +2,22 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Offline advantages: label every frame of a dataset with the value model's advantage.
 
-    python -m training.advantage config=training/configs/tiny.yaml advantage.checkpoint=bundles/my_run \
+    python -m ove_ros.training.advantage config=training/configs/tiny.yaml \
+        advantage.checkpoint=bundles/my_run \
         advantage.mode=n_step advantage.n_step=50 advantage.output_repo_id=local/pick_adv \
         [advantage.output_root=/data/pick_adv]
 
 Writes a copy of the dataset with three extra per-frame features: ``value`` (E[V], float32), ``advantage``
 (float32) and ``advantage_positive`` (bool, ``advantage > threshold[task]``), plus ``meta/advantage.json``
-with the per-task thresholds, normalizers and settings (``training.convert --advantage-info`` puts them in a
+with the per-task thresholds, normalizers and settings (``ove_ros.training.convert --advantage-info`` puts
+them in a
 bundle). The math is that of :mod:`ove_ros.values`, which the live node uses too: with the bundle's reward
 settings and per-task scales, ``A_t = sum_{k<N'} r_{t+k}/scale + V(t+N') - V(t)`` (``n_step``) or
 ``G_t/scale - V(t)`` (``mc``).
 
 For policy training, the labels read as prompt text::
 
-    from training.advantage import compute_task_advantage_thresholds, binarize_advantages
+    from ove_ros.training.advantage import compute_task_advantage_thresholds, binarize_advantages
     thresholds = compute_task_advantage_thresholds(dataset, percentile=30.0)
     labels = binarize_advantages(advantages, thresholds, tasks)   # -> ["Advantage: Positive", ...]
 """
@@ -37,17 +39,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
-from ove_ros.values import (
-    NEGATIVE_LABEL,
-    POSITIVE_LABEL,
-    binarize_advantages,
-    compute_task_thresholds,
-    mc_advantages,
-    n_step_advantages,
-)
-from training.checkpoint import replace_dir
-from training.config import Config, ConfigError, run_cli
-from training.dataset import (
+from ove_ros.training.checkpoint import replace_dir
+from ove_ros.training.config import Config, ConfigError, run_cli
+from ove_ros.training.dataset import (
     IMAGES_PREFIX,
     ValueFrameDataset,
     ValueTargets,
@@ -56,8 +50,16 @@ from training.dataset import (
     open_lerobot_dataset,
     task_table,
 )
-from training.modeling import LoadedModel, load_value_model
-from training.train import cache_dir, collate, to_device
+from ove_ros.training.modeling import LoadedModel, load_value_model
+from ove_ros.training.train import cache_dir, collate, to_device
+from ove_ros.values import (
+    NEGATIVE_LABEL,
+    POSITIVE_LABEL,
+    binarize_advantages,
+    compute_task_thresholds,
+    mc_advantages,
+    n_step_advantages,
+)
 
 __all__ = [
     "NEGATIVE_LABEL",
@@ -70,7 +72,7 @@ __all__ = [
     "predict_values",
 ]
 
-logger = logging.getLogger("training.advantage")
+logger = logging.getLogger("ove_ros.training.advantage")
 
 ADVANTAGE_KEY = "advantage"
 LABEL_KEY = "advantage_positive"
@@ -125,7 +127,7 @@ def compute_task_advantage_thresholds(
     if advantage_key not in table.column_names:
         raise ValueError(
             f"dataset {dataset.repo_id} has no {advantage_key!r} column; label it with "
-            "`python -m training.advantage` first"
+            "`python -m ove_ros.training.advantage` first"
         )
     adv = _column(table, advantage_key).astype(np.float64)
     tasks = task_table(dataset)
@@ -289,7 +291,7 @@ def label_dataset(cfg: Config) -> AdvantageResult:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("training.advantage", __doc__, argv, label_dataset, require_run_name=False)
+    result = run_cli("ove_ros.training.advantage", __doc__, argv, label_dataset, require_run_name=False)
     if result is None:
         return
     print(

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Evaluate a value model on a dataset: metrics, value-curve plots and videos with the value drawn on.
 
-    python -m training.evaluate config=training/configs/tiny.yaml \
+    python -m ove_ros.training.evaluate config=training/configs/tiny.yaml \
         evaluate.checkpoint=outputs/ove_ros/my_run/checkpoint_300.safetensors evaluate.split=val
 
 ``evaluate.checkpoint`` is a training checkpoint (EMA weights unless ``evaluate.use_ema=false``), a run
@@ -27,19 +27,19 @@ import numpy as np
 import torch
 
 from ove_ros.output_guard import OutputRefused, check_output, is_evaluation_dir
-from training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
-from training.config import Config, ConfigError, run_cli
-from training.dataset import (
+from ove_ros.training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
+from ove_ros.training.config import Config, ConfigError, run_cli
+from ove_ros.training.dataset import (
     IMAGES_PREFIX,
     ValueFrameDataset,
     ValueTargets,
     load_or_compute_targets,
     open_lerobot_dataset,
 )
-from training.modeling import LoadedModel, load_value_model
-from training.train import cache_dir, eval_loader, predict_frames, summarize_predictions
+from ove_ros.training.modeling import LoadedModel, load_value_model
+from ove_ros.training.train import cache_dir, eval_loader, predict_frames, summarize_predictions
 
-logger = logging.getLogger("training.evaluate")
+logger = logging.getLogger("ove_ros.training.evaluate")
 
 
 @dataclass
@@ -308,7 +308,7 @@ def evaluate(cfg: Config) -> EvalResult:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("training.evaluate", __doc__, argv, evaluate, require_run_name=False)
+    result = run_cli("ove_ros.training.evaluate", __doc__, argv, evaluate, require_run_name=False)
     if result is None:
         return
     summary = {k: v for k, v in result.metrics.items() if k in ("loss", "mae", "rmse", "ev", "count")}
