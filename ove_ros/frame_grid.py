@@ -205,6 +205,29 @@ class FrameGrid:
             out += self._close()
         return out
 
+    @property
+    def end_pending(self) -> bool:
+        """An END waits for ticks at or before it that some input has not passed yet."""
+        return self._end is not None
+
+    def settle(self) -> list[GridItem]:
+        """Decide every tick up to a pending END with the messages at hand and close the episode: for an
+        END after which the inputs fall silent (the robot stopped publishing)."""
+        if self._end is None:
+            return []
+        out: list[GridItem] = []
+        while self._end is not None:
+            tick = self.next_tick_ns()
+            if tick > self._end[0]:
+                out += self._close()
+                break
+            self.stats.forced += 1
+            item = self._place(tick)
+            self._k += 1
+            if item is not None:
+                out.append(item)
+        return out
+
     def restart(self, reason: str, task: str | None = None) -> list[GridItem]:
         """End the episode without an outcome and start a new one when every stream delivers again."""
         out: list[GridItem] = []
@@ -255,7 +278,9 @@ class FrameGrid:
             if self._end is not None and tick > self._end[0]:
                 out += self._close()
                 continue
-            passed = all(s.last is not None and s.last > tick for s in self._streams.values())
+            # Stamps increase within a stream (equal or older ones are dropped), so a stream whose newest
+            # message is at or after the tick has shown its latest message at or before it.
+            passed = all(s.last is not None and s.last >= tick for s in self._streams.values())
             if not passed:
                 if newest is None or newest < tick + self.max_wait_ns:
                     break

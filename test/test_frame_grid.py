@@ -100,12 +100,12 @@ def test_a_late_start_replaces_the_ticks_from_history():
     grid = FrameGrid(["a"], fps=10, tolerance_periods=1.0, max_wait_s=100.0)
     for k in range(30):
         grid.add("a", T0 + k * NS // 10, k)
-    items = grid.start(T0 + 1 * NS)  # arrives after ticks up to ~2.8 s were decided
+    items = grid.start(T0 + 1 * NS)  # arrives after ticks up to 2.9 s were decided
     frames = [i for i in items if isinstance(i, GridFrame)]
     assert frames[0].index == 0 and frames[0].stamp_ns == T0 + NS and grid.stats.late_starts == 1
-    assert [f.index for f in frames] == list(range(len(frames))) and frames[-1].stamp_ns == T0 + 28 * NS // 10
+    assert [f.index for f in frames] == list(range(len(frames))) and frames[-1].stamp_ns == T0 + 29 * NS // 10
     # Messages older than the payload history are no longer held: those frames count but cannot be valued.
-    assert frames[-1].payloads == {"a": 28} and frames[0].payloads is None
+    assert frames[-1].payloads == {"a": 29} and frames[0].payloads is None
 
 
 def test_missing_stream_ticks_are_dropped_like_the_converter_and_counted():
@@ -136,3 +136,26 @@ def test_bad_settings_are_named():
         FrameGrid(["a"], fps=0, tolerance_periods=1.0)
     with pytest.raises(ValueError, match="unique"):
         FrameGrid(["a", "a"], fps=10, tolerance_periods=1.0)
+
+
+def test_an_end_at_the_last_messages_closes_without_later_input():
+    """The robot stops publishing at the END: ticks at the last stamps are decided, and settle() closes an
+    END whose last ticks no input has passed."""
+    grid = FrameGrid(["a", "b"], fps=10, tolerance_periods=1.0, max_wait_s=100.0)
+    items = grid.start(T0)
+    for k in range(11):
+        items += grid.add("a", T0 + k * NS // 10, k)
+        items += grid.add("b", T0 + k * NS // 10, k)
+    items += grid.end(T0 + NS, success=True)  # stamp of the last messages: every tick is decided
+    ends = [i for i in items if isinstance(i, EpisodeEnd)]
+    assert len(ends) == 1 and ends[0].frames == 11
+    items = grid.start(T0 + 2 * NS)
+    items += grid.add("a", T0 + 2 * NS, 0)
+    items += grid.add("b", T0 + 2 * NS - NS // 20, 0)
+    items += grid.end(T0 + 2 * NS + NS // 2, success=False)  # later than the last messages
+    assert grid.end_pending and not any(isinstance(i, EpisodeEnd) and i.success is False for i in items)
+    settled = grid.settle()
+    ends = [i for i in settled if isinstance(i, EpisodeEnd)]
+    assert len(ends) == 1 and ends[0].success is False and not grid.end_pending
+    frames = [i for i in items + settled if isinstance(i, GridFrame) and i.stamp_ns >= T0 + 2 * NS]
+    assert [f.index for f in frames] == [0] and ends[0].frames == 1  # 2.1 s on: no message within 0.1 s

@@ -43,7 +43,7 @@ def test_core_imports_without_rclpy():
     """Everything but ove_ros.ros (and the simulator) must import on a machine without ROS."""
     code = (
         "import sys; sys.modules['rclpy'] = None\n"
-        "import ove_ros, ove_ros.values, ove_ros.prompt, ove_ros.sync, ove_ros.streaming\n"
+        "import ove_ros, ove_ros.values, ove_ros.prompt, ove_ros.frame_grid, ove_ros.streaming\n"
         "import ove_ros.model, ove_ros.bundle, ove_ros.engine, ove_ros.overlay\n"
         "print('ok')"
     )

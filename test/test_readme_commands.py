@@ -45,6 +45,13 @@ SKIPPED = {
     "accelerate launch -m ove_ros.training.train config=training/configs/full.yaml": (
         "the full preset (SigLIP so400m + Gemma-3 270M) needs a GPU and a real dataset (data.repo_id)"
     ),
+    "accelerate launch --config_file": "8 GPUs or 2 machines; test_multiprocess_training.py runs both "
+    "configs as two CPU processes",
+    "docker build": "no container daemon here; the Dockerfile installs what the README's training "
+    "install does",
+    "CLOUD=": "a shell variable for the cloud commands below",
+    "python -m ove_ros.training.cloud.": "submits to Vertex AI (no cloud here); test_cloud_jobs.py runs the "
+    "launchers with --dry-run and checks the requests field by field",
 }
 
 # The short form of the training commands: the README's step counts shrink to 2 / 1 / 3.

@@ -138,7 +138,7 @@ def test_pretrained_backbone_pickles_are_refused(tmp_path):
     """model.pretrained_vision: transformers reads a pickled ``pytorch_model.bin`` only as plain tensors."""
     from transformers import SiglipVisionConfig
 
-    from ove_ros.model import ValueModelConfig, _load_vision
+    from ove_ros.backbones.siglip import SiglipTower
 
     marker = tmp_path / "marker"
     vision = tmp_path / "siglip"
@@ -146,7 +146,7 @@ def test_pretrained_backbone_pickles_are_refused(tmp_path):
                        image_size=32, patch_size=16).save_pretrained(vision)
     (vision / "pytorch_model.bin").write_bytes(payload_bytes(marker))
     with pytest.raises(Exception):  # noqa: B017 -- transformers' own refusal; what matters is the marker
-        _load_vision(vision, ValueModelConfig.tiny(num_cameras=1, state_dim=2))
+        SiglipTower.from_checkpoint(vision, "eager")
     assert not marker.exists()
 
 

@@ -3,8 +3,8 @@
 """Training side of ove_ros: rosbag2 -> LeRobot conversion, value training, bundles, offline advantages.
 
 Installed and imported as ``ove_ros.training`` (``python -m ove_ros.training.train ...``). From a source
-checkout
-the older spelling ``python -m training.train ...`` still runs, with a deprecation line, for one release.
+checkout the older spelling ``python -m training.train ...`` still runs, with a deprecation line, for one
+release.
 """
 
 if __name__ == "training":  # the old top-level spelling, found in a source checkout's working directory

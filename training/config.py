@@ -221,9 +221,73 @@ class AccelerateConfig:
     )
 
 
+CLOUD_PREFIX = "cloud."
+
+
 @dataclass
 class CloudConfig:
-    """Cloud launchers (training/cloud/); holds no settings yet."""
+    """A Vertex AI CustomJob's placement, hardware, storage and secrets."""
+
+    project: str | None = _f(None, "GCP project id (None = the project of the default credentials).")
+    region: str = _f("us-central1", "Vertex AI region of the job.")
+    staging_bucket: str | None = _f(
+        None, "gs:// URI for Vertex AI's job files (the job's base output directory goes below it)."
+    )
+    output_uri: str | None = _f(
+        None, "gs:// URI of the run outputs: <output_uri>/<project>/<run_name>/ (checkpoints, metrics)."
+    )
+    image_uri: str | None = _f(None, "Training image built from the Dockerfile (Artifact Registry URI).")
+    service_account: str | None = _f(None, "Service account e-mail the job runs as (None = the default).")
+    machine_type: str = _f("a2-highgpu-1g", "Compute Engine machine type of every node.")
+    accelerator_type: str = _f(
+        "NVIDIA_TESLA_A100", "aiplatform_v1.AcceleratorType name ('' or NONE = CPU only)."
+    )
+    accelerator_count: int = _f(1, "GPUs per node (one training process each).")
+    replica_count: int = _f(1, "Nodes; more than 1 runs accelerate's multi-node launch.")
+    boot_disk_type: str = _f("pd-ssd", "Boot disk type of every node.")
+    boot_disk_size_gb: int = _f(200, "Boot disk size (GB): the dataset copy and the local run directory.")
+    spot: bool = _f(False, "Run on Spot VMs (pre-emptible; the job resumes from its newest checkpoint).")
+    restart_on_worker_restart: bool = _f(
+        True, "Restart every node when one restarts (a multi-node run resumes together)."
+    )
+    timeout_hours: float = _f(72.0, "Maximum run time of the job.")
+    hf_token_secret: str | None = _f(
+        None,
+        "Secret Manager secret holding HF_TOKEN: 'name', 'name:version' or "
+        "'projects/<p>/secrets/<name>/versions/<v>'.",
+    )
+    wandb_api_key_secret: str | None = _f(None, "Secret Manager secret holding WANDB_API_KEY (same forms).")
+    env: dict[str, str] = _f({}, "Plain (non-secret) environment variables of the job.")
+    labels: dict[str, str] = _f({}, "Labels of the job.")
+    copy_dataset: bool = _f(
+        True, "Copy the gs:// dataset to the node's disk first (False = read it through the bucket mount)."
+    )
+    gcs_mount: str = _f("/gcs", "Where the job sees gs://<bucket>/<path> (Vertex AI's Cloud Storage mount).")
+    local_dir: str = _f("/tmp/ove_ros", "Node-local scratch directory: dataset copy, run directory.")
+    sync_every_s: float = _f(30.0, "How often the entry point copies new checkpoints to output_uri.")
+    main_process_port: int = _f(29500, "Rendezvous port of multi-node runs on the primary node.")
+    sweep_agents: int = _f(1, "Sweep launcher: number of agent jobs joining sweep.wandb_sweep_id.")
+    request_dir: str = _f("outputs/cloud", "Where the launchers write the job requests as JSON.")
+
+    def to_args(self) -> list[str]:
+        """``cloud.<key>=<value>`` for every field, so the remote entry point sees the same settings."""
+        data = OmegaConf.to_container(OmegaConf.structured(self), resolve=True)
+        args = []
+        for key, value in data.items():  # type: ignore[union-attr]
+            if isinstance(value, dict):
+                args.append(f"{CLOUD_PREFIX}{key}={{}}")
+                args += [f"{CLOUD_PREFIX}{key}.{k}={_dotlist_value(v)}" for k, v in value.items()]
+            else:
+                args.append(f"{CLOUD_PREFIX}{key}={_dotlist_value(value)}")
+        return args
+
+
+def _dotlist_value(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 @dataclass
@@ -242,7 +306,7 @@ class Config:
     advantage: AdvantageConfig = field(default_factory=AdvantageConfig, metadata={"help": "Advantages."})
     sweep: SweepConfig = field(default_factory=SweepConfig, metadata={"help": "Hyper-parameter sweeps."})
     accelerate: AccelerateConfig = field(default_factory=AccelerateConfig, metadata={"help": "Accelerate."})
-    cloud: CloudConfig = field(default_factory=CloudConfig, metadata={"help": "Cloud launchers."})
+    cloud: CloudConfig = field(default_factory=CloudConfig, metadata={"help": "Vertex AI jobs."})
 
     @property
     def eval(self) -> EvaluateConfig:

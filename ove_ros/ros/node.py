@@ -732,6 +732,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _watch_inputs(self) -> None:
         if not self._active:
             return
+        self._settle_end()
         if self._waiting_type:
             self._subscribe_cameras()
         now = time.monotonic()
@@ -760,6 +761,17 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                            f"no message on {topic} for {silent:.1f} s (input_timeout={s.input_timeout}): "
                            f"{hint}")
 
+    def _settle_end(self) -> None:
+        """An END whose last frames wait for inputs that fell silent (the robot stopped publishing at the
+        end of the episode) closes with the messages at hand after a short silence."""
+        last = max((st.last_wall for st in self._inputs.values() if st.last_wall is not None), default=None)
+        quiet = last is not None and time.monotonic() - last > max(0.5, 3.0 / self.settings.fps)
+        if not quiet:
+            return
+        with self._lock:
+            items = self._grid.settle() if self._grid.end_pending else []
+        self._dispatch(items)
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         with self._lock:
@@ -785,7 +797,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             if level != OK:
                 problems.append(f"{st.topic}: {message}")
             statuses.append(status(f"{name}: input {self.resolve_topic_name(st.topic)}", level, message, hw, {
-                "type": st.kind, "received": st.received, "rejected": st.rejected,
+                # Every dataset frame holds one message of every input.
+                "type": st.kind, "received": st.received, "synced": grid.kept, "rejected": st.rejected,
                 "last_error": st.last_error,
                 "silent_s": (now - st.last_wall) if st.last_wall is not None else math.nan}))
         level = max((ERROR if now - self._last_error_wall < 2 * s.diagnostics_period else OK),

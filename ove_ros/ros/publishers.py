@@ -34,7 +34,7 @@ def value_msg(stamp: Time, frame_id: str, task: str, tick: int, out, bins: BinSu
 def advantage_msg(rec: AdvantageRecord, stamp: Time, frame_id: str, task: str) -> Advantage:
     msg = Advantage(task=task, tick=rec.tick, n_step=rec.n_step, advantage=rec.advantage, value=rec.value,
                     value_next=rec.value_next, reward_sum=rec.reward_sum, terminal=rec.terminal,
-                    positive=rec.positive, threshold=rec.threshold)
+                    truncated=rec.truncated, positive=rec.positive, threshold=rec.threshold)
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     return msg

@@ -14,7 +14,10 @@ Sim mode runs every stage as the real system would, over ROS 2 between processes
 5. ``value_estimator`` on the running simulator for held-out seeds, recorded with its ~/value, ~/advantage
    and ~/overlay outputs;
 6. the report: the same bundle run offline on the recorded frames (online-vs-offline agreement), EV and
-   mid-episode failure AUROC, value-curve plots, the overlay video and a PNG strip.
+   mid-episode failure AUROC, value-curve plots, the overlay video and a PNG strip;
+7. parity through the dataset path: the held-out bags converted and labelled by the training code, compared
+   frame by frame with the node's live values and advantages, and with a second node fed the same bags
+   faster than it can value them (skipped frames must be gaps, not shifts).
 
 Bags, dataset and training run are cached under ``--cache-dir`` keyed by a hash of what produced them, so a
 re-run only repeats the live stage and the report. Real mode trains and evaluates the same model on the real
@@ -597,8 +600,11 @@ def dataset_parity(cfg: DemoConfig, bundle: Path, bags: list[Path], episodes: Se
     live = {bag.name: parity.LiveEpisode({t: d["value"] for t, d in ep.online.items()}, list(ep.advantages))
             for bag, ep in zip(bags, episodes, strict=True)}
     result = {"live": parity.compare(live, offline, meta.n_step, reward)}
+    # The live run's parameters, with an input queue deep enough for a replay that bursts every message.
+    params = yaml.safe_load((logs / "value_estimator.yaml").read_text())["/**"]["ros__parameters"]
+    replay_params = write_params(logs / "value_estimator_replay.yaml", {**params, "input_qos.depth": 1000})
     node = Process(f"{NODE}_replay", [*executable(NODE, "ove_ros.ros.node"), "--ros-args", "--params-file",
-                                      str(logs / "value_estimator.yaml")],
+                                      str(replay_params)],
                    logs / "value_estimator_replay.log", dict(env, OMP_NUM_THREADS="1"))
     try:
         topics = ["/" + t for t in sim_topics(cfg.cameras)]

@@ -27,6 +27,7 @@ import numpy as np
 from ove_ros.values import RewardConfig, episode_rewards, window_advantage
 
 TOLERANCE = 1e-3
+QUIET_S = 10.0  # seconds without output after a replayed bag: its episode produced nothing more
 
 
 @dataclass
@@ -165,6 +166,10 @@ class _Listener:
             out, self.current = self.current, LiveEpisode()
         return out
 
+    def count(self) -> int:
+        with self.lock:
+            return len(self.current.values) + len(self.current.advantages)
+
     def ended(self) -> bool:
         with self.lock:
             return any(a["terminal"] for a in self.current.advantages)
@@ -195,15 +200,20 @@ def replay(bags: Sequence[Path], topics: Sequence[str], node_name: str, env: dic
                      "--topics", *topics], env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
             if player.returncode != 0:
                 raise RuntimeError(f"playing {bag} failed (exit {player.returncode}); see {log}")
+            # The END's flush (terminal records) marks the end; an episode with nothing to flush shows none,
+            # so a quiet spell after the last delivered message ends the wait too.
             deadline = time.monotonic() + timeout
-            while not listener.ended():
+            quiet, seen = time.monotonic(), -1
+            while not listener.ended() and time.monotonic() - quiet < QUIET_S:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the node published no episode end for {bag} within {timeout} s")
+                count = listener.count()
+                if count != seen:
+                    quiet, seen = time.monotonic(), count
                 time.sleep(0.05)
-            # The END flush is published in one go, terminal records last: wait for the burst to settle.
             count = -1
-            while count != len(listener.current.advantages):
-                count = len(listener.current.advantages)
+            while count != listener.count():  # the flush is one burst: let it settle
+                count = listener.count()
                 time.sleep(0.2)
             out[Path(bag).name] = listener.take()
     finally:

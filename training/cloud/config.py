@@ -15,85 +15,26 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ove_ros.training.config import Config, ConfigError, _f, split_cli_args, validate
+from ove_ros.training.config import (
+    CLOUD_PREFIX,
+    CloudConfig,
+    Config,
+    ConfigError,
+    _canonical_overrides,
+    _canonical_tree,
+    split_cli_args,
+    validate,
+)
 
-CLOUD_PREFIX = "cloud."
 SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[A-Za-z0-9_-]+$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 # Values that look like the credential itself rather than a reference to it.
 _PLAIN_CREDENTIAL = re.compile(r"^(hf_[A-Za-z0-9]{20,}|[0-9a-f]{40,})$")
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")
-
-
-@dataclass
-class CloudConfig:
-    """A Vertex AI CustomJob's placement, hardware, storage and secrets."""
-
-    project: str | None = _f(None, "GCP project id (None = the project of the default credentials).")
-    region: str = _f("us-central1", "Vertex AI region of the job.")
-    staging_bucket: str | None = _f(
-        None, "gs:// URI for Vertex AI's job files (the job's base output directory goes below it)."
-    )
-    output_uri: str | None = _f(
-        None, "gs:// URI of the run outputs: <output_uri>/<project>/<run_name>/ (checkpoints, metrics)."
-    )
-    image_uri: str | None = _f(None, "Training image built from the Dockerfile (Artifact Registry URI).")
-    service_account: str | None = _f(None, "Service account e-mail the job runs as (None = the default).")
-    machine_type: str = _f("a2-highgpu-1g", "Compute Engine machine type of every node.")
-    accelerator_type: str = _f(
-        "NVIDIA_TESLA_A100", "aiplatform_v1.AcceleratorType name ('' or NONE = CPU only)."
-    )
-    accelerator_count: int = _f(1, "GPUs per node (one training process each).")
-    replica_count: int = _f(1, "Nodes; more than 1 runs accelerate's multi-node launch.")
-    boot_disk_type: str = _f("pd-ssd", "Boot disk type of every node.")
-    boot_disk_size_gb: int = _f(200, "Boot disk size (GB): the dataset copy and the local run directory.")
-    spot: bool = _f(False, "Run on Spot VMs (pre-emptible; the job resumes from its newest checkpoint).")
-    restart_on_worker_restart: bool = _f(
-        True, "Restart every node when one restarts (a multi-node run resumes together)."
-    )
-    timeout_hours: float = _f(72.0, "Maximum run time of the job.")
-    hf_token_secret: str | None = _f(
-        None,
-        "Secret Manager secret holding HF_TOKEN: 'name', 'name:version' or "
-        "'projects/<p>/secrets/<name>/versions/<v>'.",
-    )
-    wandb_api_key_secret: str | None = _f(None, "Secret Manager secret holding WANDB_API_KEY (same forms).")
-    env: dict[str, str] = _f({}, "Plain (non-secret) environment variables of the job.")
-    labels: dict[str, str] = _f({}, "Labels of the job.")
-    copy_dataset: bool = _f(
-        True, "Copy the gs:// dataset to the node's disk first (False = read it through the bucket mount)."
-    )
-    gcs_mount: str = _f("/gcs", "Where the job sees gs://<bucket>/<path> (Vertex AI's Cloud Storage mount).")
-    local_dir: str = _f("/tmp/ove_ros", "Node-local scratch directory: dataset copy, run directory.")
-    sync_every_s: float = _f(30.0, "How often the entry point copies new checkpoints to output_uri.")
-    main_process_port: int = _f(29500, "Rendezvous port of multi-node runs on the primary node.")
-    sweep_agents: int = _f(1, "Sweep launcher: number of agent jobs joining sweep.wandb_sweep_id.")
-    request_dir: str = _f("outputs/cloud", "Where the launchers write the job requests as JSON.")
-
-    def to_args(self) -> list[str]:
-        """``cloud.<key>=<value>`` for every field, so the remote entry point sees the same settings."""
-        data = OmegaConf.to_container(OmegaConf.structured(self), resolve=True)
-        args = []
-        for key, value in data.items():  # type: ignore[union-attr]
-            if isinstance(value, dict):
-                args.append(f"{CLOUD_PREFIX}{key}={{}}")
-                args += [f"{CLOUD_PREFIX}{key}.{k}={_dotlist_value(v)}" for k, v in value.items()]
-            else:
-                args.append(f"{CLOUD_PREFIX}{key}={_dotlist_value(value)}")
-        return args
-
-
-def _dotlist_value(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
 
 
 def is_gcs(uri: str | None) -> bool:
@@ -194,14 +135,18 @@ def load_cloud_cli(
         if cloud_args:
             cloud = OmegaConf.merge(cloud, OmegaConf.from_dotlist(cloud_args))
         cloud_cfg: CloudConfig = OmegaConf.to_object(cloud)  # type: ignore[assignment]
-        merged = OmegaConf.merge(OmegaConf.structured(Config), raw, OmegaConf.from_dotlist(overrides))
+        # The training keys take the same spellings (aliases) as the training tools' own command lines.
+        tree = _canonical_tree(OmegaConf.to_container(raw) or {}, str(path or "the job's config"))
+        overrides = _canonical_overrides(overrides)
+        merged = OmegaConf.merge(OmegaConf.structured(Config), tree, OmegaConf.from_dotlist(overrides))
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
-    if cfg.resume_from:
+    if cfg.training.resume_from:
         cfg.training.resume = True
+    cfg.cloud = validate_cloud(cloud_cfg)
     validate(cfg, require_run_name=require_run_name)
-    return CloudCli(validate_cloud(cloud_cfg), cfg, path, list(overrides), dry)
+    return CloudCli(cfg.cloud, cfg, path, list(overrides), dry)
 
 
 def describe_cloud() -> list[tuple[str, str]]:

@@ -47,6 +47,25 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+        if path.suffix == ".safetensors":
+            shutil.rmtree(ckpt.state_dir(path), ignore_errors=True)
+
+
+def _copy_checkpoint(src: Path, dst: Path) -> None:
+    """One checkpoint: an older step folder, or a weights file with its state folder (copied first, so a
+    listed weights file always has its state)."""
+    if src.is_file():
+        copy_tree(ckpt.state_dir(src), ckpt.state_dir(dst))
+    copy_tree(src, dst)
+
+
+def _is_run_file(item: Path) -> bool:
+    """Run-level files the bucket mirrors besides the checkpoints (config, metrics, W&B id, tokenizer)."""
+    if item.name.startswith("."):
+        return False
+    if item.is_dir():
+        return item.name == ckpt.TOKENIZER_DIR
+    return not (item.name.startswith("checkpoint_") and item.suffix == ".safetensors")
 
 
 def read_manifest(remote_run: Path) -> list[str]:
@@ -69,14 +88,14 @@ def mirror_run(local_run: Path, remote_run: Path, keep_last: int = 0) -> list[st
     new = []
     for rel in (rel for rel in local if rel not in synced):
         try:
-            copy_tree(local_run / rel, remote_run / rel)
+            _copy_checkpoint(local_run / rel, remote_run / rel)
         except FileNotFoundError:  # training pruned it while it was being copied
             _remove(remote_run / rel)
             continue
         new.append(rel)
     # Run-level files (config, metrics, W&B run id) follow the checkpoints they describe.
     for item in sorted(local_run.iterdir()):
-        if item.is_file() and not item.name.startswith("."):
+        if _is_run_file(item):
             copy_tree(item, remote_run / item.name)
     kept = synced + new
     if keep_last > 0:
@@ -102,11 +121,11 @@ def restore_run(remote_run: Path, local_run: Path) -> str | None:
         return None
     newest = synced[-1]
     for item in sorted(remote_run.iterdir()):  # a node's own files (same VM restarted) are at least as new
-        if item.is_file() and item.name != MANIFEST and not item.name.startswith("."):
+        if _is_run_file(item) and item.name != MANIFEST:
             if not (local_run / item.name).exists():
                 copy_tree(item, local_run / item.name)
     if not (local_run / newest).exists():
-        copy_tree(remote_run / newest, local_run / newest)
+        _copy_checkpoint(remote_run / newest, local_run / newest)
     logger.info("restored %s from %s", newest, remote_run)
     return newest
 
