@@ -35,10 +35,10 @@ sys.path.insert(0, str(REPO / "test"))
 
 from machine_info import cpu_model  # noqa: E402
 
-from training import ros_types  # noqa: E402
-from training.bag_config import BagConversionConfig, load_config  # noqa: E402
-from training.bag_reader import index_bag, iter_frames, plan_episodes  # noqa: E402
-from training.bag_to_lerobot import convert_bags  # noqa: E402
+from ove_ros.training import ros_types  # noqa: E402
+from ove_ros.training.bag_config import BagConversionConfig, load_config  # noqa: E402
+from ove_ros.training.bag_reader import index_bag, iter_frames, plan_episodes  # noqa: E402
+from ove_ros.training.bag_to_lerobot import convert_bags  # noqa: E402
 
 from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
 
@@ -171,7 +171,7 @@ def run_read(bag: Path, config: BagConversionConfig) -> int:
 def run_encode(bag: Path, config: BagConversionConfig, copies: int, out: Path) -> tuple[int, float]:
     """Feed the recording's frames, decoded beforehand, to the streaming video writer; return the frames and
     the seconds the encoders took. At most ENCODE_DISTINCT distinct frames per camera are held (cycled)."""
-    from training.video_encoder import EncoderSettings, StreamingVideoWriter
+    from ove_ros.training.video_encoder import EncoderSettings, StreamingVideoWriter
 
     typestore = ros_types.make_typestore()
     index = index_bag(bag, config, typestore)

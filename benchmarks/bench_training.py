@@ -6,7 +6,8 @@
     python benchmarks/bench_training.py --steps 60 --workers 0 2 --storage image video
 
 Builds synthetic LeRobot v3 datasets in a temp directory (PNG frames in parquet, or MP4 video decoded on the
-fly), then for every (storage, workers) pair measures (1) the DataLoader alone and (2) ``training.train`` on
+fly), then for every (storage, workers) pair measures (1) the DataLoader alone and (2)
+``ove_ros.training.train`` on
 the same data, reading samples/s and the data-wait fraction from the run's metrics log (steady state: the
 second half of the steps). Prints a table and writes ``benchmarks/results/training.json`` with the machine.
 """
@@ -29,13 +30,13 @@ import torch  # noqa: E402
 from machine_info import cpu_model  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from ove_ros.training.checkpoint import atomic_write_json  # noqa: E402
+from ove_ros.training.config import load_config  # noqa: E402
+from ove_ros.training.dataset import ValueFrameDataset, compute_value_targets, open_lerobot_dataset  # noqa: E402
+from ove_ros.training.sampler import ResumableBatchSampler  # noqa: E402
+from ove_ros.training.synthetic import SyntheticSpec, make_synthetic_dataset  # noqa: E402
+from ove_ros.training.train import collate, train  # noqa: E402
 from ove_ros.values import RewardConfig  # noqa: E402
-from training.checkpoint import atomic_write_json  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.dataset import ValueFrameDataset, compute_value_targets, open_lerobot_dataset  # noqa: E402
-from training.sampler import ResumableBatchSampler  # noqa: E402
-from training.synthetic import SyntheticSpec, make_synthetic_dataset  # noqa: E402
-from training.train import collate, train  # noqa: E402
 
 TINY_YAML = REPO_ROOT / "training" / "configs" / "tiny.yaml"
 

@@ -5,8 +5,9 @@ r"""Value quality of the tiny model on a fixed episode split, against the baseli
     python benchmarks/bench_value_quality.py --name time10 --seeds 0 1 2 \
         --change "elapsed time as an input, 10 frames per bin" -- "model.overrides={time_bin_frames: 10}"
 
-Trains (``training.train``, ``training/configs/demo.yaml`` plus the overrides after ``--``) on every episode
-of the real G1 copy but ``--val-episodes`` and evaluates the held-out episodes with ``training.evaluate``
+Trains (``ove_ros.training.train``, ``training/configs/demo.yaml`` plus the overrides after ``--``) on every
+episode of the real G1 copy but ``--val-episodes`` and evaluates the held-out episodes with
+``ove_ros.training.evaluate``
 (the model next to baselines fitted on the training episodes only). Each experiment is appended to
 ``--results`` (failures included) with the machine, the split and the figures of every seed.
 
@@ -63,7 +64,7 @@ def run(cmd: list[str], log: Path) -> None:
 def evaluate(args: argparse.Namespace, common: list[str], ckpt: Path, eval_dir: Path, log: Path,
              reuse: bool) -> dict[str, Any]:
     if not reuse:
-        run([sys.executable, "-m", "training.evaluate", *common, f"evaluate.checkpoint={ckpt}",
+        run([sys.executable, "-m", "ove_ros.training.evaluate", *common, f"evaluate.checkpoint={ckpt}",
              "evaluate.split=val", f"evaluate.output_dir={eval_dir}", "evaluate.video_episodes=0",
              "evaluate.plot_episodes=0", "training.num_threads=1"], log)
     report = json.loads((eval_dir / "value_quality.json").read_text())
@@ -100,7 +101,8 @@ def one_seed(args: argparse.Namespace, root: Path, seed: int, overrides: list[st
     started = time.perf_counter()
     if not reuse:
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-        run([sys.executable, "-m", "training.train", *train_args, f"run_name={name}", f"output_root={out}",
+        run([sys.executable, "-m", "ove_ros.training.train", *train_args, f"run_name={name}",
+             f"output_root={out}",
              f"training.seed={seed}", *overrides], out / f"{name}.train.log")
     train_s = time.perf_counter() - started
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -283,7 +283,7 @@ def _bundle_dir(path: str | Path) -> Path:
     if not root.exists():
         raise BundleError(
             f"bundle directory {root} does not exist; pass a bundle directory written by "
-            "`python -m training.convert`"
+            "`python -m ove_ros.training.convert`"
         )
     if not root.is_dir():
         raise BundleError(

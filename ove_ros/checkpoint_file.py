@@ -88,7 +88,8 @@ def checkpoint_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"{path} is a safetensors file without a training checkpoint description; pass a "
             "checkpoint_<step>.safetensors / checkpoint_ema.safetensors written by "
-            "`python -m training.train`, or a bundle directory written by `python -m training.convert`"
+            "`python -m ove_ros.training.train`, or a bundle directory written by "
+            "`python -m ove_ros.training.convert`"
         )
     meta = json.loads(metadata[META_KEY])
     meta["weights"] = metadata.get(WEIGHTS_KIND_KEY, "raw")
@@ -108,31 +109,3 @@ def checkpoint_tokenizer(path: str | Path, vocab_size: int | None) -> Any:
         f"{path} was trained with its own tokenizer (vocabulary {vocab_size}), but {tok_dir} is "
         "missing; copy the run's tokenizer/ folder beside the checkpoint file"
     )
-
-
-def load_checkpoint_file(
-    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
-) -> Any:
-    """The model stored in one checkpoint file, in eval mode; ``model.checkpoint_meta`` holds its
-    description."""
-    from transformers.modeling_utils import no_init_weights
-
-    from ove_ros.model import OpenValueEstimator, ValueModelConfig
-
-    path = Path(path)
-    meta = checkpoint_meta(path)
-    config = ValueModelConfig.from_dict(meta["model_config"])
-    tokenizer = checkpoint_tokenizer(path, config.text.get("vocab_size"))
-    with no_init_weights():  # every weight is loaded below
-        model = OpenValueEstimator(config, tokenizer)
-    state = read_tensors(path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not match the model config stored with them ({exc})") from exc
-    model.joint_names = meta.get("dataset", {}).get("joint_names") or None
-    model.checkpoint_meta = meta
-    model = model.to(device)
-    if dtype is not None:
-        model = model.to(dtype=dtype)
-    return model.eval()

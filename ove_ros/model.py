@@ -376,8 +376,6 @@ class OpenValueEstimator(nn.Module):
         ``checkpoint_ema.safetensors``) with the tokenizer folder of its run beside it."""
         if Path(path).suffix == ".safetensors":
             from ove_ros.bundle import parse_dtype
-            from ove_ros.checkpoint_file import load_checkpoint_file
-
             return load_checkpoint_file(path, device=device, dtype=parse_dtype(dtype))
         return load_bundle(path, device=device, dtype=dtype)[0]
 
@@ -434,3 +432,31 @@ def load_bundle(
     if contents.dtype is not None:
         model.to(dtype=contents.dtype)
     return model.eval(), contents.metadata
+
+
+def load_checkpoint_file(
+    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> OpenValueEstimator:
+    """The model stored in one checkpoint file, in eval mode; ``model.checkpoint_meta`` holds its
+    description."""
+    from transformers.modeling_utils import no_init_weights
+
+    from ove_ros.checkpoint_file import checkpoint_meta, checkpoint_tokenizer, read_tensors
+
+    path = Path(path)
+    meta = checkpoint_meta(path)
+    config = ValueModelConfig.from_dict(meta["model_config"])
+    tokenizer = checkpoint_tokenizer(path, config.text.get("vocab_size"))
+    with no_init_weights():  # every weight is loaded below
+        model = OpenValueEstimator(config, tokenizer)
+    state = read_tensors(path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match the model config stored with them ({exc})") from exc
+    model.joint_names = meta.get("dataset", {}).get("joint_names") or None
+    model.checkpoint_meta = meta
+    model = model.to(device)
+    if dtype is not None:
+        model = model.to(dtype=dtype)
+    return model.eval()

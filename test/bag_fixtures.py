@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from training import ros_types
+from ove_ros.training import ros_types
 
 START_NS = 1_700_000_000_000_000_000
 NS = 1_000_000_000

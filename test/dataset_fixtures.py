@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from training.config import Config, load_config
-from training.synthetic import SyntheticSpec, episode_plan, make_synthetic_dataset
+from ove_ros.training.config import Config, load_config
+from ove_ros.training.synthetic import SyntheticSpec, episode_plan, make_synthetic_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_YAML = REPO_ROOT / "training" / "configs" / "tiny.yaml"
@@ -30,7 +30,7 @@ LEARNABLE = SyntheticSpec(num_episodes=8, min_length=6, max_length=10, failure_e
 
 
 def make_dataset(root: Path, repo_id: str = "synthetic/values", **spec: Any) -> Path:
-    """Write a synthetic dataset at ``root`` (see :class:`training.synthetic.SyntheticSpec`)."""
+    """Write a synthetic dataset at ``root`` (see :class:`ove_ros.training.synthetic.SyntheticSpec`)."""
     return make_synthetic_dataset(root, repo_id, SyntheticSpec(**spec))
 
 
@@ -96,7 +96,7 @@ def learnable_dataset(synthetic_dataset: DatasetFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, learnable_dataset: Path) -> dict[str, Any]:
     """A tiny model trained briefly on the learnable dataset: {"cfg", "result", "dataset"}."""
-    from training.train import train
+    from ove_ros.training.train import train
 
     out = tmp_path_factory.mktemp("trained")
     cfg = tiny_config(

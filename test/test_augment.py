@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.augment import augment_images
+from ove_ros.training.augment import augment_images
 
 
 def _square_images(batch: int = 4, cameras: int = 2, size: int = 32) -> torch.Tensor:
@@ -62,7 +62,7 @@ def test_negative_strength_is_rejected():
 
 
 def test_config_rejects_negative_strengths_before_training():
-    from training.config import Config, ConfigError, validate
+    from ove_ros.training.config import Config, ConfigError, validate
 
     cfg = Config()
     cfg.training.augment_color = -0.2

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from training import ros_types  # noqa: E402
-from training.bag_config import ConfigError, load_config, load_labels  # noqa: E402
-from training.bag_reader import BagContentError, BagReadError, plan_ticks, shrink_image  # noqa: E402
-from training.bag_to_lerobot import EPISODES_META, ConversionError, convert_bags, main  # noqa: E402
+from ove_ros.training import ros_types  # noqa: E402
+from ove_ros.training.bag_config import ConfigError, load_config, load_labels  # noqa: E402
+from ove_ros.training.bag_reader import BagContentError, BagReadError, plan_ticks, shrink_image  # noqa: E402
+from ove_ros.training.bag_to_lerobot import EPISODES_META, ConversionError, convert_bags, main  # noqa: E402
 
 from bag_fixtures import (  # noqa: E402
     NS,
@@ -383,7 +383,7 @@ def test_zero_header_stamps_fall_back_to_receive_time_with_a_warning(tmp_path, c
     spec = BagSpec(cameras=CAMS[:1], action_topic=None, zero_stamp_topics=("/joint_states",))
     bag = write_bag(tmp_path / "zero", spec, "sqlite3")
     config = make_config("video.use_videos=false", cameras=CAMS[:1], action=False)
-    with caplog.at_level(logging.WARNING, logger="training.bag_reader"):
+    with caplog.at_level(logging.WARNING, logger="ove_ros.training.bag_reader"):
         report = convert_bags([bag], tmp_path / "dataset", "test/zero", config, outcome="success")
     assert any(
         "zero header stamp" in r.getMessage() and "/joint_states" in r.getMessage() for r in caplog.records
@@ -592,7 +592,7 @@ def test_split_by_events_requires_events(tmp_path):
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
-    import training.bag_to_lerobot as b2l
+    import ove_ros.training.bag_to_lerobot as b2l
 
     bags = [
         write_bag(tmp_path / f"bag_{i}", BagSpec(cameras=CAMS[:1], action_topic=None), "mcap")
@@ -692,7 +692,7 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
 
 
 def test_opencv_runs_single_threaded_only_while_converting():
-    from training.bag_to_lerobot import _single_threaded_opencv
+    from ove_ros.training.bag_to_lerobot import _single_threaded_opencv
 
     before = cv2.getNumThreads()
     with pytest.raises(RuntimeError), _single_threaded_opencv():
@@ -756,7 +756,7 @@ def test_depth_max_must_be_a_whole_number_in_the_16bit_range():
 
 def test_the_dataset_records_each_cameras_image_preprocessing(tmp_path):
     from ove_ros.images import ImagePreprocessing
-    from training.image_spec import read_dataset_image_spec
+    from ove_ros.training.image_spec import read_dataset_image_spec
 
     bag = write_bag(tmp_path / "rec", BagSpec(cameras=CAMS, duration_s=0.3), "mcap")
     config = make_config("cameras.1.resize=[16,12]", "cameras.1.depth_max=4000")

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from ove_ros.model import OpenValueEstimator
-from training import checkpoint as ckpt
-from training.config import ConfigError
-from training.train import main, train
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.config import ConfigError
+from ove_ros.training.train import main, train
 
 from dataset_fixtures import TINY_YAML, learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
 
@@ -90,7 +90,7 @@ def test_a_file_cut_short_is_named_and_resume_falls_back(make_config, caplog):
             load()
     # The EMA of step 2 is cut short too: resuming skips both and goes on from step 1.
     cut_short(ckpt.ema_file(run / "checkpoint_2.safetensors"), keep=0.9)
-    with caplog.at_level(logging.WARNING, logger="training.train"):
+    with caplog.at_level(logging.WARNING, logger="ove_ros.training.train"):
         resumed = train(make_config("cut", **{"training.steps": 4, "training.resume": True}))
     warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "checkpoint_3.safetensors" in warnings and "incomplete" in warnings
@@ -100,7 +100,7 @@ def test_a_file_cut_short_is_named_and_resume_falls_back(make_config, caplog):
     # Asking for the cut file by name also falls back (to the newest intact checkpoint before it).
     cut_short(run / "checkpoint_4.safetensors")
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="training.train"):
+    with caplog.at_level(logging.WARNING, logger="ove_ros.training.train"):
         again = train(make_config(
             "cut", **{"training.steps": 5, "training.resume_from": str(run / "checkpoint_4.safetensors")}
         ))
@@ -129,7 +129,7 @@ def test_older_checkpoint_directories_still_load(make_config, tmp_path):
     import json
     import shutil
 
-    from training.convert import main as convert_main
+    from ove_ros.training.convert import main as convert_main
 
     result = train(make_config("old", **{"training.steps": 1}))
     legacy = tmp_path / "ove_ros" / "legacy" / ckpt.LEGACY_DIR / "step_000000001"

@@ -14,7 +14,7 @@ import torch
 
 from ove_ros.model import OpenValueEstimator, ValueModelConfig
 from ove_ros.tokenizer import build_local_tokenizer
-from training.config import Config, ConfigError, load_config, print_help
+from ove_ros.training.config import Config, ConfigError, load_config, print_help
 
 from dataset_fixtures import TINY_YAML, learnable_dataset, synthetic_dataset, trained_run  # noqa: F401
 
@@ -46,8 +46,8 @@ def test_reference_spellings_are_accepted():
 
 
 def test_sweep_parameters_and_stored_configs_may_use_the_aliases():
-    from training.config import config_from_dict
-    from training.sweep import trial_config
+    from ove_ros.training.config import config_from_dict
+    from ove_ros.training.sweep import trial_config
 
     base = load()
     trial = trial_config(base, {"training.num_steps": 12, "eval.split": "all"}, "t0")
@@ -73,7 +73,7 @@ def test_reference_spellings_in_a_yaml_file(tmp_path):
 
 
 def test_help_lists_the_aliases(capsys):
-    print_help("training.train")
+    print_help("ove_ros.training.train")
     out = capsys.readouterr().out
     assert "training.num_steps" in out and "= training.steps" in out
     assert "eval.<key>" in out and "sweep_config" in out and "model.value_head_depth" in out
@@ -81,7 +81,7 @@ def test_help_lists_the_aliases(capsys):
 
 
 def test_value_head_depth_sets_the_head():
-    from training.modeling import build_model
+    from ove_ros.training.modeling import build_model
 
     for depth in (0, 3):
         model = build_model(load(f"model.value_head_depth={depth}"), ["cam_high"], 4)
@@ -116,8 +116,8 @@ def test_out_of_range_values_stop_when_the_config_loads(override, key):
 
 
 def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
-    from training.advantage import main as advantage_main
-    from training.train import main as train_main
+    from ove_ros.training.advantage import main as advantage_main
+    from ove_ros.training.train import main as train_main
 
     with pytest.raises(SystemExit) as exc:
         train_main([f"config={TINY_YAML}", "run_name=x", "training.learning_rate=-1"])
@@ -135,7 +135,7 @@ def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
 
 def test_a_missing_dataset_is_one_line_from_the_real_command(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "training.train", f"config={TINY_YAML}", "run_name=x",
+        [sys.executable, "-m", "ove_ros.training.train", f"config={TINY_YAML}", "run_name=x",
          f"output_root={tmp_path}",
          f"data.root={tmp_path / 'no_dataset'}", "wandb.mode=disabled"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
@@ -149,7 +149,7 @@ def test_a_missing_dataset_is_one_line_from_the_real_command(tmp_path):
 
 
 def test_a_missing_reward_column_is_one_line(synthetic_dataset, tmp_path):  # noqa: F811
-    from training.train import main
+    from ove_ros.training.train import main
 
     dataset = synthetic_dataset(
         num_episodes=2, min_length=4, max_length=5, image_size=32, reward_style="none"
@@ -162,7 +162,7 @@ def test_a_missing_reward_column_is_one_line(synthetic_dataset, tmp_path):  # no
 
 
 def test_wandb_sweeps_without_an_account_say_so_in_one_line(monkeypatch, tmp_path):
-    from training.sweep import main
+    from ove_ros.training.sweep import main
 
     for key in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(key, raising=False)
@@ -185,7 +185,7 @@ def test_wandb_sweep_create_only_join_and_project(monkeypatch, capsys):
     """The W&B server is out of reach here: its two entry points are replaced by recorders."""
     import wandb
 
-    from training.sweep import main
+    from ove_ros.training.sweep import main
 
     calls: list[tuple] = []
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
@@ -238,8 +238,8 @@ def test_model_rejects_nan_and_0_255_float_images():
 
 
 def test_from_pretrained_takes_a_checkpoint_file_or_a_bundle(trained_run, tmp_path):  # noqa: F811
-    from training.convert import convert
-    from training.modeling import model_from_checkpoint
+    from ove_ros.training.convert import convert
+    from ove_ros.training.modeling import model_from_checkpoint
 
     run_dir = trained_run["result"].run_dir
     ema_file = run_dir / "checkpoint_ema.safetensors"
@@ -262,7 +262,7 @@ def test_from_pretrained_takes_a_checkpoint_file_or_a_bundle(trained_run, tmp_pa
 def test_advantage_takes_a_checkpoint_file_and_mc_mode(trained_run, tmp_path):  # noqa: F811
     import json
 
-    from training.advantage import main
+    from ove_ros.training.advantage import main
 
     cfg = trained_run["cfg"]
     out = tmp_path / "adv"

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import checkpoint as ckpt
-from training.cloud import storage
-from training.cloud.secrets import SecretError, resolve_secrets
-from training.train import train
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.cloud import storage
+from ove_ros.training.cloud.secrets import SecretError, resolve_secrets
+from ove_ros.training.train import train
 
 from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
 
@@ -116,7 +116,7 @@ def _entrypoint(mode, bucket, node_dir, *args, env_extra=None):
     cmd = [
         sys.executable,
         "-m",
-        "training.cloud.entrypoint",
+        "ove_ros.training.cloud.entrypoint",
         mode,
         f"config={TINY}",
         "data.root=gs://bkt/datasets/ds",
@@ -205,7 +205,7 @@ def test_a_killed_job_restarts_from_the_newest_bucket_checkpoint(tmp_path, bucke
     out = _finish(_entrypoint("train", bucket, tmp_path / "node2", *RUN))
     event = _restore_event(out)
     assert event["checkpoint"] == synced[-1]
-    assert f"at step {killed_at}" in out  # training.train's "resuming <ckpt> at step N"
+    assert f"at step {killed_at}" in out  # ove_ros.training.train's "resuming <ckpt> at step N"
     final = remote_run / storage.read_manifest(remote_run)[-1]
     assert _step(final) == 40
     records = [json.loads(x) for x in (remote_run / "metrics.jsonl").read_text().splitlines()]
@@ -262,8 +262,8 @@ def test_eval_mode_reads_the_bucket_run_and_copies_the_report_back(tmp_path, buc
 def test_node_config_points_every_gs_uri_at_the_mount_and_keeps_outputs_local(tmp_path, bucket):
     import yaml
 
-    from training.cloud.config import load_cloud_cli
-    from training.cloud.entrypoint import node_config
+    from ove_ros.training.cloud.config import load_cloud_cli
+    from ove_ros.training.cloud.entrypoint import node_config
 
     cli = load_cloud_cli(
         [
@@ -289,7 +289,7 @@ def test_launcher_without_the_sdk_says_how_to_install_it(tmp_path):
     # The SDK made unimportable for this one process (None in sys.modules blocks the import).
     code = (
         "import sys; sys.modules['google.cloud.aiplatform_v1'] = None; "
-        "from training.cloud.launch import main; main(sys.argv[1:])"
+        "from ove_ros.training.cloud.launch import main; main(sys.argv[1:])"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, f"config={TINY}", "run_name=r", f"cloud.request_dir={tmp_path}"],

@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.cloud.cluster import ACCELERATE_CONFIGS, Node, node_from_cluster_spec, train_command
-from training.cloud.config import CloudConfig, load_cloud_cli, secret_resource
-from training.config import ConfigError
+from ove_ros.training.cloud.cluster import ACCELERATE_CONFIGS, Node, node_from_cluster_spec, train_command
+from ove_ros.training.cloud.config import CloudConfig, load_cloud_cli, secret_resource
+from ove_ros.training.config import ConfigError
 
 v1 = pytest.importorskip(
     "google.cloud.aiplatform_v1",
     reason="google-cloud-aiplatform is not installed (pip install 'ove_ros[cloud]'); the requests need it",
 )
 
-from training.cloud import eval as cloud_eval  # noqa: E402
-from training.cloud import launch, sweep  # noqa: E402
-from training.cloud.jobs import CONFIG_ENV, custom_job, request_json  # noqa: E402
-from training.cloud.submit import NO_CREDENTIALS, Credentials, common_missing, find_credentials  # noqa: E402
+from ove_ros.training.cloud import eval as cloud_eval  # noqa: E402
+from ove_ros.training.cloud import launch, sweep  # noqa: E402
+from ove_ros.training.cloud.jobs import CONFIG_ENV, custom_job, request_json  # noqa: E402
+from ove_ros.training.cloud.submit import NO_CREDENTIALS, Credentials, common_missing, find_credentials  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "training" / "configs" / "tiny.yaml")
@@ -184,7 +184,7 @@ def test_training_request_is_built_from_sdk_types_field_by_field():
         c = pool.container_spec
         assert isinstance(c, v1.ContainerSpec)
         assert c.image_uri == "europe-docker.pkg.dev/proj-1/ove/train:3"
-        assert list(c.command) == ["python", "-m", "training.cloud.entrypoint"]
+        assert list(c.command) == ["python", "-m", "ove_ros.training.cloud.entrypoint"]
         assert c.args[0] == "train"
         assert "cloud.output_uri=gs://bkt/runs" in c.args
         env = {e.name: e.value for e in c.env}
@@ -306,7 +306,8 @@ def _run_launcher(module, args, env, cwd):
 def test_launch_without_credentials_writes_the_request_and_says_what_is_missing(no_credentials, tmp_path):
     out = tmp_path / "requests"
     proc = _run_launcher(
-        "training.cloud.launch", ["run_name=r2", *READY[1:], f"cloud.request_dir={out}"], no_credentials, REPO
+        "ove_ros.training.cloud.launch", ["run_name=r2", *READY[1:], f"cloud.request_dir={out}"],
+        no_credentials, REPO,
     )
     assert proc.returncode == 2, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -328,7 +329,7 @@ def test_explicit_dry_run_with_everything_set_exits_zero_and_submits_nothing(ser
     out = tmp_path / "requests"
     env = dict(os.environ)
     proc = _run_launcher(
-        "training.cloud.sweep",
+        "ove_ros.training.cloud.sweep",
         [
             *READY,
             "sweep.wandb_sweep_id=abc",
@@ -351,7 +352,9 @@ def test_explicit_dry_run_with_everything_set_exits_zero_and_submits_nothing(ser
 
 
 def test_a_bad_setting_is_one_error_line(no_credentials, tmp_path):
-    proc = _run_launcher("training.cloud.eval", ["run_name=r", "cloud.output_uri=/x"], no_credentials, REPO)
+    proc = _run_launcher(
+        "ove_ros.training.cloud.eval", ["run_name=r", "cloud.output_uri=/x"], no_credentials, REPO
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "error: cloud.output_uri='/x' must be a gs:// URI (e.g. gs://my-bucket/ove)"
@@ -377,7 +380,7 @@ def test_cluster_spec_gives_each_node_its_rank_and_the_primary_address():
 
 def test_train_command_scales_from_one_process_to_accelerate_multi_node(tmp_path):
     cfg = tmp_path / "c.yaml"
-    assert train_command(cfg, Node(), 0, 29500)[1:] == ["-m", "training.train", f"config={cfg}"]
+    assert train_command(cfg, Node(), 0, 29500)[1:] == ["-m", "ove_ros.training.train", f"config={cfg}"]
     one = train_command(cfg, Node(), 8, 29500)
     assert one[one.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "one_node.yaml")
     assert one[one.index("--num_processes") + 1] == "8"
@@ -391,4 +394,4 @@ def test_train_command_scales_from_one_process_to_accelerate_multi_node(tmp_path
         "--main_process_ip": "10.0.0.2",
         "--main_process_port": "29555",
     }
-    assert multi[-3:] == ["-m", "training.train", f"config={cfg}"]
+    assert multi[-3:] == ["-m", "ove_ros.training.train", f"config={cfg}"]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ove_ros.frame_grid import NS, EpisodeEnd, EpisodeStart, FrameGrid, GridFrame, tolerance_ns
-from training.bag_reader import plan_ticks
+from ove_ros.training.bag_reader import plan_ticks
 
 FAST = settings(max_examples=60, deadline=None)
 T0 = 1_700_000_000 * NS

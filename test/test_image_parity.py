@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ove_ros.images import ImagePreprocessing  # noqa: E402
 from ove_ros.ros import conversions as conv  # noqa: E402
-from training import ros_types  # noqa: E402
-from training.bag_config import CameraConfig, load_config  # noqa: E402
-from training.bag_reader import _decode_camera, dataset_image_specs  # noqa: E402
-from training.image_spec import read_dataset_image_spec  # noqa: E402
+from ove_ros.training import ros_types  # noqa: E402
+from ove_ros.training.bag_config import CameraConfig, load_config  # noqa: E402
+from ove_ros.training.bag_reader import _decode_camera, dataset_image_specs  # noqa: E402
+from ove_ros.training.image_spec import read_dataset_image_spec  # noqa: E402
 
 from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
 
@@ -134,7 +134,7 @@ def test_converted_dataset_frames_equal_the_nodes_frames(tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from rosbags.rosbag2 import Reader
 
-    from training.bag_to_lerobot import convert_bags
+    from ove_ros.training.bag_to_lerobot import convert_bags
 
     cams = [
         CameraSpec(name="raw", topic="/raw/image", encoding="bgr8", width=32, height=24),

@@ -13,15 +13,17 @@ from pathlib import Path
 
 from conftest import REPO_ROOT, ros_env
 
-PACKAGES = ("ove_ros", "training")
+# Source folder -> the package it is imported as (training/ is installed as ove_ros.training).
+PACKAGES = {"ove_ros": "ove_ros", "training": "ove_ros.training"}
 
 
 def _modules() -> dict[str, Path]:
     found = {}
-    for package in PACKAGES:
-        for path in sorted((REPO_ROOT / package).rglob("*.py")):
-            parts = path.relative_to(REPO_ROOT).with_suffix("").parts
-            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for folder, package in PACKAGES.items():
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(REPO_ROOT / folder).with_suffix("").parts
+            name = ".".join((package, *(parts[:-1] if parts[-1] == "__init__" else parts)))
+            found[name] = path
     return found
 
 
@@ -75,6 +77,16 @@ def test_no_import_cycles():
     graph = import_graph()
     assert "ove_ros.model_config" in graph["ove_ros.bundle"]
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_the_runtime_never_imports_the_training_package():
+    """The node, engine, model and math run on a robot without the training stack (the sim demo may)."""
+    graph = import_graph()
+    runtime = [m for m in graph if m.startswith("ove_ros") and not m.startswith(("ove_ros.training",
+                                                                                  "ove_ros.sim"))]
+    assert "ove_ros.training.train" in graph and "ove_ros.ros.node" in runtime
+    offenders = {m: sorted(d for d in graph[m] if d.startswith("ove_ros.training")) for m in runtime}
+    assert not {m: d for m, d in offenders.items() if d}
 
 
 def test_bundle_format_imports_without_the_model():

@@ -227,7 +227,7 @@ sys.exit(service.run())
     log = result.stdout + result.stderr
     assert result.returncode == 1, log
     assert len(re.findall(r"no_such_bundle does not exist", log)) == 1, log  # printed once
-    assert "python -m training.convert" in log and "value_estimator exited with code 1" in log, log
+    assert "python -m ove_ros.training.convert" in log and "value_estimator exited with code 1" in log, log
     assert "\x1b[" not in log, "colour codes in a piped launch log"
 
 

@@ -11,7 +11,7 @@ from conftest import REPO_ROOT, ros_env
 
 
 def test_unknown_or_missing_lerobot_is_refused_with_what_to_do():
-    from training.lerobot_compat import KNOWN_VERSIONS, LeRobotVersionError, check_version
+    from ove_ros.training.lerobot_compat import KNOWN_VERSIONS, LeRobotVersionError, check_version
 
     check_version(KNOWN_VERSIONS[0])
     expected = r"lerobot 0\.9\.1 is installed.*against lerobot 0\.4\.4.*'lerobot==0\.4\.4'.*KNOWN_VERSIONS"
@@ -27,7 +27,7 @@ def test_importing_the_adapter_with_another_lerobot_release_fails():
         "import importlib.metadata as m\n"
         "real = m.version\n"
         "m.version = lambda name: '0.5.0' if name == 'lerobot' else real(name)\n"
-        "import training.lerobot_compat\n"
+        "import ove_ros.training.lerobot_compat\n"
     )
     done = subprocess.run([sys.executable, "-c", code], env=ros_env(), cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300)
@@ -38,7 +38,7 @@ def test_importing_the_adapter_with_another_lerobot_release_fails():
 def test_image_embedding_is_skipped_only_without_image_columns():
     import lerobot.datasets.lerobot_dataset as lerobot_dataset
 
-    from training.lerobot_compat import images_not_embedded
+    from ove_ros.training.lerobot_compat import images_not_embedded
 
     original = lerobot_dataset.embed_images
 

@@ -29,8 +29,8 @@ from rclpy.qos import QoSProfile  # noqa: E402
 
 from ove_ros.child_process import stop_child  # noqa: E402
 from ove_ros.msg import Advantage, ValueEstimate  # noqa: E402
+from ove_ros.training import ros_types  # noqa: E402
 from ove_ros.values import episode_rewards, window_advantage  # noqa: E402
-from training import ros_types  # noqa: E402
 
 from bag_fixtures import START_NS, BagSpec, CameraSpec, EventSpec, write_bag  # noqa: E402
 from conftest import REPO_ROOT, installed_executable, ros_env  # noqa: E402
@@ -66,11 +66,11 @@ def offline(tmp_path_factory):
 
     from ove_ros.bundle import read_bundle_config, save_bundle
     from ove_ros.model import load_bundle
-    from training.advantage import label_dataset
-    from training.bag_config import load_config
-    from training.bag_to_lerobot import convert_bags
-    from training.convert import convert
-    from training.train import train
+    from ove_ros.training.advantage import label_dataset
+    from ove_ros.training.bag_config import load_config
+    from ove_ros.training.bag_to_lerobot import convert_bags
+    from ove_ros.training.convert import convert
+    from ove_ros.training.train import train
 
     root = tmp_path_factory.mktemp("parity")
     events = [EventSpec(START_S, ros_types.EVENT_START, task="pick"),
@@ -125,8 +125,13 @@ def _head_inputs(model, layer, dataset):
     import torch
     from torch.utils.data import default_collate
 
+    from ove_ros.training.dataset import (
+        IMAGES_PREFIX,
+        ValueFrameDataset,
+        compute_value_targets,
+        open_lerobot_dataset,
+    )
     from ove_ros.values import RewardConfig
-    from training.dataset import IMAGES_PREFIX, ValueFrameDataset, compute_value_targets, open_lerobot_dataset
 
     ds = open_lerobot_dataset("parity/rec", dataset)
     frames = ValueFrameDataset(ds, compute_value_targets(ds, RewardConfig()), None,

@@ -62,7 +62,7 @@ def test_training_bags_hold_the_sim_topics(demo_run):
 
 
 def test_dataset_loads_with_reward_and_done(demo_run):
-    from training.dataset import open_lerobot_dataset
+    from ove_ros.training.dataset import open_lerobot_dataset
 
     _, summary, _ = demo_run
     dataset = open_lerobot_dataset("sim/metaworld_demo", summary["dataset"], video_backend="pyav")
@@ -84,7 +84,7 @@ def test_dataset_loads_with_reward_and_done(demo_run):
 def test_checkpoint_and_bundle_load(demo_run):
     from ove_ros.bundle import read_bundle_config
     from ove_ros.engine import EngineConfig, InferenceEngine
-    from training import checkpoint as ckpt
+    from ove_ros.training import checkpoint as ckpt
 
     _, summary, _ = demo_run
     checkpoint = Path(summary["training"]["checkpoint"])

@@ -13,11 +13,11 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StorageP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from training import bag_reader, ros_types  # noqa: E402
-from training.bag_config import load_config  # noqa: E402
-from training.bag_reader import BagReadError, index_bag, iter_frames, plan_episodes  # noqa: E402
-from training.bag_to_lerobot import convert_bags  # noqa: E402
-from training.mcap_direct import McapMessages, image_view  # noqa: E402
+from ove_ros.training import bag_reader, ros_types  # noqa: E402
+from ove_ros.training.bag_config import load_config  # noqa: E402
+from ove_ros.training.bag_reader import BagReadError, index_bag, iter_frames, plan_episodes  # noqa: E402
+from ove_ros.training.bag_to_lerobot import convert_bags  # noqa: E402
+from ove_ros.training.mcap_direct import McapMessages, image_view  # noqa: E402
 
 from bag_fixtures import (  # noqa: E402
     BagSpec,

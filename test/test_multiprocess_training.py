@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import checkpoint as ckpt
-from training.train import train
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.train import train
 
 from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
 
@@ -78,7 +78,7 @@ def _launch(config: str, flags: list[str], args: list[str]) -> subprocess.Popen:
         str(ACCELERATE / config),
         *flags,
         "-m",
-        "training.train",
+        "ove_ros.training.train",
         *args,
     ]
     env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")

@@ -11,10 +11,10 @@ import pytest
 from test_bag_to_lerobot import CAMS, make_config
 
 from ove_ros.output_guard import OutputRefused, check_output, is_bundle, is_lerobot_dataset
-from training.bag_to_lerobot import ConversionError, convert_bags
-from training.config import ConfigError
-from training.convert import convert
-from training.evaluate import checked_output_dir
+from ove_ros.training.bag_to_lerobot import ConversionError, convert_bags
+from ove_ros.training.config import ConfigError
+from ove_ros.training.convert import convert
+from ove_ros.training.evaluate import checked_output_dir
 
 from bag_fixtures import BagSpec, storage_file, write_bag
 from dataset_fixtures import learnable_dataset, synthetic_dataset, trained_run  # noqa: F401
@@ -107,7 +107,7 @@ def test_bag_conversion_never_replaces_its_input_cli(tmp_path, where):
         [
             sys.executable,
             "-m",
-            "training.bag_to_lerobot",
+            "ove_ros.training.bag_to_lerobot",
             "--config",
             str(config),
             "--bags",
@@ -164,7 +164,7 @@ def test_evaluation_folder_rule(tmp_path):
 
 
 def test_advantage_refuses_its_source_and_user_folders(trained_run, tmp_path):  # noqa: F811
-    from training.advantage import check_labelled_output
+    from ove_ros.training.advantage import check_labelled_output
 
     source = trained_run["dataset"]
     with pytest.raises(ConfigError, match="is the input"):

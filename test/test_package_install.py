@@ -51,3 +51,22 @@ def test_core_imports_without_rclpy():
                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+def test_training_is_installed_inside_ove_ros_only():
+    """No top-level `training` module lands in the install: it is ove_ros.training (outside a checkout)."""
+    code = (
+        "import importlib.util, ove_ros.training.train as t\n"
+        "print(importlib.util.find_spec('training') is None, t.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "ove_ros.training.train"]
+
+
+def test_the_old_spelling_still_runs_from_a_checkout_with_a_deprecation_line():
+    out = subprocess.run([sys.executable, "-m", "training.convert", "--help"], capture_output=True, text=True,
+                         cwd=str(REPO_ROOT), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "deprecated" in out.stderr and "python -m ove_ros.training.<tool>" in out.stderr
+    assert "--checkpoint" in out.stdout

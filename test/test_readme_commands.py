@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from training import ros_types
+from ove_ros.training import ros_types
 
 from bag_fixtures import BagSpec, CameraSpec, EventSpec, write_bag
 
@@ -42,7 +42,7 @@ SKIPPED = {
     "ros2 launch": "launch/launch_ros/ros2cli have no PyPI wheels; test_node_process.py starts the "
     "node instead",
     "ros2 run": "ros2cli has no PyPI wheel; test_node_process.py starts the same executable",
-    "accelerate launch -m training.train config=training/configs/full.yaml": (
+    "accelerate launch -m ove_ros.training.train config=training/configs/full.yaml": (
         "the full preset (SigLIP so400m + Gemma-3 270M) needs a GPU and a real dataset (data.repo_id)"
     ),
     "accelerate launch --config_file": "8 GPUs or 2 machines; test_multiprocess_training.py runs both "
@@ -50,7 +50,7 @@ SKIPPED = {
     "docker build": "no container daemon here; the Dockerfile installs what the README's training "
     "install does",
     "CLOUD=": "a shell variable for the cloud commands below",
-    "python -m training.cloud.": "submits to Vertex AI (no cloud here); test_cloud_jobs.py runs the "
+    "python -m ove_ros.training.cloud.": "submits to Vertex AI (no cloud here); test_cloud_jobs.py runs the "
     "launchers with --dry-run and checks the requests field by field",
 }
 
@@ -142,8 +142,9 @@ def _env(tmp_path: Path, wandb_account: bool = True) -> dict[str, str]:
 
 def test_every_readme_command_has_a_rule():
     commands = bash_commands()
-    assert any(c.startswith("python -m training.train") for c in commands)  # the parser found the blocks
-    runnable = ("python -m training.",)
+    # The parser found the blocks.
+    assert any(c.startswith("python -m ove_ros.training.train") for c in commands)
+    runnable = ("python -m ove_ros.training.",)
     unknown = [c for c in commands if skip_reason(c) is None and not c.startswith(runnable)]
     assert not unknown, f"README commands without a rule in this test: {unknown}"
 
@@ -155,10 +156,12 @@ def test_readme_training_commands_run_as_written(workdir: Path):
         if skip_reason(command) is not None:
             continue
         cmd = short_form(command)
-        wandb_sweep = cmd.startswith("python -m training.sweep") and any(k in cmd for k in WANDB_SWEEP)
-        if cmd.startswith("python -m training.train"):
+        wandb_sweep = cmd.startswith("python -m ove_ros.training.sweep") and any(
+            k in cmd for k in WANDB_SWEEP
+        )
+        if cmd.startswith("python -m ove_ros.training.train"):
             cmd = f"{cmd} {' '.join(QUICK)}"
-        elif cmd.startswith("python -m training.sweep --backend optuna"):
+        elif cmd.startswith("python -m ove_ros.training.sweep --backend optuna"):
             cmd = f"{cmd} {' '.join(QUICK)} training.steps=2"
         result = run(cmd, workdir, _env(workdir, wandb_account=not wandb_sweep))
         if wandb_sweep:

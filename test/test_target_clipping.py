@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ove_ros.prompt import StateNormalizer
+from ove_ros.training.advantage import compute_advantages
+from ove_ros.training.dataset import compute_value_targets, fit_split_normalizers, open_lerobot_dataset
 from ove_ros.values import RewardConfig, clip_counts, normalize_returns
-from training.advantage import compute_advantages
-from training.dataset import compute_value_targets, fit_split_normalizers, open_lerobot_dataset
 
 from dataset_fixtures import plan, synthetic_dataset  # noqa: F401
 
@@ -42,7 +42,7 @@ def test_mc_advantages_use_clipped_returns(outcome_ds, caplog):
     tg = compute_value_targets(outcome_ds, RewardConfig(fail_penalty=5.0))
     values = np.full(len(tg), -0.5)
     scales = np.full(len(tg), 3.0)  # smaller than the episodes' costs: some returns fall below -1
-    with caplog.at_level(logging.WARNING, logger="training.advantage"):
+    with caplog.at_level(logging.WARNING, logger="ove_ros.training.advantage"):
         adv = compute_advantages(tg, values, scales, "mc")
     np.testing.assert_allclose(adv, normalize_returns(tg.returns, 3.0) - values)
     assert adv.min() >= -1.0 - (-0.5) - 1e-12  # never below clip(-inf) - V
@@ -71,7 +71,7 @@ def test_clipped_targets_of_a_split_are_warned_about(synthetic_dataset, caplog):
     tg = compute_value_targets(open_lerobot_dataset("synthetic/values", synthetic_dataset(**spec)),
                                RewardConfig())
     train = [e for e in range(len(lengths)) if e != longest]
-    with caplog.at_level(logging.WARNING, logger="training.dataset"):
+    with caplog.at_level(logging.WARNING, logger="ove_ros.training.dataset"):
         counts = fit_split_normalizers(tg, train, [longest])
     assert counts["val"]["below"] == lengths[longest] - max(lengths[e] for e in train) > 0
     assert "val targets fall outside [-1, 0]" in caplog.text

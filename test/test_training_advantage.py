@@ -12,18 +12,18 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from ove_ros.values import NEGATIVE_LABEL, POSITIVE_LABEL, n_step_advantages
-from training.advantage import (
+from ove_ros.training.advantage import (
     binarize_advantages,
     compute_advantages,
     compute_task_advantage_thresholds,
     label_dataset,
 )
-from training.config import ConfigError, config_from_dict
-from training.convert import convert
-from training.dataset import ValueFrameDataset, compute_value_targets, open_lerobot_dataset
-from training.evaluate import count_video_frames, evaluate
-from training.modeling import load_value_model
+from ove_ros.training.config import ConfigError, config_from_dict
+from ove_ros.training.convert import convert
+from ove_ros.training.dataset import ValueFrameDataset, compute_value_targets, open_lerobot_dataset
+from ove_ros.training.evaluate import count_video_frames, evaluate
+from ove_ros.training.modeling import load_value_model
+from ove_ros.values import NEGATIVE_LABEL, POSITIVE_LABEL, n_step_advantages
 
 from dataset_fixtures import LEARNABLE, learnable_dataset, plan, synthetic_dataset, trained_run  # noqa: F401
 
@@ -149,7 +149,7 @@ def test_binarize_is_the_values_module_rule():
 
 
 def test_thresholds_need_a_labelled_dataset(learnable_dataset):  # noqa: F811
-    with pytest.raises(ValueError, match="training.advantage"):
+    with pytest.raises(ValueError, match="ove_ros.training.advantage"):
         compute_task_advantage_thresholds(open_lerobot_dataset("synthetic/values", learnable_dataset))
 
 

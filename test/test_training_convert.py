@@ -12,10 +12,15 @@ import torch
 from torch.utils.data import default_collate
 
 from ove_ros.model import load_bundle
-from training import checkpoint as ckpt
-from training.convert import convert, main
-from training.dataset import ValueFrameDataset, load_or_compute_targets, open_lerobot_dataset, state_stats
-from training.modeling import load_value_model, model_from_checkpoint
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.convert import convert, main
+from ove_ros.training.dataset import (
+    ValueFrameDataset,
+    load_or_compute_targets,
+    open_lerobot_dataset,
+    state_stats,
+)
+from ove_ros.training.modeling import load_value_model, model_from_checkpoint
 
 from dataset_fixtures import learnable_dataset, synthetic_dataset, trained_run  # noqa: F401
 
@@ -93,5 +98,5 @@ def test_advantage_thresholds_go_into_the_bundle(trained_run, tmp_path):  # noqa
     assert loaded.source == "bundle"
     assert loaded.meta["advantage_thresholds"] == {"pick the bottle": -0.0125}
     assert loaded.meta["advantage_percentile"] == 40.0 and loaded.meta["n_step"] == 5
-    with pytest.raises(FileNotFoundError, match="training.advantage"):
+    with pytest.raises(FileNotFoundError, match="ove_ros.training.advantage"):
         convert(trained_run["result"].checkpoint, tmp_path / "b2", advantage_info=tmp_path / "missing.json")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from training import checkpoint as ckpt
-from training.config import ConfigError
-from training.ema import EMA
-from training.sampler import ResumableBatchSampler, global_batch
-from training.train import lr_lambda, train
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.config import ConfigError
+from ove_ros.training.ema import EMA
+from ove_ros.training.sampler import ResumableBatchSampler, global_batch
+from ove_ros.training.train import lr_lambda, train
 
 from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
 

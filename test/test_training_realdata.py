@@ -11,9 +11,8 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from ove_ros.values import RewardConfig
-from training import checkpoint as ckpt
-from training.dataset import (
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.dataset import (
     ValueFrameDataset,
     camera_keys,
     compute_value_targets,
@@ -21,8 +20,9 @@ from training.dataset import (
     open_lerobot_dataset,
     state_stats,
 )
-from training.modeling import model_from_checkpoint
-from training.train import train
+from ove_ros.training.modeling import model_from_checkpoint
+from ove_ros.training.train import train
+from ove_ros.values import RewardConfig
 
 from conftest import SHARED_DATA
 from dataset_fixtures import tiny_config

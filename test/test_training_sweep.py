@@ -8,8 +8,8 @@ import optuna
 import pytest
 import yaml
 
-from training.config import ConfigError
-from training.sweep import load_spec, main, suggest, trial_config, wandb_sweep_config
+from ove_ros.training.config import ConfigError
+from ove_ros.training.sweep import load_spec, main, suggest, trial_config, wandb_sweep_config
 
 from dataset_fixtures import TINY_YAML, learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
 

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from ove_ros.values import RewardConfig
-from training import dataset as ds_mod
-from training.config import ConfigError, config_from_argv, load_config
-from training.dataset import (
+from ove_ros.training import dataset as ds_mod
+from ove_ros.training.config import ConfigError, config_from_argv, load_config
+from ove_ros.training.dataset import (
     ValueFrameDataset,
     camera_keys,
     compute_value_targets,
@@ -23,7 +22,8 @@ from training.dataset import (
     split_episodes,
     state_stats,
 )
-from training.synthetic import dense_rewards
+from ove_ros.training.synthetic import dense_rewards
+from ove_ros.values import RewardConfig
 
 from dataset_fixtures import TINY_YAML, learnable_dataset, plan, synthetic_dataset, tiny_config  # noqa: F401
 
@@ -220,7 +220,7 @@ def test_tiny_config_helper_points_at_the_dataset(learnable_dataset, tmp_path): 
 
 
 def test_cli_errors_are_clear_and_help_lists_every_key(capsys):
-    from training import advantage, evaluate, train
+    from ove_ros.training import advantage, evaluate, train
 
     with pytest.raises(SystemExit, match="run_name is not set"):
         train.main([f"config={TINY_YAML}"])
@@ -231,7 +231,7 @@ def test_cli_errors_are_clear_and_help_lists_every_key(capsys):
 
 
 def test_wandb_mode_follows_the_api_key(monkeypatch):
-    from training.train import wandb_mode
+    from ove_ros.training.train import wandb_mode
 
     cfg = load_config(TINY_YAML, ["wandb.mode=auto"], require_run_name=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -247,7 +247,7 @@ def test_wandb_mode_follows_the_api_key(monkeypatch):
 
 
 def test_model_presets_take_cameras_and_state_from_the_data():
-    from training.modeling import model_config_from
+    from ove_ros.training.modeling import model_config_from
 
     cfg = load_config(TINY_YAML.parent / "full.yaml", ["data.repo_id=a/b"], require_run_name=False)
     full = model_config_from(cfg, ["cam_high", "wrist"], 26)

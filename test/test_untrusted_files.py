@@ -20,8 +20,8 @@ import torch
 
 from ove_ros.bundle import BundleError
 from ove_ros.model import OpenValueEstimator, load_bundle
-from training import checkpoint as ckpt
-from training.config import ConfigError, load_config
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.config import ConfigError, load_config
 
 from dataset_fixtures import TINY_YAML, learnable_dataset, synthetic_dataset, trained_run  # noqa: F401
 
@@ -69,7 +69,7 @@ def _legacy_checkpoint(run: dict, root: Path, marker: Path) -> Path:
 
 
 def test_resuming_an_older_pickled_checkpoint_needs_the_trust_option(trained_run, tmp_path):  # noqa: F811
-    from training.train import train
+    from ove_ros.training.train import train
 
     marker = tmp_path / "marker"
     legacy = _legacy_checkpoint(trained_run, tmp_path, marker)
@@ -111,8 +111,8 @@ def test_training_state_is_read_without_unpickling(trained_run, tmp_path):  # no
 
 
 def test_weights_files_that_are_pickles_are_refused(trained_run, tmp_path):  # noqa: F811
-    from training.convert import convert
-    from training.modeling import load_value_model
+    from ove_ros.training.convert import convert
+    from ove_ros.training.modeling import load_value_model
 
     marker = tmp_path / "marker"
     fake = tmp_path / "checkpoint_5.safetensors"
@@ -151,9 +151,9 @@ def test_pretrained_backbone_pickles_are_refused(tmp_path):
 
 
 def test_yaml_files_cannot_build_python_objects(tmp_path):
-    from training.bag_config import ConfigError as BagConfigError
-    from training.bag_config import load_config as load_bag_config
-    from training.sweep import load_spec
+    from ove_ros.training.bag_config import ConfigError as BagConfigError
+    from ove_ros.training.bag_config import load_config as load_bag_config
+    from ove_ros.training.sweep import load_spec
 
     marker = tmp_path / "marker"
     config = tmp_path / "config.yaml"
@@ -189,7 +189,7 @@ def test_recording_metadata_cannot_build_python_objects(tmp_path):
 
 
 def test_cached_targets_cannot_hold_pickled_objects(tmp_path):
-    from training.dataset import ValueTargets
+    from ove_ros.training.dataset import ValueTargets
 
     marker = tmp_path / "marker"
     path = tmp_path / "targets.npz"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from ove_ros.sim.metrics import mistake_advantage_auroc
-from training.baselines import BASELINES, FrameSet, baseline_report, fit_baselines
-from training.config import config_from_dict
-from training.metrics import (
+from ove_ros.training.baselines import BASELINES, FrameSet, baseline_report, fit_baselines
+from ove_ros.training.config import config_from_dict
+from ove_ros.training.metrics import (
     auroc_at_fractions,
     distribution_quantiles,
     smoothness,
@@ -144,7 +144,7 @@ def test_evaluation_writes_the_value_quality_report(trained_run, tmp_path):  # n
     data["evaluate"].update(checkpoint=str(trained_run["result"].checkpoint), split="val",
                             plot_episodes=0, video_episodes=0, output_dir=str(tmp_path / "eval"))
     data["data"]["cache_dir"] = str(tmp_path / "cache")
-    from training.evaluate import evaluate
+    from ove_ros.training.evaluate import evaluate
 
     evaluate(config_from_dict(data))
     report = json.loads((tmp_path / "eval" / "value_quality.json").read_text())
@@ -165,7 +165,7 @@ def test_evaluation_writes_the_value_quality_report(trained_run, tmp_path):  # n
 
 
 def test_normalizers_come_from_the_training_episodes_only(synthetic_dataset, tmp_path):  # noqa: F811
-    from training.train import prepare_data
+    from ove_ros.training.train import prepare_data
 
     from dataset_fixtures import plan, tiny_config
 
@@ -189,7 +189,7 @@ def test_normalizers_come_from_the_training_episodes_only(synthetic_dataset, tmp
 
 
 def test_evaluating_other_episodes_refuses_training_episodes(trained_run, tmp_path):  # noqa: F811
-    from training.evaluate import evaluate
+    from ove_ros.training.evaluate import evaluate
 
     data = trained_run["cfg"].to_dict()
     data["run_name"] = None

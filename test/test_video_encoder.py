@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from training.video_encoder import EncoderError, EncoderSettings, PixelStats, StreamingVideoWriter
+from ove_ros.training.video_encoder import EncoderError, EncoderSettings, PixelStats, StreamingVideoWriter
 
 KEY = "observation.images.front"
 

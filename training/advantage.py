@@ -2,20 +2,22 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Offline advantages: label every frame of a dataset with the value model's advantage.
 
-    python -m training.advantage config=training/configs/tiny.yaml advantage.checkpoint=bundles/my_run \
+    python -m ove_ros.training.advantage config=training/configs/tiny.yaml \
+        advantage.checkpoint=bundles/my_run \
         advantage.mode=n_step advantage.n_step=50 advantage.output_repo_id=local/pick_adv \
         [advantage.output_root=/data/pick_adv]
 
 Writes a copy of the dataset with three extra per-frame features: ``value`` (E[V], float32), ``advantage``
 (float32) and ``advantage_positive`` (bool, ``advantage > threshold[task]``), plus ``meta/advantage.json``
-with the per-task thresholds, normalizers and settings (``training.convert --advantage-info`` puts them in a
+with the per-task thresholds, normalizers and settings (``ove_ros.training.convert --advantage-info`` puts
+them in a
 bundle). The math is that of :mod:`ove_ros.values`, which the live node uses too: with the bundle's reward
 settings and per-task scales, ``A_t = sum_{k<N'} r_{t+k}/scale + V(t+N') - V(t)`` (``n_step``) or
 ``clip(G_t/scale, -1, 0) - V(t)`` (``mc``: the return in the clipped units the values were trained on).
 
 For policy training, the labels read as prompt text::
 
-    from training.advantage import compute_task_advantage_thresholds, binarize_advantages
+    from ove_ros.training.advantage import compute_task_advantage_thresholds, binarize_advantages
     thresholds = compute_task_advantage_thresholds(dataset, percentile=30.0)
     labels = binarize_advantages(advantages, thresholds, tasks)   # -> ["Advantage: Positive", ...]
 """
@@ -37,6 +39,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
+from ove_ros.training.checkpoint import replace_dir
+from ove_ros.training.config import Config, ConfigError, run_cli
+from ove_ros.training.dataset import (
+    IMAGES_PREFIX,
+    ValueFrameDataset,
+    ValueTargets,
+    _column,
+    load_or_compute_targets,
+    open_lerobot_dataset,
+    task_table,
+)
+from ove_ros.training.modeling import LoadedModel, load_value_model
+from ove_ros.training.train import cache_dir, collate, to_device
 from ove_ros.values import (
     NEGATIVE_LABEL,
     POSITIVE_LABEL,
@@ -47,19 +62,6 @@ from ove_ros.values import (
     n_step_advantages,
     normalize_returns,
 )
-from training.checkpoint import replace_dir
-from training.config import Config, ConfigError, run_cli
-from training.dataset import (
-    IMAGES_PREFIX,
-    ValueFrameDataset,
-    ValueTargets,
-    _column,
-    load_or_compute_targets,
-    open_lerobot_dataset,
-    task_table,
-)
-from training.modeling import LoadedModel, load_value_model
-from training.train import cache_dir, collate, to_device
 
 __all__ = [
     "NEGATIVE_LABEL",
@@ -72,7 +74,7 @@ __all__ = [
     "predict_values",
 ]
 
-logger = logging.getLogger("training.advantage")
+logger = logging.getLogger("ove_ros.training.advantage")
 
 ADVANTAGE_KEY = "advantage"
 LABEL_KEY = "advantage_positive"
@@ -137,7 +139,7 @@ def compute_task_advantage_thresholds(
     if advantage_key not in table.column_names:
         raise ValueError(
             f"dataset {dataset.repo_id} has no {advantage_key!r} column; label it with "
-            "`python -m training.advantage` first"
+            "`python -m ove_ros.training.advantage` first"
         )
     adv = _column(table, advantage_key).astype(np.float64)
     tasks = task_table(dataset)
@@ -301,7 +303,7 @@ def label_dataset(cfg: Config) -> AdvantageResult:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("training.advantage", __doc__, argv, label_dataset, require_run_name=False)
+    result = run_cli("ove_ros.training.advantage", __doc__, argv, label_dataset, require_run_name=False)
     if result is None:
         return
     print(

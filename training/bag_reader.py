@@ -11,7 +11,8 @@ Two passes over the bag, so that nothing is guessed while streaming and images a
    that some tick uses.
 
 In uncompressed MCAP bags (what ``ros2 bag record`` writes by default) both passes take their messages
-straight from the memory-mapped files through the files' own index (:mod:`training.mcap_direct`): pass 1
+straight from the memory-mapped files through the files' own index (:mod:`ove_ros.training.mcap_direct`):
+pass 1
 then reads 12 bytes per image instead of the image, and pass 2 parses images in place and decodes and
 resizes them on worker threads. Other bags go through rosbags' reader.
 
@@ -44,9 +45,9 @@ from ove_ros import images
 from ove_ros.images import ImagePreprocessing
 from ove_ros.images import shrink_image as shrink_image  # the converter's resize, kept importable here
 from ove_ros.joints import joint_order
-from training import ros_types
-from training.bag_config import BagConversionConfig, BagConversionError, CameraConfig, image_spec
-from training.mcap_direct import McapIndexError, McapMessages, image_view
+from ove_ros.training import ros_types
+from ove_ros.training.bag_config import BagConversionConfig, BagConversionError, CameraConfig, image_spec
+from ove_ros.training.mcap_direct import McapIndexError, McapMessages, image_view
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class BagIndex:
 
     @property
     def direct_cameras(self) -> bool:
-        """Whether the camera messages are read from the mapped MCAP files (see training.mcap_direct)."""
+        """Whether the camera messages are read from the mapped MCAP files (ove_ros.training.mcap_direct)."""
         return self.direct is not None
 
 

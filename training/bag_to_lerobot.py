@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Convert rosbag2 recordings (mcap or sqlite3) into a LeRobot v3.0 dataset with reward and done labels.
 
-    python -m training.bag_to_lerobot --config training/configs/bag_example.yaml \\
+    python -m ove_ros.training.bag_to_lerobot --config training/configs/bag_example.yaml \\
         --bags rec/ep0 rec/ep1 --output data/pick --repo-id local/pick [--fps 30] \\
         [--outcome success|failure] [--labels labels.csv] [--task "pick up the bottle"] [key=value ...]
 
@@ -41,8 +41,8 @@ import numpy as np
 
 from ove_ros.images import specs_to_dict
 from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
-from training import ros_types
-from training.bag_config import (
+from ove_ros.training import ros_types
+from ove_ros.training.bag_config import (
     BagConversionConfig,
     BagConversionError,
     load_config,
@@ -50,7 +50,7 @@ from training.bag_config import (
     lookup_label,
     parse_outcome,
 )
-from training.bag_reader import (
+from ove_ros.training.bag_reader import (
     BagIndex,
     EpisodePlan,
     dataset_image_specs,
@@ -62,7 +62,7 @@ from training.bag_reader import (
 log = logging.getLogger(__name__)
 
 EPISODES_META = "meta/ove_ros_episodes.json"
-IMAGE_SPEC_KEY = "image_preprocessing"  # in EPISODES_META; read back by training.image_spec
+IMAGE_SPEC_KEY = "image_preprocessing"  # in EPISODES_META; read back by ove_ros.training.image_spec
 
 
 class ConversionError(BagConversionError):
@@ -281,8 +281,8 @@ def label_episode(buffer: dict, success: bool) -> None:
 def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, features: dict):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from training.lerobot_compat import set_video_writer
-    from training.video_encoder import EncoderSettings, StreamingVideoWriter
+    from ove_ros.training.lerobot_compat import set_video_writer
+    from ove_ros.training.video_encoder import EncoderSettings, StreamingVideoWriter
 
     video = config.video
     streaming = video.use_videos and video.streaming_encoding
@@ -326,7 +326,7 @@ class _VideoFileLimit:
             self.largest_mb = max(self.largest_mb, (size - self._sizes.get(key, 0)) / 2**20)
             self._sizes[key] = size
         if self.largest_mb > 0:
-            from training.lerobot_compat import set_video_file_limit
+            from ove_ros.training.lerobot_compat import set_video_file_limit
 
             set_video_file_limit(dataset, (self.episodes + 0.5) * self.largest_mb)
 
@@ -334,7 +334,7 @@ class _VideoFileLimit:
 def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) -> list[EpisodeRecord]:
     from tqdm import tqdm
 
-    from training.lerobot_compat import images_not_embedded
+    from ove_ros.training.lerobot_compat import images_not_embedded
 
     records: list[EpisodeRecord] = []
     files = _VideoFileLimit(config.video.episodes_per_file if config.video.use_videos else None)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from training.metrics import value_quality
+from ove_ros.training.metrics import value_quality
 
 KNN_K = 10
 RIDGE = 1e-6  # only keeps the solve well posed (constant joints); scaled by the frame count

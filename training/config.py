@@ -4,7 +4,7 @@
 
 Every command line of the training tools has the form::
 
-    python -m training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
+    python -m ove_ros.training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
 
 ``config=`` names the YAML file (required); every other argument is an OmegaConf dotlist override applied on
 top of it. Unknown keys and wrongly typed values are rejected with the name of the offending key, and
@@ -165,7 +165,7 @@ class WandbConfig:
 
 @dataclass
 class EvaluateConfig:
-    """``python -m training.evaluate``: metrics, value-curve plots and overlay videos."""
+    """``python -m ove_ros.training.evaluate``: metrics, value-curve plots and overlay videos."""
 
     checkpoint: str | None = _f(
         None, "What to evaluate: a checkpoint_<step>.safetensors / checkpoint_ema.safetensors file, a run "
@@ -181,7 +181,7 @@ class EvaluateConfig:
 
 @dataclass
 class AdvantageConfig:
-    """``python -m training.advantage``: write a dataset copy with an ``advantage`` column."""
+    """``python -m ove_ros.training.advantage``: write a dataset copy with an ``advantage`` column."""
 
     checkpoint: str | None = _f(
         None, "Whose values are used: a bundle directory, a checkpoint_<step>.safetensors / "
@@ -198,7 +198,7 @@ class AdvantageConfig:
 
 @dataclass
 class SweepConfig:
-    """``python -m training.sweep``: hyper-parameter search (W&B sweeps or local Optuna)."""
+    """``python -m ove_ros.training.sweep``: hyper-parameter search (W&B sweeps or local Optuna)."""
 
     spec: str = _f("training/configs/sweep.yaml", "Sweep file in W&B format (method, metric, parameters).")
     name: str = _f("sweep", "Name of the sweep (Optuna study name, run-name prefix).")
@@ -571,7 +571,7 @@ def config_from_dict(data: dict[str, Any], require_run_name: bool = False) -> Co
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically) so a run can be reproduced from its directory."""
-    from training.checkpoint import atomic_write_text
+    from ove_ros.training.checkpoint import atomic_write_text
 
     atomic_write_text(Path(path), cfg.to_yaml())
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Turn a training checkpoint into a deploy bundle for the live node.
 
-    python -m training.convert --checkpoint outputs/ove_ros/my_run/checkpoint_30000.safetensors \
+    python -m ove_ros.training.convert --checkpoint outputs/ove_ros/my_run/checkpoint_30000.safetensors \
         --output bundles/my_run --dtype bfloat16 [--no-ema] [--advantage-info <labelled dataset dir>] \
         [--debug]
 
@@ -12,7 +12,8 @@ run directory (its newest checkpoint), or an older run's ``checkpoints/step_<N>`
 
 The bundle holds the EMA weights (unless ``--no-ema``) in the chosen dtype, the tokenizer, the camera names,
 joint names and min/max statistics, the per-task return normalizers, the reward settings and, when
-``--advantage-info`` points at a dataset labelled by ``training.advantage`` (or its ``advantage.json``), the
+``--advantage-info`` points at a dataset labelled by ``ove_ros.training.advantage`` (or its
+``advantage.json``), the
 per-task advantage thresholds, percentile and n-step.
 """
 
@@ -26,22 +27,22 @@ from pathlib import Path
 from typing import Any
 
 from ove_ros.bundle import BundleMetadata, parse_dtype, save_bundle
-from training import checkpoint as ckpt
-from training.config import error_message
-from training.modeling import default_scale, model_from_checkpoint
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.config import error_message
+from ove_ros.training.modeling import default_scale, model_from_checkpoint
 
-logger = logging.getLogger("training.convert")
+logger = logging.getLogger("ove_ros.training.convert")
 
 ADVANTAGE_INFO = "meta/advantage.json"
 
 
 def read_advantage_info(path: str | Path) -> dict[str, Any]:
-    """``advantage.json`` written by ``training.advantage`` (the file or the labelled dataset directory)."""
+    """``advantage.json`` written by ``ove_ros.training.advantage`` (the file or the labelled dataset)."""
     path = Path(path)
     file = path / ADVANTAGE_INFO if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(
-            f"no advantage information at {file}; run `python -m training.advantage` first"
+            f"no advantage information at {file}; run `python -m ove_ros.training.advantage` first"
         )
     info = json.loads(file.read_text())
     if "thresholds" not in info:
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--advantage-info",
         default=None,
-        help="dataset labelled by training.advantage (or its meta/advantage.json): adds the thresholds",
+        help="dataset labelled by ove_ros.training.advantage (or its meta/advantage.json): adds thresholds",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)

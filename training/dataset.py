@@ -23,6 +23,7 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset
 
+from ove_ros.training.checkpoint import atomic_save_file
 from ove_ros.values import (
     RewardConfig,
     clip_counts,
@@ -32,7 +33,6 @@ from ove_ros.values import (
     normalize_returns,
     rewards_from_column,
 )
-from training.checkpoint import atomic_save_file
 
 logger = logging.getLogger(__name__)
 

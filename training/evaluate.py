@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Evaluate a value model on a dataset: metrics, value-curve plots and videos with the value drawn on.
 
-    python -m training.evaluate config=training/configs/tiny.yaml \
+    python -m ove_ros.training.evaluate config=training/configs/tiny.yaml \
         evaluate.checkpoint=outputs/ove_ros/my_run/checkpoint_300.safetensors evaluate.split=val
 
 ``evaluate.checkpoint`` is a training checkpoint (EMA weights unless ``evaluate.use_ema=false``), a run
@@ -11,7 +11,7 @@ normalizers the model was trained with, so the numbers compare with the training
 Writes ``metrics.json`` (overall and per task: loss, MAE, RMSE, explained variance), ``value_quality.json``
 (the model next to baselines fitted on the training episodes only, on the same frames: EV, MAE, RMSE,
 within-episode Spearman, failure AUROC at 25/50/75 %, smoothness, 10-90 % interval coverage, target
-clipping counts; see :mod:`training.baselines`), ``value_quality.png`` (curves with the best baseline
+clipping counts; see :mod:`ove_ros.training.baselines`), ``value_quality.png`` (curves with the best baseline
 beside the model), ``predictions.csv``, ``plots/episode_<n>.png`` and ``videos/episode_<n>.mp4``.
 
 The baselines need the training episodes: those of the checkpoint's run when the dataset is the run's own,
@@ -34,21 +34,21 @@ import numpy as np
 import torch
 
 from ove_ros.output_guard import OutputRefused, check_output, is_evaluation_dir
-from training.baselines import FrameSet, baseline_report, fit_baselines
-from training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
-from training.config import Config, ConfigError, run_cli
-from training.dataset import (
+from ove_ros.training.baselines import FrameSet, baseline_report, fit_baselines
+from ove_ros.training.checkpoint import atomic_save_file, atomic_write_bytes, atomic_write_json
+from ove_ros.training.config import Config, ConfigError, run_cli
+from ove_ros.training.dataset import (
     IMAGES_PREFIX,
     ValueFrameDataset,
     ValueTargets,
     load_or_compute_targets,
     open_lerobot_dataset,
 )
-from training.metrics import distribution_quantiles, value_loss, value_quality
-from training.modeling import LoadedModel, load_value_model
-from training.train import cache_dir, eval_loader, summarize_predictions, to_device
+from ove_ros.training.metrics import distribution_quantiles, value_loss, value_quality
+from ove_ros.training.modeling import LoadedModel, load_value_model
+from ove_ros.training.train import cache_dir, eval_loader, summarize_predictions, to_device
 
-logger = logging.getLogger("training.evaluate")
+logger = logging.getLogger("ove_ros.training.evaluate")
 
 
 @dataclass
@@ -126,7 +126,7 @@ def baseline_train_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTarg
 
 def frame_states(dataset: Any, targets: ValueTargets, state_key: str) -> np.ndarray:
     """The joint vector of every frame ``[N, D]`` in ``targets`` order, from the parquet (no decoding)."""
-    from training.dataset import _column
+    from ove_ros.training.dataset import _column
 
     flat = _column(dataset.hf_dataset.data, state_key).astype(np.float64)
     states = flat.reshape(len(dataset.hf_dataset), -1)
@@ -493,7 +493,7 @@ def value_quality_report(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("training.evaluate", __doc__, argv, evaluate, require_run_name=False)
+    result = run_cli("ove_ros.training.evaluate", __doc__, argv, evaluate, require_run_name=False)
     if result is None:
         return
     summary = {k: v for k, v in result.metrics.items() if k in ("loss", "mae", "rmse", "ev", "count")}

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ove_ros.images import ImageError, ImagePreprocessing, specs_from_dict
-from training.bag_to_lerobot import EPISODES_META, IMAGE_SPEC_KEY
+from ove_ros.training.bag_to_lerobot import EPISODES_META, IMAGE_SPEC_KEY
 
 
 def read_dataset_image_spec(root: str | Path) -> dict[str, ImagePreprocessing] | None:

@@ -74,7 +74,7 @@ def set_video_writer(dataset: Any, writer: Any) -> None:
 
     The dataset drives whatever sits in that slot through ``start_episode`` / ``feed_frame`` /
     ``finish_episode`` / ``cancel_episode`` / ``close``
-    (:class:`training.video_encoder.StreamingVideoWriter`).
+    (:class:`ove_ros.training.video_encoder.StreamingVideoWriter`).
     """
     if not hasattr(dataset, "_streaming_encoder"):
         raise LeRobotVersionError("LeRobotDataset lacks the _streaming_encoder slot; see lerobot_compat.py")

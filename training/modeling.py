@@ -12,13 +12,12 @@ from typing import Any
 
 import torch
 
-from ove_ros.checkpoint_file import load_checkpoint_file
-from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_checkpoint_file
 from ove_ros.model_config import PRESETS
 from ove_ros.tokenizer import build_local_tokenizer, load_tokenizer
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.config import Config
 from ove_ros.values import RewardConfig
-from training import checkpoint as ckpt
-from training.config import Config
 
 logger = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ both backends::
 
     # W&B (the default; needs WANDB_API_KEY and network): create a sweep and run 20 trials here,
     # create one only (prints its id), or join one; project= names the W&B project
-    python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml \
-        count=20
-    python -m training.sweep config=training/configs/tiny.yaml sweep_config=training/configs/sweep.yaml \
-        create_only=true
-    python -m training.sweep config=training/configs/tiny.yaml sweep_id=<SWEEP_ID> count=10
+    python -m ove_ros.training.sweep config=training/configs/tiny.yaml \
+        sweep_config=training/configs/sweep.yaml count=20
+    python -m ove_ros.training.sweep config=training/configs/tiny.yaml \
+        sweep_config=training/configs/sweep.yaml create_only=true
+    python -m ove_ros.training.sweep config=training/configs/tiny.yaml sweep_id=<SWEEP_ID> count=10
 
     # Optuna (local): trials share a sqlite study under <output_root>/<project>/sweeps/<sweep.name>/optuna.db,
     # so several of these commands can run in parallel (also on several machines with a shared disk)
-    python -m training.sweep --backend optuna config=training/configs/tiny.yaml sweep.n_trials=20
+    python -m ove_ros.training.sweep --backend optuna config=training/configs/tiny.yaml sweep.n_trials=20
 
 Every trial is a normal training run named ``<sweep.name>-t<NNN>`` with its own output directory.
 ``sweep_config``, ``count``, ``sweep_id`` and ``create_only`` are aliases of ``sweep.spec``,
@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from training.config import Config, ConfigError, canonical_key, config_from_dict, run_cli
+from ove_ros.training.config import Config, ConfigError, canonical_key, config_from_dict, run_cli
 
 if TYPE_CHECKING:
-    from training.train import TrainResult
+    from ove_ros.training.train import TrainResult
 
-logger = logging.getLogger("training.sweep")
+logger = logging.getLogger("ove_ros.training.sweep")
 
 FLOAT_DISTRIBUTIONS = ("uniform", "log_uniform_values", "q_uniform", "q_log_uniform_values", "normal")
 INT_DISTRIBUTIONS = ("int_uniform", "q_uniform_int")
@@ -152,7 +152,7 @@ def run_optuna(cfg: Config, spec: SweepSpec) -> Any:
     """Run ``cfg.sweep.n_trials`` trials in a (resumable) sqlite-backed study; returns the study."""
     import optuna
 
-    from training.train import train
+    from ove_ros.training.train import train
 
     storage = cfg.sweep.storage
     if storage is None:
@@ -237,7 +237,7 @@ def run_wandb(cfg: Config, spec: SweepSpec | None) -> str:
     ``sweep.create_only``); returns the sweep id."""
     import wandb
 
-    from training.train import train
+    from ove_ros.training.train import train
 
     project = cfg.wandb.project or cfg.project
     if cfg.sweep.wandb_sweep_id:
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         require_wandb(cfg)
         print(json.dumps({"sweep_id": run_wandb(cfg, spec)}))
 
-    run_cli("training.sweep [--backend optuna|wandb]", __doc__, rest, run, require_run_name=False)
+    run_cli("ove_ros.training.sweep [--backend optuna|wandb]", __doc__, rest, run, require_run_name=False)
 
 
 if __name__ == "__main__":

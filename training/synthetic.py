@@ -7,7 +7,7 @@ channel and state joint 0 grow with progress ``t / (T - 1)``. A model that reads
 Monte Carlo value exactly. Rewards follow ARCHITECTURE.md (0 everywhere, +1/-1 on the last frame) unless
 ``reward_style="dense"`` (a precomputed per-frame reward) or ``"none"`` (no reward/is_done columns).
 
-    python -m training.synthetic --root /tmp/syn --episodes 12
+    python -m ove_ros.training.synthetic --root /tmp/syn --episodes 12
 """
 
 from __future__ import annotations

@@ -4,24 +4,27 @@ r"""Train the distributional value model on a LeRobot v3 dataset.
 
 One process (CPU or one GPU)::
 
-    python -m training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
+    python -m ove_ros.training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
 
 Several GPUs or nodes run one process per GPU under ``accelerate`` (or ``torchrun``); the global batch is
 ``data.batch_size * num_processes * training.gradient_accumulation_steps``::
 
-    accelerate launch --num_processes 8 -m training.train config=training/configs/full.yaml run_name=r1
+    accelerate launch --num_processes 8 -m ove_ros.training.train config=training/configs/full.yaml \
+        run_name=r1
     accelerate launch --num_machines 2 --machine_rank $NODE_RANK --main_process_ip $MASTER_ADDR \
-        --main_process_port 29500 --num_processes 16 -m training.train config=... run_name=r1
+        --main_process_port 29500 --num_processes 16 -m ove_ros.training.train config=... run_name=r1
     torchrun --nnodes 2 --node_rank $NODE_RANK --master_addr $MASTER_ADDR --nproc_per_node 8 \
-        -m training.train config=... run_name=r1
+        -m ove_ros.training.train config=... run_name=r1
 
 Outputs go to ``<output_root>/<project>/<run_name>/``: ``config.yaml``, ``metrics.jsonl``, ``wandb/`` and the
 checkpoints (every ``training.save_every`` steps, newest ``training.keep_last`` kept; layout in
-:mod:`training.checkpoint`): ``checkpoint_<step>.safetensors`` with its ``checkpoint_<step>_state/`` and
+:mod:`ove_ros.training.checkpoint`): ``checkpoint_<step>.safetensors`` with its
+``checkpoint_<step>_state/`` and
 ``checkpoint_ema.safetensors``. Resume an interrupted run with ``training.resume=true`` (its newest intact
 checkpoint) or ``training.resume_from=<run dir>/checkpoint_<step>.safetensors``: the run goes on at the same
 step with the same schedule, weights, EMA, optimizer state, RNG state and data order.
-``training.num_steps`` is accepted for ``training.steps``. ``python -m training.convert`` turns a checkpoint
+``training.num_steps`` is accepted for ``training.steps``. ``python -m ove_ros.training.convert`` turns a
+checkpoint
 into a bundle.
 """
 
@@ -43,11 +46,11 @@ import torch
 from torch.utils.data import DataLoader, Subset, default_collate
 
 from ove_ros.model import OpenValueEstimator
-from training import checkpoint as ckpt
-from training.augment import augment_images
-from training.config import Config, ConfigError, run_cli, save_config
-from training.contract import conversion_contract
-from training.dataset import (
+from ove_ros.training import checkpoint as ckpt
+from ove_ros.training.augment import augment_images
+from ove_ros.training.config import Config, ConfigError, run_cli, save_config
+from ove_ros.training.contract import conversion_contract
+from ove_ros.training.dataset import (
     ValueFrameDataset,
     ValueTargets,
     camera_keys,
@@ -59,12 +62,12 @@ from training.dataset import (
     split_episodes,
     state_stats,
 )
-from training.ema import EMA
-from training.metrics import per_task_metrics, regression_metrics, value_loss
-from training.modeling import build_model, load_value_model
-from training.sampler import ResumableBatchSampler
+from ove_ros.training.ema import EMA
+from ove_ros.training.metrics import per_task_metrics, regression_metrics, value_loss
+from ove_ros.training.modeling import build_model, load_value_model
+from ove_ros.training.sampler import ResumableBatchSampler
 
-logger = logging.getLogger("training.train")
+logger = logging.getLogger("ove_ros.training.train")
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -676,7 +679,7 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("training.train", __doc__, argv, train)
+    result = run_cli("ove_ros.training.train", __doc__, argv, train)
     if result is None:
         return
     summary = {k: v for k, v in result.val_metrics.items() if k != "per_task"}

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.bag_config import VideoConfig
+from ove_ros.training.bag_config import VideoConfig
 
 _STOP = object()  # end-of-episode sentinel
 _PUT_POLL_S = 0.5  # how often a blocked feed_frame checks that its encoder thread is still alive
@@ -116,7 +116,7 @@ class _CameraEncoder(threading.Thread):
         import av
         import cv2
 
-        from training.lerobot_compat import auto_downsample_height_width
+        from ove_ros.training.lerobot_compat import auto_downsample_height_width
 
         container = stream = None
         tracker = PixelStats()
@@ -176,7 +176,7 @@ class PixelStats:
 
     def __init__(self, quantiles: tuple[float, ...] | None = None) -> None:
         if quantiles is None:
-            from training.lerobot_compat import DEFAULT_QUANTILES
+            from ove_ros.training.lerobot_compat import DEFAULT_QUANTILES
 
             quantiles = tuple(DEFAULT_QUANTILES)
         self.quantiles = quantiles

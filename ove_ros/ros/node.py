@@ -179,7 +179,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         if self._reward.precomputed_rewards:
             self.get_logger().warning(
                 "the bundle was trained on precomputed per-frame rewards, which a live robot does not "
-                "publish: values only, no advantages (label advantages offline with training.advantage)")
+                "publish: values only, no advantages (label advantages offline with "
+                "ove_ros.training.advantage)")
         self._cameras = list(meta.camera_names)
         # Each camera's frames are prepared as the dataset's were (bundle contract); none recorded: as is.
         from ove_ros.images import ImageError, specs_from_dict
@@ -290,8 +291,9 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         if not fps:
             raise params.ConfigError(
                 f"the bundle {s.checkpoint} does not record its dataset's fps (exported by an older "
-                "training.convert): set sync.fps to the fps of the dataset the model was trained on, or "
-                "re-export the bundle with `python -m training.convert`")
+                "ove_ros.training.convert): set sync.fps to the fps of the dataset the model was trained on, "
+                "or "
+                "re-export the bundle with `python -m ove_ros.training.convert`")
         self._contract["n_step"] = "parameter n_step" if n_step else "bundle"
         if n_step and meta.advantage_thresholds and n_step != meta.n_step:
             self.get_logger().warning(

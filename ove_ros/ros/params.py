@@ -170,7 +170,7 @@ def read(node) -> Settings:
     if not v["checkpoint"]:
         raise ConfigError(
             "no checkpoint: set the 'checkpoint' parameter to a deploy bundle directory (written by "
-            "`python -m training.convert`), e.g. `--ros-args -p checkpoint:=/path/to/bundle` (or "
+            "`python -m ove_ros.training.convert`), e.g. `--ros-args -p checkpoint:=/path/to/bundle` (or "
             "checkpoint:=... with the launch file)"
         )
     cameras = tuple(v["camera_topics"])

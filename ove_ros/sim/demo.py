@@ -8,9 +8,9 @@
 Sim mode runs every stage as the real system would, over ROS 2 between processes:
 
 1. ``sim_robot`` (MetaWorld experts with injected mistakes) and ``bag_recorder`` -> one rosbag2 per episode;
-2. ``training.bag_to_lerobot`` -> LeRobot v3 dataset with reward / is_done;
-3. ``training.train`` with ``training/configs/demo.yaml`` (tiny model, CPU);
-4. ``training.convert`` -> deploy bundle;
+2. ``ove_ros.training.bag_to_lerobot`` -> LeRobot v3 dataset with reward / is_done;
+3. ``ove_ros.training.train`` with ``training/configs/demo.yaml`` (tiny model, CPU);
+4. ``ove_ros.training.convert`` -> deploy bundle;
 5. ``value_estimator`` on the running simulator for held-out seeds, recorded with its ~/value, ~/advantage
    and ~/overlay outputs;
 6. the report: the same bundle run offline on the recorded frames (online-vs-offline agreement), EV and
@@ -284,7 +284,7 @@ def record_episodes(
 
 def conversion_config(cfg: DemoConfig):
     from ove_ros.sim.episodes import ROBOT_JOINTS
-    from training.bag_config import (
+    from ove_ros.training.bag_config import (
         BagConversionConfig,
         CameraConfig,
         EpisodeConfig,
@@ -305,8 +305,9 @@ def conversion_config(cfg: DemoConfig):
 
 def train_and_bundle(cfg: DemoConfig, dataset: Path, run_root: Path, run_name: str, bundle: Path,
                      logs: Path, extra: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
-    """``training.train`` (subprocess, one torch thread) then ``training.convert``; returns the bundle."""
-    from training import checkpoint as ckpt
+    """``ove_ros.training.train`` (subprocess, one torch thread), then ``ove_ros.training.convert``; returns
+    the bundle."""
+    from ove_ros.training import checkpoint as ckpt
 
     run_dir = run_root / "ove_ros" / run_name
     latest = ckpt.latest_checkpoint(run_dir) if run_dir.is_dir() else None
@@ -314,7 +315,8 @@ def train_and_bundle(cfg: DemoConfig, dataset: Path, run_root: Path, run_name: s
         latest = None  # an interrupted run: train again
     if latest is None or not cfg.use_cache:
         shutil.rmtree(run_dir, ignore_errors=True)
-        cmd = [sys.executable, "-m", "training.train", f"config={cfg.train_config}", f"run_name={run_name}",
+        cmd = [sys.executable, "-m", "ove_ros.training.train", f"config={cfg.train_config}",
+               f"run_name={run_name}",
                f"output_root={run_root}", f"data.root={dataset}", f"training.steps={cfg.train_steps}",
                "training.num_threads=1", *extra, *cfg.train_overrides]
         env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
@@ -328,7 +330,7 @@ def train_and_bundle(cfg: DemoConfig, dataset: Path, run_root: Path, run_name: s
             raise StageError(f"training wrote no checkpoint under {run_dir}; see {log}")
     meta = ckpt.read_meta(latest)
     metrics = {k: v for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))}
-    from training.convert import convert
+    from ove_ros.training.convert import convert
 
     shutil.rmtree(bundle, ignore_errors=True)
     return convert(latest, bundle), {"checkpoint": str(latest), "val_metrics": metrics}
@@ -357,7 +359,7 @@ def read_episode_bag(path: Path, cameras: Sequence[str], joints: Sequence[str], 
     """Decode one held-out bag (frames by exact stamp, node outputs by their sensor stamps)."""
     from rosbags.rosbag2 import Reader
 
-    from training import ros_types
+    from ove_ros.training import ros_types
 
     store = ros_types.make_typestore()
     image_topics = {f"/camera/{c}/image_raw": c for c in cameras}
@@ -671,20 +673,21 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             return dataset
         import datasets
 
-        from training.bag_to_lerobot import convert_bags
+        from ove_ros.training.bag_to_lerobot import convert_bags
 
         datasets.disable_progress_bars()  # the converter's bar counts frames; HF's would add one per episode
         convert_bags([Path(b["path"]) for b in bags], dataset, REPO_ID, conv, overwrite=True)
         return dataset
 
-    stages.run("2 bags -> LeRobot dataset (training.bag_to_lerobot)", convert_dataset, lambda p: str(p))
+    stages.run("2 bags -> LeRobot dataset (ove_ros.training.bag_to_lerobot)", convert_dataset,
+               lambda p: str(p))
 
     train_text = (REPO_ROOT / cfg.train_config).read_text() if not Path(cfg.train_config).is_absolute() \
         else Path(cfg.train_config).read_text()
     run_name = "demo_" + config_hash(data_key, train_text, cfg.train_steps, list(cfg.train_overrides))
     bundle = out / "bundle"
     bundle_path, train_info = stages.run(
-        "3+4 train (training.train) and bundle (training.convert)",
+        "3+4 train (ove_ros.training.train) and bundle (ove_ros.training.convert)",
         lambda: train_and_bundle(cfg, dataset, cache / "runs", run_name, bundle, logs,
                                  [f"data.repo_id={REPO_ID}"]),
         lambda r: f"{r[1]['checkpoint']}",
@@ -812,7 +815,7 @@ def training_copy(root: Path, repo_id: str, out: Path, width: int) -> Path:
     import pandas as pd
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from training.bag_to_lerobot import label_episode
+    from ove_ros.training.bag_to_lerobot import label_episode
 
     info = json.loads((root / "meta" / "info.json").read_text())
     cams = [k for k, f in info["features"].items() if f["dtype"] == "video"]
@@ -899,7 +902,8 @@ def run_real(cfg: RealConfig) -> dict[str, Any]:
         lambda r: r[1]["checkpoint"])
 
     def evaluate() -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "training.evaluate", f"config={cfg.train_config}", f"data.root={small}",
+        cmd = [sys.executable, "-m", "ove_ros.training.evaluate", f"config={cfg.train_config}",
+               f"data.root={small}",
                *extra, f"evaluate.checkpoint={train_info['checkpoint']}", "evaluate.split=val",
                f"evaluate.output_dir={out / 'eval'}", "evaluate.video_episodes=1",
                f"evaluate.plot_episodes={cfg.heldout}", "training.num_threads=1"]

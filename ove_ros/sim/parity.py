@@ -3,7 +3,8 @@
 """Live node vs training code, frame by frame, through the dataset path.
 
 The held-out recordings are converted by the bag converter (lossless frames) and labelled by the training
-code (``training.advantage``: values and n-step advantages); the node's published values and advantages are
+code (``ove_ros.training.advantage``: values and n-step advantages); the node's published values and
+advantages are
 matched to the dataset frame they claim (episode, frame index) and compared. An advantage whose horizon the
 node shortened (bootstrap from a neighbour, or an episode's end) is compared with the offline advantage of
 that horizon from the training code's values.
@@ -58,9 +59,9 @@ def label_offline(bags: Sequence[Path], bundle: Path, conversion, train_config: 
     import pyarrow.parquet as pq
 
     from ove_ros.bundle import read_bundle_config
-    from training.advantage import label_dataset
-    from training.bag_to_lerobot import EPISODES_META, convert_bags
-    from training.config import load_config
+    from ove_ros.training.advantage import label_dataset
+    from ove_ros.training.bag_to_lerobot import EPISODES_META, convert_bags
+    from ove_ros.training.config import load_config
 
     _, meta = read_bundle_config(bundle)
     dataset = work / "dataset"

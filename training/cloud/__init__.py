@@ -4,9 +4,9 @@
 
 Launchers (run where the gcloud credentials are)::
 
-    python -m training.cloud.launch config=... run_name=...     # training (1..M nodes)
-    python -m training.cloud.eval config=... run_name=... evaluate.checkpoint=gs://...
-    python -m training.cloud.sweep config=... sweep.wandb_sweep_id=<id> cloud.sweep_agents=4
+    python -m ove_ros.training.cloud.launch config=... run_name=...     # training (1..M nodes)
+    python -m ove_ros.training.cloud.eval config=... run_name=... evaluate.checkpoint=gs://...
+    python -m ove_ros.training.cloud.sweep config=... sweep.wandb_sweep_id=<id> cloud.sweep_agents=4
 
-``python -m training.cloud.entrypoint`` is what the jobs run inside the training image.
+``python -m ove_ros.training.cloud.entrypoint`` is what the jobs run inside the training image.
 """

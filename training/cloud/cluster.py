@@ -52,8 +52,8 @@ def node_from_cluster_spec(spec: str | None) -> Node:
 
 
 def train_command(config_path: Path, node: Node, gpus_per_node: int, port: int) -> list[str]:
-    """``python -m training.train`` for one process; accelerate launch for several GPUs or nodes."""
-    target = ["-m", "training.train", f"config={config_path}"]
+    """``python -m ove_ros.training.train`` for one process; accelerate launch for several GPUs or nodes."""
+    target = ["-m", "ove_ros.training.train", f"config={config_path}"]
     processes = max(1, gpus_per_node) * node.count
     if processes == 1:
         return [sys.executable, *target]

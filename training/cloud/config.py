@@ -1,11 +1,11 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
 """The ``cloud`` config group: where and on what a job runs, read from a YAML ``cloud:`` section and
-``cloud.*`` command-line keys; every other key is the training config (:mod:`training.config`).
+``cloud.*`` command-line keys; every other key is the training config (:mod:`ove_ros.training.config`).
 
 Command lines of the cloud tools::
 
-    python -m training.cloud.launch config=<file.yaml> run_name=r1 cloud.project=my-proj \
+    python -m ove_ros.training.cloud.launch config=<file.yaml> run_name=r1 cloud.project=my-proj \
         cloud.image_uri=us-docker.pkg.dev/my-proj/ove/train:1 data.root=gs://my-bucket/datasets/pick
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from training.config import (
+from ove_ros.training.config import (
     CLOUD_PREFIX,
     CloudConfig,
     Config,

@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""What a cloud job runs on each node (the training image's command)::
 
-    python -m training.cloud.entrypoint train|eval|sweep cloud.output_uri=gs://... [key=value ...]
+    python -m ove_ros.training.cloud.entrypoint train|eval|sweep cloud.output_uri=gs://... [key=value ...]
 
 The training config comes from the ``OVE_TRAIN_CONFIG`` environment variable (the launcher's resolved
 config) or from ``config=<file>``. Steps: resolve ``OVE_SECRET_*`` references; copy (or mount) the gs://
 dataset; restore the newest checkpoint of ``<output_uri>/<project>/<run_name>`` onto the node's disk;
-run ``training.train`` with ``training.resume=true`` (accelerate launch across GPUs and nodes); copy every
+run ``ove_ros.training.train`` with ``training.resume=true`` (accelerate launch across GPUs and nodes);
+copy every
 completed checkpoint to the bucket while it runs. A pre-empted job that Vertex AI restarts thus loses at
 most ``training.save_every`` steps. Off the cloud, ``cloud.gcs_mount`` points at a local folder standing in
 for the buckets.
@@ -25,15 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import atomic_write_text
-from training.cloud import storage
-from training.cloud.cluster import Node, node_from_cluster_spec, train_command
-from training.cloud.config import CloudCli, CloudConfig, is_gcs, load_cloud_cli
-from training.cloud.jobs import CONFIG_ENV, MODES
-from training.cloud.secrets import SecretError, resolve_secrets
-from training.config import Config, ConfigError
+from ove_ros.training.checkpoint import atomic_write_text
+from ove_ros.training.cloud import storage
+from ove_ros.training.cloud.cluster import Node, node_from_cluster_spec, train_command
+from ove_ros.training.cloud.config import CloudCli, CloudConfig, is_gcs, load_cloud_cli
+from ove_ros.training.cloud.jobs import CONFIG_ENV, MODES
+from ove_ros.training.cloud.secrets import SecretError, resolve_secrets
+from ove_ros.training.config import Config, ConfigError
 
-logger = logging.getLogger("training.cloud.entrypoint")
+logger = logging.getLogger("ove_ros.training.cloud.entrypoint")
 
 
 def gpu_count() -> int:
@@ -171,7 +172,7 @@ def eval_mode(cli: CloudCli) -> int:
     path = node_config(
         cfg, cloud, **{"evaluate.checkpoint": str(checkpoint), "evaluate.output_dir": str(out)}
     )
-    code = subprocess.call([sys.executable, "-m", "training.evaluate", f"config={path}"])
+    code = subprocess.call([sys.executable, "-m", "ove_ros.training.evaluate", f"config={path}"])
     if code == 0:
         dest = remote_project_dir(cfg, cloud) / str(cfg.run_name) / "eval" / checkpoint.name
         storage.copy_tree(out, dest)
@@ -186,7 +187,7 @@ def sweep_mode(cli: CloudCli) -> int:
     path = node_config(cfg, cloud)
     local_root = Path(cloud.local_dir) / "outputs" / cfg.project
     remote_root = remote_project_dir(cfg, cloud)
-    cmd = [sys.executable, "-m", "training.sweep", "--backend", "wandb", f"config={path}"]
+    cmd = [sys.executable, "-m", "ove_ros.training.sweep", "--backend", "wandb", f"config={path}"]
     return run_and_mirror(cmd, local_root, remote_root, cloud.sync_every_s, cfg.training.keep_last, True)
 
 
@@ -194,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in MODES:
-        raise SystemExit(f"usage: python -m training.cloud.entrypoint {{{'|'.join(MODES)}}} [key=value ...]")
+        raise SystemExit(
+            f"usage: python -m ove_ros.training.cloud.entrypoint {{{'|'.join(MODES)}}} [key=value ...]"
+        )
     mode, rest = argv[0], argv[1:]
     try:
         set_vars = resolve_secrets()

@@ -1,8 +1,8 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-r"""Submit an evaluation (``training.evaluate``) as a one-node Vertex AI CustomJob::
+r"""Submit an evaluation (``ove_ros.training.evaluate``) as a one-node Vertex AI CustomJob::
 
-    python -m training.cloud.eval config=training/configs/full.yaml run_name=r1 \
+    python -m ove_ros.training.cloud.eval config=training/configs/full.yaml run_name=r1 \
         evaluate.checkpoint=gs://my-bucket/runs/ove_ros/r1 data.root=gs://my-bucket/datasets/pick \
         cloud.project=my-proj cloud.image_uri=<uri> cloud.staging_bucket=gs://my-bucket/staging \
         cloud.output_uri=gs://my-bucket/runs [--dry-run]
@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from training.cloud.config import CloudCli, is_gcs
-from training.cloud.jobs import JobPlan, create_request, custom_job, display_name
-from training.cloud.submit import run_launcher
+from ove_ros.training.cloud.config import CloudCli, is_gcs
+from ove_ros.training.cloud.jobs import JobPlan, create_request, custom_job, display_name
+from ove_ros.training.cloud.submit import run_launcher
 
 
 def build(cli: CloudCli, project: str | None) -> tuple[list[JobPlan], list[str]]:
@@ -35,7 +35,7 @@ def build(cli: CloudCli, project: str | None) -> tuple[list[JobPlan], list[str]]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_launcher("training.cloud.eval", __doc__, argv, build))
+    sys.exit(run_launcher("ove_ros.training.cloud.eval", __doc__, argv, build))
 
 
 if __name__ == "__main__":

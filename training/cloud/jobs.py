@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Vertex AI CustomJob requests, built from the SDK's own types (``google.cloud.aiplatform_v1``).
 
-Every job runs ``python -m training.cloud.entrypoint <mode> ...`` in the training image; the resolved
+Every job runs ``python -m ove_ros.training.cloud.entrypoint <mode> ...`` in the training image; the resolved
 training config travels in the ``OVE_TRAIN_CONFIG`` environment variable, secrets as Secret Manager
 resource names in ``OVE_SECRET_<VAR>`` (resolved on the node, never stored in the job).
 """
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from training.cloud.config import CloudConfig, secret_resource
-from training.config import Config, ConfigError
+from ove_ros.training.cloud.config import CloudConfig, secret_resource
+from ove_ros.training.config import Config, ConfigError
 
-ENTRYPOINT = ["python", "-m", "training.cloud.entrypoint"]
+ENTRYPOINT = ["python", "-m", "ove_ros.training.cloud.entrypoint"]
 CONFIG_ENV = "OVE_TRAIN_CONFIG"
 SECRET_ENV_PREFIX = "OVE_SECRET_"
 # The cloud settings the entry point itself uses (the rest only shape the request).

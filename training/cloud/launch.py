@@ -3,7 +3,7 @@
 r"""Submit a training run as a Vertex AI CustomJob (``cloud.replica_count`` nodes x
 ``cloud.accelerator_count`` GPUs; several nodes run accelerate's multi-node launch)::
 
-    python -m training.cloud.launch config=training/configs/full.yaml run_name=r1 \
+    python -m ove_ros.training.cloud.launch config=training/configs/full.yaml run_name=r1 \
         data.root=gs://my-bucket/datasets/pick cloud.project=my-proj cloud.image_uri=<uri> \
         cloud.staging_bucket=gs://my-bucket/staging cloud.output_uri=gs://my-bucket/runs \
         cloud.hf_token_secret=hf-token cloud.wandb_api_key_secret=wandb-key [--dry-run]
@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from training.cloud.config import CloudCli
-from training.cloud.jobs import JobPlan, create_request, custom_job, display_name
-from training.cloud.submit import run_launcher
+from ove_ros.training.cloud.config import CloudCli
+from ove_ros.training.cloud.jobs import JobPlan, create_request, custom_job, display_name
+from ove_ros.training.cloud.submit import run_launcher
 
 
 def build(cli: CloudCli, project: str | None) -> tuple[list[JobPlan], list[str]]:
@@ -30,7 +30,7 @@ def build(cli: CloudCli, project: str | None) -> tuple[list[JobPlan], list[str]]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_launcher("training.cloud.launch", __doc__, argv, build))
+    sys.exit(run_launcher("ove_ros.training.cloud.launch", __doc__, argv, build))
 
 
 if __name__ == "__main__":

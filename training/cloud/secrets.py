@@ -14,7 +14,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from training.cloud.jobs import SECRET_ENV_PREFIX
+from ove_ros.training.cloud.jobs import SECRET_ENV_PREFIX
 
 SECRET_MANAGER_URL = "https://secretmanager.googleapis.com/v1/{name}:access"
 

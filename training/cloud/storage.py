@@ -17,9 +17,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from training import checkpoint as ckpt
+from ove_ros.training import checkpoint as ckpt
 
-logger = logging.getLogger("training.cloud.storage")
+logger = logging.getLogger("ove_ros.training.cloud.storage")
 
 MANIFEST = "sync.json"
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import atomic_write_text
-from training.cloud.config import CloudCli, CloudConfig, describe_cloud, is_gcs, load_cloud_cli
-from training.cloud.jobs import CloudSdkMissing, JobPlan, aiplatform_types, request_json
-from training.config import ConfigError, print_help
+from ove_ros.training.checkpoint import atomic_write_text
+from ove_ros.training.cloud.config import CloudCli, CloudConfig, describe_cloud, is_gcs, load_cloud_cli
+from ove_ros.training.cloud.jobs import CloudSdkMissing, JobPlan, aiplatform_types, request_json
+from ove_ros.training.config import ConfigError, print_help
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 NO_CREDENTIALS = (

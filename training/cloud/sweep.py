@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Submit ``cloud.sweep_agents`` Vertex AI CustomJobs, each a W&B sweep agent joining one sweep::
 
-    python -m training.sweep --backend wandb ...   # or `wandb sweep`: create the sweep, note its id
-    python -m training.cloud.sweep config=training/configs/full.yaml sweep.wandb_sweep_id=<id> \
+    python -m ove_ros.training.sweep --backend wandb ...   # or `wandb sweep`: create the sweep, note its id
+    python -m ove_ros.training.cloud.sweep config=training/configs/full.yaml sweep.wandb_sweep_id=<id> \
         sweep.n_trials=5 cloud.sweep_agents=4 cloud.wandb_api_key_secret=wandb-key \
         data.root=gs://my-bucket/datasets/pick cloud.project=my-proj cloud.image_uri=<uri> \
         cloud.staging_bucket=gs://my-bucket/staging cloud.output_uri=gs://my-bucket/runs [--dry-run]
@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from training.cloud.config import CloudCli
-from training.cloud.jobs import JobPlan, create_request, custom_job, display_name, label_value
-from training.cloud.submit import run_launcher
+from ove_ros.training.cloud.config import CloudCli
+from ove_ros.training.cloud.jobs import JobPlan, create_request, custom_job, display_name, label_value
+from ove_ros.training.cloud.submit import run_launcher
 
 UNSET_SWEEP = "SWEEP_ID"
 
@@ -29,7 +29,8 @@ def build(cli: CloudCli, project: str | None) -> tuple[list[JobPlan], list[str]]
     missing = []
     if not cfg.sweep.wandb_sweep_id:
         missing.append(
-            "sweep.wandb_sweep_id: create the sweep first (python -m training.sweep --backend wandb, or "
+            "sweep.wandb_sweep_id: create the sweep first (python -m ove_ros.training.sweep --backend wandb, "
+            "or "
             f"`wandb sweep {cfg.sweep.spec}`); the requests name it {UNSET_SWEEP}"
         )
     if not cli.cloud.wandb_api_key_secret:
@@ -44,7 +45,7 @@ def build(cli: CloudCli, project: str | None) -> tuple[list[JobPlan], list[str]]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_launcher("training.cloud.sweep", __doc__, argv, build, require_run_name=False))
+    sys.exit(run_launcher("ove_ros.training.cloud.sweep", __doc__, argv, build, require_run_name=False))
 
 
 if __name__ == "__main__":
