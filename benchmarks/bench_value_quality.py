@@ -124,6 +124,51 @@ def one_seed(args: argparse.Namespace, root: Path, seed: int, overrides: list[st
     return results
 
 
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    tmp.replace(path)
+
+
+def analyze(name: str, seeds: list[int]) -> dict[str, Any]:
+    """Post-hoc, from the runs' predictions: the EV of the mean of the seeds' E[V] (an ensemble) and of a
+    causal running mean of each run's curve (what a live node could apply), on the same held-out frames."""
+    import csv
+
+    from training.metrics import explained_variance
+
+    preds, target, episode, frame = [], None, None, None
+    for seed in seeds:
+        path = REPO / "outputs" / "vq" / f"eval_{name}_s{seed}" / "predictions.csv"
+        rows = list(csv.DictReader(path.open()))
+        preds.append(np.array([float(r["pred"]) for r in rows]))
+        target = np.array([float(r["target"]) for r in rows])
+        episode = np.array([int(r["episode_index"]) for r in rows])
+        frame = np.array([int(r["frame_index"]) for r in rows])
+
+    def causal_mean(p: np.ndarray, k: int) -> np.ndarray:
+        out = np.empty_like(p)
+        for ep in np.unique(episode):
+            idx = np.flatnonzero(episode == ep)
+            idx = idx[np.argsort(frame[idx])]
+            c = np.concatenate([[0.0], np.cumsum(p[idx])])
+            n = np.arange(1, idx.size + 1)
+            lo = np.maximum(0, n - k)
+            out[idx] = (c[n] - c[lo]) / (n - lo)
+        return out
+
+    return {
+        "name": name,
+        "seeds": seeds,
+        "ev_per_seed": [explained_variance(p, target) for p in preds],
+        "ev_ensemble_mean_of_seeds": explained_variance(np.mean(preds, axis=0), target),
+        "ev_causal_running_mean": {
+            str(k): float(np.mean([explained_variance(causal_mean(p, k), target) for p in preds]))
+            for k in (5, 15, 30)
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True)
@@ -138,8 +183,17 @@ def main() -> None:
     parser.add_argument("--select-best", type=int, default=0, metavar="K",
                         help="validate on the last K training episodes and also evaluate the best checkpoint")
     parser.add_argument("--reuse", action="store_true", help="reuse a finished run of the same name and seed")
+    parser.add_argument("--analyze", action="store_true",
+                        help="only add the ensemble / causal-smoothing analysis of finished runs")
     parser.add_argument("overrides", nargs="*", help="training overrides (after --)")
     args = parser.parse_args()
+    if args.analyze:
+        doc = json.loads(args.results.read_text())
+        found = analyze(args.name, args.seeds)
+        doc["analyses"] = [a for a in doc.get("analyses", []) if a["name"] != args.name] + [found]
+        write_json(args.results, doc)
+        print(json.dumps(found, default=float))
+        return
     root = prepare(args.data, args.width)
     entry: dict[str, Any] = {"name": args.name, "change": args.change, "overrides": args.overrides,
                              "machine": basic(), "runs": []}
@@ -169,9 +223,7 @@ def main() -> None:
         "experiments": [],
     }
     doc["experiments"] = [e for e in doc["experiments"] if e["name"] != args.name] + [entry]
-    tmp = args.results.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    tmp.replace(args.results)
+    write_json(args.results, doc)
     print(f"{args.name}: held-out EV {entry.get('heldout_ev_mean')} vs {entry.get('best_baseline')} "
           f"{entry.get('best_baseline_ev')}" + (f" ERROR {entry['error']}" if "error" in entry else ""))
 
