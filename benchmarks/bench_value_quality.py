@@ -135,7 +135,7 @@ def analyze(name: str, seeds: list[int]) -> dict[str, Any]:
     causal running mean of each run's curve (what a live node could apply), on the same held-out frames."""
     import csv
 
-    from training.metrics import explained_variance
+    from ove_ros.training.metrics import explained_variance
 
     preds, target, episode, frame = [], None, None, None
     for seed in seeds:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from ove_ros.bundle import BundleMetadata, load_bundle, save_bundle
+from ove_ros.bundle import BundleMetadata, save_bundle
 from ove_ros.engine import EngineConfig, InferenceEngine
-from ove_ros.model import OpenValueEstimator, ValueModelConfig
+from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_bundle
 from ove_ros.prompt import MAX_TIME_BIN, build_prompt, time_bin, timed_task
 
 JOINTS = [f"j{i}" for i in range(3)]
