@@ -387,12 +387,13 @@ def test_bad_configuration_exits_with_a_helpful_message(bundle, tmp_path):
     # once, as the reason the node exits, and names what to do.
     cases = {
         "no_checkpoint": ([sys.executable, str(installed_executable("value_estimator"))],
-                          r"no checkpoint: set the 'checkpoint' parameter .*`python -m training\.convert`"),
+                          r"no checkpoint: set the .checkpoint. parameter "
+                          r".*`python -m ove_ros\.training\.convert`"),
         "camera_count": (node_cmd(bundle, "-p", "camera_topics:=[cam0/image_raw, cam1/image_raw]"),
                          r"camera_topics lists 2 topic.*3 camera"),
         "missing_bundle": (node_cmd(tmp_path / "no_such_bundle"),
                            r"no_such_bundle does not exist; pass a bundle directory written by "
-                           r"`python -m training\.convert`"),
+                           r"`python -m ove_ros\.training\.convert`"),
     }
     procs = {name: start(cmd, tmp_path / f"{name}.log") for name, (cmd, _) in cases.items()}
     try:

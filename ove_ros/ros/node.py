@@ -764,9 +764,10 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     def _settle_end(self) -> None:
         """An END whose last frames wait for inputs that fell silent (the robot stopped publishing at the
-        end of the episode) closes with the messages at hand after a short silence."""
+        end of the episode) closes with the messages at hand once every input has been silent for
+        input_timeout: messages still queued behind a busy executor must not be cut off."""
         last = max((st.last_wall for st in self._inputs.values() if st.last_wall is not None), default=None)
-        quiet = last is not None and time.monotonic() - last > max(0.5, 3.0 / self.settings.fps)
+        quiet = last is not None and time.monotonic() - last > self.settings.input_timeout
         if not quiet:
             return
         with self._lock:

@@ -490,7 +490,8 @@ def write_overlay_media(out: Path, episodes: Sequence[RecordedEpisode], fps: flo
     return {"video": str(video), "strip": str(strip)}
 
 
-def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode], out: Path) -> dict[str, Any]:
+def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode], out: Path,
+                 dataset: Path | None = None) -> dict[str, Any]:
     """Online and offline metrics, agreement, plots and overlay media."""
     from ove_ros.bundle import read_bundle_config
     from ove_ros.sim.episodes import SimConfig, plan_mistakes
@@ -536,10 +537,43 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         "agreement": {**agree.to_dict(), "target": AGREEMENT_TARGET,
                       "ok": bool(agree.frames > 0 and agree.max_abs_diff <= AGREEMENT_TARGET)},
         "node_latency_ms_median": float(np.median(latencies) * 1e3) if latencies else None,
+        # A value model is judged against the trivial predictors, fitted on the training episodes only.
+        "baselines": trivial_baselines(dataset, meta, reward, episodes, offline) if dataset else None,
         "episodes": per_episode,
         "plots": plots,
         "overlay": media,
     }
+
+
+def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
+                      offline: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The offline values of the held-out episodes next to the trivial predictors (frame index, state-only,
+    state + frame index, training mean), fitted on the training dataset's episodes only."""
+    import pyarrow.parquet as pq
+
+    from ove_ros.training.baselines import FrameSet, baseline_report
+
+    table = pq.read_table(sorted((dataset / "data").rglob("*.parquet")),
+                          columns=["episode_index", "frame_index", "observation.state", "reward",
+                                   "task_index"]).to_pandas()
+    tasks = pq.read_table(dataset / "meta" / "tasks.parquet").to_pandas()
+    task_of = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"], strict=True)}
+    train = []
+    for ep, rows in table.groupby("episode_index"):
+        rows = rows.sort_values("frame_index")
+        success = float(np.ravel(rows["reward"].iloc[-1])[0]) > 0
+        task = task_of[int(rows["task_index"].iloc[0])]
+        train.append({"episode": int(ep), "task": task, "success": success,
+                      "states": np.stack([np.asarray(s, np.float64) for s in rows["observation.state"]]),
+                      "targets": normalized_targets(len(rows), success, meta.scale_for(task), reward)})
+    held = [{"episode": 100_000 + i, "task": ep.task, "success": ep.success, "states": ep.states,
+             "targets": normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)}
+            for i, ep in enumerate(episodes)]
+    report = baseline_report(FrameSet.from_episodes(train), FrameSet.from_episodes(held),
+                             np.concatenate(list(offline)))
+    return {k: report[k] for k in ("best_baseline", "margin_ev", "beats_every_baseline", "frames")} | {
+        "model_ev": report["model"]["ev"],
+        "baseline_ev": {name: b["ev"] for name, b in report["baselines"].items()}}
 
 
 def print_summary(summary: dict[str, Any], console=None) -> None:
@@ -566,6 +600,10 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     table.add_row("max |online - offline|", fmt(agree["max_abs_diff"]), f"{agree['frames']} frames",
                   f"<= {AGREEMENT_TARGET:g}")
     table.add_row("node latency median (ms)", fmt(summary["report"]["node_latency_ms_median"]), "", "")
+    base = summary["report"].get("baselines")
+    if base:
+        table.add_row(f"EV of the best trivial predictor ({base['best_baseline']})",
+                      "", fmt(base["baseline_ev"][base["best_baseline"]]), "model above it")
     for name, run in summary["report"].get("parity", {}).items():
         table.add_row(f"{name}: max |dV| / |dA| vs training code", fmt(run["value_max_abs_diff"]),
                       fmt(run["advantage_max_abs_diff"]), f"<= {run['tolerance']:g}")
@@ -702,7 +740,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             "camera_topics": [f"camera/{c}/image_raw" for c in model_cfg.camera_names],
             "camera_transports": ["raw"], "joint_states_topic": "joint_states",
             "sync.max_age": 0.0,  # stamps are simulated time, not wall time
-            "input_qos.reliability": "reliable", "input_qos.depth": 5,
+            # Reliable with room for a few seconds of frames: a message the node loses but the recorder keeps
+            # would make the node drop a frame the dataset holds.
+            "input_qos.reliability": "reliable", "input_qos.depth": 200,
         })
         node = Process(NODE, [*executable(NODE, "ove_ros.ros.node"), "--ros-args", "--params-file",
                               str(node_params)], logs / "value_estimator.log", dict(env, OMP_NUM_THREADS="1"))
@@ -725,7 +765,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         from ove_ros.sim.episodes import ROBOT_JOINTS
 
         episodes[:] = [read_episode_bag(Path(b["path"]), cfg.cameras, ROBOT_JOINTS, NODE) for b in held_bags]
-        return build_report(cfg, bundle_path, episodes, out)
+        return build_report(cfg, bundle_path, episodes, out, dataset)
 
     rep = stages.run("6 offline check, metrics, plots, overlay", report)
 
