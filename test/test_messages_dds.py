@@ -31,6 +31,7 @@ SAMPLES = {
         "inference_latency": 0.0078125,
         "input_skew": 0.015625,
         "in_episode": True,
+        "episode": 3,
     },
     "Advantage": {
         "header": {"stamp": {"sec": 99, "nanosec": 1000}, "frame_id": "world"},
@@ -43,6 +44,7 @@ SAMPLES = {
         "reward_sum": -0.0625,
         "terminal": True,
         "truncated": True,
+        "episode": 3,
         "positive": True,
         "threshold": -0.03125,
     },

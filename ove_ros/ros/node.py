@@ -676,6 +676,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         msg = value_msg(job.stamp, s.frame_id, task, job.index if in_episode else 0, out, self._bins,
                         job.skew, s.publish_distribution)
         msg.in_episode = in_episode
+        msg.episode = job.episode
         pubs["value"].publish(msg)
         if ep is not None:
             self._publish_advantages(ep, records)
@@ -704,7 +705,9 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             stamp = ep.stamps.pop(rec.tick, None) or _ns_to_time(int(round(rec.stamp * 1e9)))
             ep.last_positive = rec.positive
             if pub is not None:
-                pub.publish(advantage_msg(rec, stamp, self.settings.frame_id, ep.task))
+                msg = advantage_msg(rec, stamp, self.settings.frame_id, ep.task)
+                msg.episode = ep.serial
+                pub.publish(msg)
         for old in [k for k in ep.stamps if records and k <= records[-1].tick]:
             del ep.stamps[old]  # frames whose advantage could not be formed (no bootstrap)
         self._counts["advantages"] += len(records)
