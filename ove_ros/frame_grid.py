@@ -222,10 +222,7 @@ class FrameGrid:
                 out += self._close()
                 break
             self.stats.forced += 1
-            item = self._place(tick)
-            self._k += 1
-            if item is not None:
-                out.append(item)
+            out += self._advance(tick)
         return out
 
     def restart(self, reason: str, task: str | None = None) -> list[GridItem]:
@@ -285,11 +282,14 @@ class FrameGrid:
                 if newest is None or newest < tick + self.max_wait_ns:
                     break
                 self.stats.forced += 1
-            item = self._place(tick)
-            self._k += 1
-            if item is not None:
-                out.append(item)
+            out += self._advance(tick)
         return out
+
+    def _advance(self, tick: int) -> list[GridItem]:
+        """Decide ``tick`` (the next one) and move on: the frame it makes, if any."""
+        item = self._place(tick)
+        self._k += 1
+        return [item] if item is not None else []
 
     def _place(self, tick: int) -> GridFrame | None:
         stamps: dict[str, int] = {}

@@ -210,12 +210,7 @@ def plot_episode(path: Path, frames: np.ndarray, pred: np.ndarray, target: np.nd
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return _save_figure(fig, plt, path)
 
 
 def plot_value_quality(
@@ -259,6 +254,11 @@ def plot_value_quality(
     bar.axvline(0.0, color="black", linewidth=0.8)
     bar.set_title(f"held-out EV (margin {report.get('margin_ev', float('nan')):+.3f})", fontsize=9)
     bar.grid(alpha=0.3, axis="x")
+    return _save_figure(fig, plt, path)
+
+
+def _save_figure(fig: Any, plt: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
