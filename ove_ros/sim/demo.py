@@ -352,6 +352,10 @@ class RecordedEpisode:
     states: np.ndarray  # [T, joints]
     online: dict[int, dict[str, float]] = field(default_factory=dict)  # frame index -> value message fields
     advantages: list[dict[str, Any]] = field(default_factory=list)  # the node's advantage records
+    # Every node output recorded in this bag, with its episode serial and stamp: an episode's END flush can
+    # land in the next episode's bag, so outputs are assigned to episodes by serial (assign_node_outputs).
+    raw_values: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)
+    raw_advantages: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     overlay: list[tuple[int, np.ndarray]] = field(default_factory=list)
 
 
@@ -385,14 +389,13 @@ def read_episode_bag(path: Path, cameras: Sequence[str], joints: Sequence[str], 
                     end, episode.success = _stamp(msg), msg.outcome == ros_types.OUTCOME_SUCCESS
             elif topic == f"/{node}/value":
                 msg = store.deserialize_cdr(raw, conn.msgtype)
-                if msg.in_episode and (start is None or _stamp(msg) >= start):
-                    episode.online[int(msg.tick)] = {"value": float(msg.value), "tick": int(msg.tick),
-                                                     "input_skew": float(msg.input_skew),
-                                                     "latency": float(msg.inference_latency)}
+                if msg.in_episode:
+                    episode.raw_values.append((int(msg.episode), _stamp(msg), {
+                        "value": float(msg.value), "tick": int(msg.tick), "input_skew": float(msg.input_skew),
+                        "latency": float(msg.inference_latency)}))
             elif topic == f"/{node}/advantage":
                 msg = store.deserialize_cdr(raw, conn.msgtype)
-                if start is None or _stamp(msg) >= start:
-                    episode.advantages.append(advantage_fields(msg))
+                episode.raw_advantages.append((int(msg.episode), _stamp(msg), advantage_fields(msg)))
             elif topic == f"/{node}/overlay":
                 msg = store.deserialize_cdr(raw, conn.msgtype)
                 episode.overlay.append((_stamp(msg), ros_types.raw_image_to_rgb(msg)))
@@ -404,6 +407,24 @@ def read_episode_bag(path: Path, cameras: Sequence[str], joints: Sequence[str], 
     episode.states = np.stack([states[s] for s in stamps]) if stamps else np.zeros((0, len(joints)))
     episode.overlay.sort(key=lambda item: item[0])
     return episode
+
+
+def assign_node_outputs(episodes: Sequence[RecordedEpisode]) -> None:
+    """Give each recorded episode the node's outputs of its episode serial, from whichever bag they landed
+    in: the serial is the one of the node's values stamped inside the episode's START..END window."""
+    from collections import Counter
+
+    values = [item for ep in episodes for item in ep.raw_values]
+    advantages = [item for ep in episodes for item in ep.raw_advantages]
+    for ep in episodes:
+        if not len(ep.stamps):
+            continue
+        inside = Counter(s for s, stamp, _ in values if ep.stamps[0] <= stamp <= ep.stamps[-1])
+        if not inside:
+            continue
+        serial = inside.most_common(1)[0][0]
+        ep.online = {fields["tick"]: fields for s, _, fields in values if s == serial}
+        ep.advantages = [fields for s, _, fields in advantages if s == serial]
 
 
 def _stamp(msg) -> int:
@@ -740,6 +761,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             "camera_topics": [f"camera/{c}/image_raw" for c in model_cfg.camera_names],
             "camera_transports": ["raw"], "joint_states_topic": "joint_states",
             "sync.max_age": 0.0,  # stamps are simulated time, not wall time
+            "resize": "float",  # training's resize filter exactly, so values compare with the training code
             # Reliable with room for a few seconds of frames: a message the node loses but the recorder keeps
             # would make the node drop a frame the dataset holds.
             "input_qos.reliability": "reliable", "input_qos.depth": 200,
@@ -765,6 +787,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         from ove_ros.sim.episodes import ROBOT_JOINTS
 
         episodes[:] = [read_episode_bag(Path(b["path"]), cfg.cameras, ROBOT_JOINTS, NODE) for b in held_bags]
+        assign_node_outputs(episodes)
         return build_report(cfg, bundle_path, episodes, out, dataset)
 
     rep = stages.run("6 offline check, metrics, plots, overlay", report)

@@ -143,6 +143,8 @@ class _Listener:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("parity_listener", context=self.context)
         self.current = LiveEpisode()
+        self.serials: list[int] = []
+        self.value_serial: dict[int, int] = {}
         self.lock = threading.Lock()
         qos = QoSProfile(depth=1000)
         self.node.create_subscription(ValueEstimate, f"/{node_name}/value", self._value, qos)
@@ -155,15 +157,25 @@ class _Listener:
     def _value(self, msg) -> None:
         if msg.in_episode:
             with self.lock:
+                self.serials.append(int(msg.episode))
                 self.current.values[int(msg.tick)] = float(msg.value)
+                self.value_serial[int(msg.tick)] = int(msg.episode)
 
     def _advantage(self, msg) -> None:
         with self.lock:
-            self.current.advantages.append(advantage_fields(msg))
+            self.current.advantages.append({**advantage_fields(msg), "episode": int(msg.episode)})
 
     def take(self) -> LiveEpisode:
+        """The outputs since the last take, of the episode most of its values belong to (the serial guards
+        against a previous episode's late records)."""
         with self.lock:
             out, self.current = self.current, LiveEpisode()
+            serials, self.serials = self.serials, []
+            by_tick, self.value_serial = self.value_serial, {}
+        if serials:
+            serial = max(set(serials), key=serials.count)
+            out.values = {t: v for t, v in out.values.items() if by_tick.get(t) == serial}
+            out.advantages = [a for a in out.advantages if a["episode"] == serial]
         return out
 
     def count(self) -> int:
