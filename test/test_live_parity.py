@@ -203,10 +203,13 @@ def _live_run(offline, tmp_path, rate: float):
         log.close()
         listener.close()
     # Before the START the node ran an episode of its own (inputs started, no event yet), which the START
-    # truncated; the dataset's episode is the one from the START stamp on.
+    # truncated; frames of it can still be stamped after the START when the event arrived late. The
+    # dataset's episode is the node's episode that began at the START: the last one with frames after it.
     start = START_NS + round(START_S * 1e9)
-    episode = {v.tick: v for v in listener.values if v.in_episode and _ns(v.header.stamp) >= start}
-    advantages = [a for a in listener.advantages if _ns(a.header.stamp) >= start]
+    serial = max(v.episode for v in listener.values if v.in_episode and _ns(v.header.stamp) >= start)
+    episode = {v.tick: v for v in listener.values if v.in_episode and v.episode == serial}
+    advantages = [a for a in listener.advantages if a.episode == serial]
+    assert min(_ns(v.header.stamp) for v in episode.values()) >= start
     assert not any(a.truncated for a in advantages), "the END's outcome must end this episode"
     return episode, advantages
 
