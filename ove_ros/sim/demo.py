@@ -419,7 +419,11 @@ def assign_node_outputs(episodes: Sequence[RecordedEpisode]) -> None:
     for ep in episodes:
         if not len(ep.stamps):
             continue
-        inside = Counter(s for s, stamp, _ in values if ep.stamps[0] <= stamp <= ep.stamps[-1])
+        window = (ep.stamps[0], ep.stamps[-1])
+        # The episode the END closed is the one whose terminal records lie in the window; without any, the
+        # serial most of the window's values carry.
+        closed = Counter(s for s, stamp, a in advantages if a["terminal"] and window[0] <= stamp <= window[1])
+        inside = closed or Counter(s for s, stamp, _ in values if window[0] <= stamp <= window[1])
         if not inside:
             continue
         serial = inside.most_common(1)[0][0]

@@ -172,8 +172,11 @@ class _Listener:
             out, self.current = self.current, LiveEpisode()
             serials, self.serials = self.serials, []
             by_tick, self.value_serial = self.value_serial, {}
-        if serials:
-            serial = max(set(serials), key=serials.count)
+        closed = [a["episode"] for a in out.advantages if a["terminal"]]
+        if closed or serials:
+            # The episode the END closed (its terminal records), else the one most values belong to.
+            pool = closed or serials
+            serial = max(set(pool), key=pool.count)
             out.values = {t: v for t, v in out.values.items() if by_tick.get(t) == serial}
             out.advantages = [a for a in out.advantages if a["episode"] == serial]
         return out
