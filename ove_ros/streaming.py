@@ -173,13 +173,15 @@ class StreamingAdvantage:
         self._queue.append(_Pending(tick, stamp, value, norm_reward))
         self._last_tick = tick
         out = []
+        valued = {p.tick: p for p in self._queue}
         while self._queue:
             head = self._queue[0]
             target = head.tick + self.n_step
-            if tick < target or (tick < target + self.tolerance and not self._valued(target)):
+            if tick < target or (tick < target + self.tolerance and target not in valued):
                 break  # frame t+N, or a nearer neighbour of it, may still come
             # Every frame up to the bootstrap frame is followed by a later one: none is the episode's last.
-            out += self._emit(head, self._bootstrap(target, tick), last_frame=None)
+            bootstrap = self._nearest(target, valued, upto=tick)
+            out += self._emit(head, bootstrap, last_frame=None, pool=valued)
             self._queue.popleft()
         return out
 
@@ -226,12 +228,6 @@ class StreamingAdvantage:
 
     # -------------------------------------------------------------------------------------------- math
 
-    def _valued(self, tick: int) -> bool:
-        return any(p.tick == tick for p in self._queue)
-
-    def _bootstrap(self, target: int, newest: int) -> _Pending | None:
-        return self._nearest(target, {p.tick: p for p in self._queue}, upto=newest)
-
     def _nearest(self, target: int, valued: dict[int, _Pending], upto: int) -> _Pending | None:
         """The valued frame nearest to ``target`` within the tolerance (ties: the earlier), or None."""
         for d in range(self.tolerance + 1):
@@ -240,11 +236,11 @@ class StreamingAdvantage:
                     return valued[tick]
         return None
 
-    def _reward(self, tick: int, pool: dict[int, _Pending] | None, last_frame: int | None,
+    def _reward(self, tick: int, pool: dict[int, _Pending], last_frame: int | None,
                 success: bool | None) -> float | None:
         """The normalized reward of frame ``tick`` (None: unknown in precomputed mode)."""
         if self.reward.precomputed_rewards:
-            p = pool.get(tick) if pool is not None else next((q for q in self._queue if q.tick == tick), None)
+            p = pool.get(tick)
             return None if p is None else p.reward
         if tick == last_frame and success is not None:
             return terminal_reward(bool(success), self.reward) / self._scale
@@ -256,7 +252,7 @@ class StreamingAdvantage:
         p: _Pending,
         bootstrap: _Pending | None,
         last_frame: int | None,
-        pool: dict[int, _Pending] | None = None,
+        pool: dict[int, _Pending],
         success: bool | None = None,
         truncated: bool = False,
     ) -> list[AdvantageRecord]:
