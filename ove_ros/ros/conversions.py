@@ -125,3 +125,13 @@ class JointIndex:
 def stamp_to_sec(stamp: Time) -> float:
     """builtin_interfaces/Time -> float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (exact: the frame grid works in them)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time."""
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))

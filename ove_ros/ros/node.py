@@ -470,7 +470,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                                 "(use_sim_time?), fix the clocks or set sync.max_age to 0")
         with self._lock:
             jumps = self._grid.stats.clock_jumps
-            items = self._grid.add(stream, _stamp_ns(stamp), (stamp, payload))
+            items = self._grid.add(stream, conv.stamp_to_ns(stamp), (stamp, payload))
             if self._grid.stats.clock_jumps != jumps:
                 self._counts["clock_resets"] += 1
                 self.get_logger().warning("time went back on an input: the episode ends without an outcome "
@@ -486,7 +486,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                     continue  # re-placed from history after a late START; its messages are gone
                 fired = time.perf_counter()
                 stamps = item.stamps_ns.values()
-                job = TickJob(episode=item.episode, index=item.index, stamp=_ns_to_time(item.stamp_ns),
+                job = TickJob(episode=item.episode, index=item.index, stamp=conv.ns_to_stamp(item.stamp_ns),
                               frames=[item.payloads[c][1] for c in self._cameras],
                               state=item.payloads[JOINTS][1], skew=(max(stamps) - min(stamps)) * 1e-9,
                               fired=fired, sync_s=fired - start if start is not None else 0.0)
@@ -498,7 +498,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 self._worker.submit(partial(self._end_episode, item))
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
-        stamp = _stamp_ns(msg.header.stamp)
+        stamp = conv.stamp_to_ns(msg.header.stamp)
         with self._lock:
             newest = self._grid.newest_ns
         if stamp == 0 or (newest is not None and newest - stamp > 10 * 1_000_000_000):
@@ -669,7 +669,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             ep.history.append(value)
             if ep.stream is not None:
                 ep.stamps[job.index] = job.stamp
-                records = ep.stream.push(job.index, _stamp_ns(job.stamp) * 1e-9, value)
+                records = ep.stream.push(job.index, conv.stamp_to_ns(job.stamp) * 1e-9, value)
         else:
             self._counts["outside_frames"] += 1
         pubs = self._pubs
@@ -702,7 +702,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _publish_advantages(self, ep: Episode, records) -> None:
         pub = self._pubs.get("advantage")
         for rec in records:
-            stamp = ep.stamps.pop(rec.tick, None) or _ns_to_time(int(round(rec.stamp * 1e9)))
+            stamp = ep.stamps.pop(rec.tick)
             ep.last_positive = rec.positive
             if pub is not None:
                 msg = advantage_msg(rec, stamp, self.settings.frame_id, ep.task)
@@ -853,14 +853,6 @@ def _default_task(meta, task: str) -> str:
     if not meta.task_normalizers:
         raise params.ConfigError("no task: set the 'task' parameter (the bundle names no tasks)")
     return next(iter(meta.task_normalizers))
-
-
-def _stamp_ns(stamp: Time) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def _ns_to_time(ns: int) -> Time:
-    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
 
 
 def _check_stamp(stamp: Time) -> None:
