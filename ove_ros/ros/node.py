@@ -39,6 +39,7 @@ from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallba
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64
 from std_srvs.srv import Trigger
@@ -95,8 +96,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                                     callback_group=ReentrantCallbackGroup())
         params.declare(self)
         self.exit_code: int | None = None
+        self.exited = Future()  # done when the node must exit (a failed autostart)
         self._autostarting = False  # a failed transition is then logged once, as the reason to exit
-        self._inputs_group = MutuallyExclusiveCallbackGroup()
         self._timers_group = MutuallyExclusiveCallbackGroup()
         self._control_group = ReentrantCallbackGroup()
         self._throttle = Throttle(5.0)
@@ -152,6 +153,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             if trigger() != SUCCESS:
                 self.get_logger().fatal(f"{self._last_error or name + ' failed'}; exiting")
                 self.exit_code = 1
+                self.exited.set_result(1)
                 return
         self._autostarting = False
 
@@ -381,11 +383,11 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._waiting_type = {cam: topic for cam, topic in zip(self._cameras, s.camera_topics, strict=True)}
         self._subscribe_cameras()
         self._subs[JOINTS] = self.create_subscription(
-            JointState, s.joint_states_topic, self._on_joints, qos, callback_group=self._inputs_group,
+            JointState, s.joint_states_topic, self._on_joints, qos, callback_group=_own_group(),
             event_callbacks=self._events(JOINTS))
         self._subs["events"] = self.create_subscription(
             EpisodeEvent, "episode_events", self._on_episode_event, QoSProfile(depth=10),
-            callback_group=self._inputs_group)
+            callback_group=_own_group())
 
     def _subscribe_cameras(self) -> None:
         """Subscribe each camera whose transport is configured or known from the ROS graph."""
@@ -407,7 +409,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             msg_type = CompressedImage if transport == "compressed" else Image
             self._subs[cam] = self.create_subscription(
                 msg_type, topic, partial(self._on_camera, stream=cam), self._input_qos(self.settings),
-                callback_group=self._inputs_group, event_callbacks=self._events(cam))
+                callback_group=_own_group(), event_callbacks=self._events(cam))
             st.kind = transport
             del self._waiting_type[cam]
             self.get_logger().info(f"camera {cam} <- {self.resolve_topic_name(topic)} ({msg_type.__name__})")
@@ -855,6 +857,16 @@ def _default_task(meta, task: str) -> str:
     return next(iter(meta.task_normalizers))
 
 
+def _own_group() -> MutuallyExclusiveCallbackGroup:
+    """A callback group for one input subscription: its messages are handled one at a time, in order.
+
+    Inputs never share a mutually exclusive group: when two ready subscriptions of one group are handed to
+    the multi-threaded executor together, the one that finds the group busy gives up without taking its
+    message, and with rmw_fastrtps that subscription is not reported ready again until a new message comes
+    (a burst then stalls for good). The frame grid's lock orders the streams among each other."""
+    return MutuallyExclusiveCallbackGroup()
+
+
 def _check_stamp(stamp: Time) -> None:
     if stamp.sec == 0 and stamp.nanosec == 0:
         raise ConversionError("header.stamp is 0: the publisher must stamp messages with the sensor time")
@@ -867,8 +879,8 @@ def main(args: list[str] | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
-        while rclpy.ok() and node.exit_code is None:
-            executor.spin_once(timeout_sec=0.2)
+        # One uninterrupted spin: spinning in short slices throws away the ready list of each slice.
+        executor.spin_until_future_complete(node.exited)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
