@@ -182,7 +182,8 @@ def _live_run(offline, tmp_path, rate: float):
          "-p", "camera_transports:=[raw, compressed]", "-p", "task:=pick", "-p", "num_threads:=1",
          "-p", f"n_step:={N_STEP}",
          "-p", "resize:=float", "-p", "sync.max_age:=0.0", "-p", "input_qos.reliability:=reliable",
-         "-p", "input_qos.depth:=1000", "-p", "diagnostics_period:=0.5"],
+         "-p", "input_qos.depth:=1000", "-p", "input_qos.durability:=transient_local",
+         "-p", "diagnostics_period:=0.5"],
         env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
     player = None
     try:

@@ -38,7 +38,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64
@@ -364,7 +364,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _input_qos(self, s: params.Settings) -> QoSProfile:
         reliable = s.reliability == "reliable"
         reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.depth, reliability=reliability)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.depth, reliability=reliability,
+                          durability=_durability(s))
 
     def _events(self, stream: str) -> SubscriptionEventCallbacks:
         def incompatible_qos(info, stream=stream):
@@ -386,7 +387,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             JointState, s.joint_states_topic, self._on_joints, qos, callback_group=_own_group(),
             event_callbacks=self._events(JOINTS))
         self._subs["events"] = self.create_subscription(
-            EpisodeEvent, "episode_events", self._on_episode_event, QoSProfile(depth=10),
+            EpisodeEvent, "episode_events", self._on_episode_event,
+            QoSProfile(depth=max(10, s.depth), durability=_durability(s)),
             callback_group=_own_group())
 
     def _subscribe_cameras(self) -> None:
@@ -855,6 +857,12 @@ def _default_task(meta, task: str) -> str:
     if not meta.task_normalizers:
         raise params.ConfigError("no task: set the 'task' parameter (the bundle names no tasks)")
     return next(iter(meta.task_normalizers))
+
+
+def _durability(s: params.Settings) -> DurabilityPolicy:
+    if s.durability == "transient_local":
+        return DurabilityPolicy.TRANSIENT_LOCAL
+    return DurabilityPolicy.VOLATILE
 
 
 def _own_group() -> MutuallyExclusiveCallbackGroup:

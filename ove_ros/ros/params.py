@@ -15,6 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 TRANSPORTS = ("auto", "raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
+DURABILITIES = ("volatile", "transient_local")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 RESIZES = ("auto", "float", "uint8", "opencv")
@@ -103,6 +104,11 @@ PARAMS: tuple[Param, ...] = (
           "Input subscriptions' reliability; best_effort also receives from reliable publishers.",
           choices=RELIABILITIES),
     Param("input_qos.depth", 5, "Input subscriptions' queue depth.", int_range=(1, 1000)),
+    Param("input_qos.durability", "volatile",
+          "Input and episode-event subscriptions' durability; transient_local receives what a "
+          "transient_local publisher (ove_ros.sim.bag_player) sent before this node matched it, so a replay "
+          "loses no first messages. A volatile publisher does not match a transient_local subscription.",
+          choices=DURABILITIES),
     Param("input_timeout", 2.0, "Warn when an input topic has delivered nothing for this many seconds.",
           float_range=(0.1, 3600.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.05, 60.0)),
@@ -147,6 +153,7 @@ class Settings:
     max_age: float
     reliability: str
     depth: int
+    durability: str
     input_timeout: float
     diagnostics_period: float
     overlay_enabled: bool
@@ -208,7 +215,8 @@ def read(node) -> Settings:
         advantage_threshold=v["advantage_threshold"], publish_distribution=v["publish_distribution"],
         frame_id=v["frame_id"], fps=v["sync.fps"], tolerance_periods=v["sync.tolerance_periods"],
         max_age=v["sync.max_age"],
-        reliability=v["input_qos.reliability"], depth=v["input_qos.depth"], input_timeout=v["input_timeout"],
+        reliability=v["input_qos.reliability"], depth=v["input_qos.depth"],
+        durability=v["input_qos.durability"], input_timeout=v["input_timeout"],
         diagnostics_period=v["diagnostics_period"], overlay_enabled=v["overlay.enabled"],
         overlay_camera=v["overlay.camera"], overlay_history=v["overlay.history"],
     )

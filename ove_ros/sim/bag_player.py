@@ -5,9 +5,13 @@
     python -m ove_ros.sim.bag_player BAG [--rate 1.0] [--topics /a /b] [--done-file F]
 
 Messages go out as the recorded CDR bytes, in receive order, with their original header stamps, reliable
-(so a fast replay loses nothing in transit). ``--rate`` scales the recorded timing; ``--rate 0`` publishes as
-fast as possible. It waits until every played topic has a subscriber, waits for every message to be
-acknowledged at the end, then writes "done" to ``--done-file``, so callers wait on events, not on time.
+(so a fast replay loses nothing in transit) and transient_local with the whole recording kept: a subscriber
+can match the player's publishers some time after the player matched it (discovery is not symmetric), and a
+volatile one misses what was sent meanwhile; a transient_local subscriber (the node's
+``input_qos.durability``) receives those messages on matching. ``--rate`` scales the recorded timing;
+``--rate 0`` publishes as fast as possible. It waits until every played topic has a subscriber, waits for
+every message to be acknowledged before each episode event and at the end, then writes "done" to
+``--done-file``, so callers wait on events, not on time.
 """
 
 from __future__ import annotations
@@ -20,8 +24,15 @@ from pathlib import Path
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
+
+from ove_ros.training.ros_types import EPISODE_EVENT
+
+
+def _unacknowledged(topic: str, timeout: float) -> int:
+    print(f"{topic}: not every message was acknowledged within {timeout} s", file=sys.stderr)
+    return 1
 
 
 def _message_class(msgtype: str):
@@ -39,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rclpy.init()
     node = rclpy.create_node("bag_player")
-    qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
     with Reader(Path(args.bag)) as reader:
         played = [c for c in reader.connections if not args.topics or c.topic in args.topics]
         pubs = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, qos) for c in played}
@@ -57,9 +69,17 @@ def main(argv: list[str] | None = None) -> int:
                 delay = (received - first) * 1e-9 / args.rate - (time.monotonic() - started)
                 if delay > 0:
                     time.sleep(delay)
+            if conn.msgtype == EPISODE_EVENT:
+                # An episode event refers to the sensor data recorded before it; DDS orders messages only
+                # within a topic, and a burst's lost datagrams are repaired on the next heartbeat (seconds),
+                # so the event goes out once everything before it has been acknowledged.
+                for topic, pub in pubs.items():
+                    if not pub.wait_for_all_acked(Duration(seconds=args.wait_timeout)):
+                        return _unacknowledged(topic, args.wait_timeout)
             pubs[conn.topic].publish(bytes(raw))
-    for pub in pubs.values():  # every message delivered before the process ends
-        pub.wait_for_all_acked(Duration(seconds=args.wait_timeout))
+    for topic, pub in pubs.items():  # every message delivered before the process ends
+        if not pub.wait_for_all_acked(Duration(seconds=args.wait_timeout)):
+            return _unacknowledged(topic, args.wait_timeout)
     if args.done_file:
         Path(args.done_file).write_text("done\n")
     node.destroy_node()

@@ -668,9 +668,12 @@ def dataset_parity(cfg: DemoConfig, bundle: Path, bags: list[Path], episodes: Se
     live = {bag.name: parity.LiveEpisode({t: d["value"] for t, d in ep.online.items()}, list(ep.advantages))
             for bag, ep in zip(bags, episodes, strict=True)}
     result = {"live": parity.compare(live, offline, meta.n_step, reward)}
-    # The live run's parameters, with an input queue deep enough for a replay that bursts every message.
+    # The live run's parameters, with an input queue deep enough for a replay that bursts every message, and
+    # transient_local inputs: each bag's player is a new publisher, matched by the node only after it began.
     params = yaml.safe_load((logs / "value_estimator.yaml").read_text())["/**"]["ros__parameters"]
-    replay_params = write_params(logs / "value_estimator_replay.yaml", {**params, "input_qos.depth": 1000})
+    replay_params = write_params(logs / "value_estimator_replay.yaml",
+                                 {**params, "input_qos.depth": 1000,
+                                  "input_qos.durability": "transient_local"})
     node = Process(f"{NODE}_replay", [*executable(NODE, "ove_ros.ros.node"), "--ros-args", "--params-file",
                                       str(replay_params)],
                    logs / "value_estimator_replay.log", dict(env, OMP_NUM_THREADS="1"))
