@@ -13,7 +13,10 @@ frame index. Valuing a frame is the caller's business: a frame it skips (busy mo
 Episodes follow the converter too: a START stamp begins one (an open one ends without an outcome), an END
 stamp ends it once every tick at or before it is decided, and frames between END and the next START belong
 to no episode (``index`` None). Without events, an episode starts when every stream has delivered a message
-(``start_auto``). Pure Python: no ROS, no torch.
+(``start_auto``). An END travels on its own topic and may arrive after frames past its stamp were handed out;
+those are taken back (``EpisodeEnd.frames``) unless they are *final*: older than the newest input by more than
+``event_delay`` (``GridFrame.final``). Consumers publish what depends on a frame belonging to the episode (an
+advantage bootstrapping from it) only once it is final. Pure Python: no ROS, no torch.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class GridFrame:
     stamp_ns: int  # the tick's time
     payloads: dict[str, Any] | None  # per stream the message used; None when it is no longer held
     stamps_ns: dict[str, int]  # per stream the stamp of that message
+    final: int = 0  # the episode's frames (indices below this) that no late END can take back any more
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class GridStats:
     out_of_order: int = 0  # messages older than their stream's last one (dropped)
     clock_jumps: int = 0
     late_starts: int = 0  # START stamps before ticks already decided (re-placed from history)
+    late_ends: int = 0  # END stamps before frames already final (those frames stay in the episode)
+    retracted: int = 0  # frames handed out, then found to lie after the episode's END (not the episode's)
     unheld: int = 0  # kept frames whose messages were no longer held (not valued)
 
 
@@ -100,6 +106,7 @@ class FrameGrid:
         tolerance_periods: float,
         max_wait_s: float = 0.5,
         clock_jump_s: float = 1.0,
+        event_delay_s: float = 0.5,
     ) -> None:
         if not streams or len(set(streams)) != len(streams):
             raise ValueError(f"streams must be non-empty and unique, got {streams}")
@@ -111,6 +118,9 @@ class FrameGrid:
         self.tolerance_ns = tolerance_ns(tolerance_periods, fps)
         self.max_wait_ns = max(int(max_wait_s * NS), self.tolerance_ns)
         self.clock_jump_ns = int(clock_jump_s * NS)
+        if not event_delay_s >= 0:
+            raise ValueError(f"event_delay_s must be >= 0, got {event_delay_s}")
+        self.event_delay_ns = int(event_delay_s * NS)
         self.stats = GridStats()
         self._streams = {s: _Stream() for s in streams}
         self._serial = 0
@@ -122,6 +132,7 @@ class FrameGrid:
         self._frames = 0  # kept ticks so far in this episode
         self._end: tuple[int, bool | None, str] | None = None  # END waiting for its ticks to be decided
         self._kept: deque[int] = deque(maxlen=4096)  # stamps of this episode's recent frames
+        self._final = 0  # this episode's frames older than the newest input by more than event_delay
 
     # ------------------------------------------------------------------------------------------- state
 
@@ -169,6 +180,7 @@ class FrameGrid:
             elif not self._auto_pending:
                 return out
         out += self._decide()
+        self._confirm()
         self._prune()
         return out
 
@@ -243,6 +255,7 @@ class FrameGrid:
         self._serial += 1
         self._in_episode = True
         self._origin, self._k, self._frames, self._end = t0, 0, 0, None
+        self._final = 0
         self._kept.clear()
         return [EpisodeStart(self._serial, t0, task, reason)]
 
@@ -254,10 +267,15 @@ class FrameGrid:
         """The pending END: every tick at or before it is decided; later ticks are outside any episode."""
         stamp, success, reason = self._end
         self._end = None
-        # An END that arrived after later ticks were decided: those frames are not the episode's.
-        while self._kept and self._kept[-1] > stamp:
+        # An END that arrived after later ticks were decided: those frames are not the episode's, unless
+        # they are final already (the END came more than event_delay late): then they stay, as the
+        # advantages published from them assumed.
+        while self._kept and self._kept[-1] > stamp and self._frames > self._final:
             self._kept.pop()
             self._frames -= 1
+            self.stats.retracted += 1
+        if self._kept and self._kept[-1] > stamp:
+            self.stats.late_ends += 1
         end = self._finish(success, reason)
         # The grid runs on from the same origin outside the episode.
         self._serial += 1
@@ -311,7 +329,20 @@ class FrameGrid:
         if self._in_episode:
             self._frames += 1
             self._kept.append(tick)
-        return GridFrame(self._serial, index, tick, payloads, stamps)
+        return GridFrame(self._serial, index, tick, payloads, stamps, self._final if self._in_episode else 0)
+
+    def _confirm(self) -> None:
+        """Advance the final frames: an END stamped before a frame must arrive within event_delay of sensor
+        time after the frame's inputs, or the frame stays in the episode."""
+        newest = self.newest_ns
+        if not self._in_episode or newest is None:
+            return
+        first = self._frames - len(self._kept)  # index of the oldest stamp kept
+        while self._final < self._frames:
+            i = self._final - first
+            if i >= 0 and self._kept[i] + self.event_delay_ns > newest:
+                break
+            self._final += 1
 
     def _prune(self) -> None:
         tick = self.next_tick_ns()

@@ -159,3 +159,53 @@ def test_an_end_at_the_last_messages_closes_without_later_input():
     assert len(ends) == 1 and ends[0].success is False and not grid.end_pending
     frames = [i for i in items + settled if isinstance(i, GridFrame) and i.stamp_ns >= T0 + 2 * NS]
     assert [f.index for f in frames] == [0] and ends[0].frames == 1  # 2.1 s on: no message within 0.1 s
+
+
+def _run_with_late_end(event_delay_s: float, end_after_k: int):
+    """Both streams at 10 Hz from T0; START at T0, an END stamped 2.0 s that arrives after message k."""
+    grid = FrameGrid(["a", "b"], fps=10, tolerance_periods=1.0, max_wait_s=100.0, event_delay_s=event_delay_s)
+    items = grid.start(T0)
+    for k in range(40):
+        stamp = T0 + k * NS // 10
+        items += grid.add("a", stamp, k)
+        items += grid.add("b", stamp, k)
+        if k == end_after_k:
+            items += grid.end(T0 + 2 * NS, success=True)
+    return grid, items
+
+
+def test_a_late_end_takes_back_frames_that_are_not_final_yet():
+    # The END (2.0 s) arrives with the inputs at 2.3 s: frames 2.1-2.3 s were handed out, none final yet.
+    grid, items = _run_with_late_end(event_delay_s=0.5, end_after_k=23)
+    frames = [i for i in items if isinstance(i, GridFrame) and i.index is not None]
+    end = next(i for i in items if isinstance(i, EpisodeEnd))
+    assert end.frames == 21 and grid.stats.retracted == 3 and grid.stats.late_ends == 0
+    assert max(f.index for f in frames) == 23  # handed out, then taken back
+    # Nothing at or past the END's stamp was final when handed out: no advantage can have used them.
+    assert all(f.final <= 21 for f in frames)
+    finals = [f.final for f in frames]
+    assert finals == sorted(finals) and all(f.final <= f.index for f in frames)
+
+
+def test_an_end_later_than_the_event_delay_leaves_final_frames_in_the_episode():
+    # The END (2.0 s) arrives with the inputs at 3.5 s, more than event_delay (0.5 s) after 2.1-3.0 s.
+    grid, items = _run_with_late_end(event_delay_s=0.5, end_after_k=35)
+    end = next(i for i in items if isinstance(i, EpisodeEnd))
+    frames = [i for i in items if isinstance(i, GridFrame) and i.index is not None]
+    final_at_end = max(f.final for f in frames)
+    assert grid.stats.late_ends == 1 and end.frames == final_at_end > 21
+    assert grid.stats.retracted == 36 - end.frames  # the frames that were not final yet
+
+
+def test_frames_become_final_event_delay_after_their_tick():
+    grid = FrameGrid(["a"], fps=10, tolerance_periods=1.0, max_wait_s=100.0, event_delay_s=0.5)
+    items = grid.start(T0)
+    for k in range(20):
+        items += grid.add("a", T0 + k * NS // 10, k)
+    frames = [i for i in items if isinstance(i, GridFrame)]
+    # Frame j (tick j/10 s) is final once an input stamped >= j/10 + 0.5 s arrived: when frame k is handed
+    # out (input k/10 s), frames up to k - 5 are final, minus the one whose input arrives right after.
+    for f in frames:
+        assert f.final in (max(0, f.index - 5), max(0, f.index - 4))
+    with pytest.raises(ValueError, match="event_delay"):
+        FrameGrid(["a"], fps=10, tolerance_periods=1.0, event_delay_s=-1.0)

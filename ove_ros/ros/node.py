@@ -74,6 +74,7 @@ class TickJob:
     skew: float  # spread of the input stamps used, seconds
     fired: float  # perf_counter() when the completing message arrived
     sync_s: float  # time spent in that message's callback
+    final: int = 0  # the episode's frames no late END can take back (GridFrame.final)
 
 
 @dataclass
@@ -86,6 +87,8 @@ class Episode:
     history: deque
     frames: int = 0  # frames valued
     stamps: dict[int, Time] = field(default_factory=dict)  # frame -> stamp, until its advantage is out
+    # Valued frames a late END may still take back: they reach the advantage stream once final.
+    unconfirmed: deque = field(default_factory=deque)
     last_positive: bool | None = None
 
 
@@ -198,7 +201,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._inputs[JOINTS] = InputStats(s.joint_states_topic, "joint_states")
         # Any stamp going back by more than the tolerance is a clock jump (bag loop, simulator reset).
         self._grid = FrameGrid([*self._cameras, JOINTS], s.fps, s.tolerance_periods,
-                               max_wait_s=s.max_age or 3600.0, clock_jump_s=s.tolerance_periods / s.fps)
+                               max_wait_s=s.max_age or 3600.0, clock_jump_s=s.tolerance_periods / s.fps,
+                               event_delay_s=s.event_delay)
         self._create_outputs(s)
         self.get_logger().info(
             f"configured: {len(self._cameras)} cameras {self._cameras} <- {list(s.camera_topics)}, "
@@ -493,7 +497,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 job = TickJob(episode=item.episode, index=item.index, stamp=conv.ns_to_stamp(item.stamp_ns),
                               frames=[item.payloads[c][1] for c in self._cameras],
                               state=item.payloads[JOINTS][1], skew=(max(stamps) - min(stamps)) * 1e-9,
-                              fired=fired, sync_s=fired - start if start is not None else 0.0)
+                              fired=fired, sync_s=fired - start if start is not None else 0.0,
+                              final=item.final)
                 if self._worker.submit_tick(job):
                     self._counts["dropped_busy"] += 1
             elif isinstance(item, EpisodeStart):
@@ -626,7 +631,12 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         ep = self._episode
         if ep is None or ep.serial != end.episode:
             return 0
-        records = ep.stream.end_episode(end.success, last_frame=end.frames - 1) if ep.stream else []
+        records = []
+        if ep.stream is not None:
+            records = self._release(ep, end.frames)
+            ep.stream.stats.unpublished_tail += len(ep.unconfirmed)  # valued, then taken back by the END
+            ep.unconfirmed.clear()
+            records += ep.stream.end_episode(end.success, last_frame=end.frames - 1)
         self._publish_advantages(ep, records)
         self._add_stream_stats(ep)
         outcome = {True: "success", False: "failure", None: "none (truncated)"}[end.success]
@@ -635,6 +645,15 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._episode = None
         self._last_flush = len(records)
         return len(records)
+
+    def _release(self, ep: Episode, final: int) -> list:
+        """Hand the valued frames below ``final`` to the advantage stream; the records they complete."""
+        records = []
+        while ep.unconfirmed and ep.unconfirmed[0][0] < final:
+            index, stamp, value = ep.unconfirmed.popleft()
+            ep.stamps[index] = stamp
+            records += ep.stream.push(index, conv.stamp_to_ns(stamp) * 1e-9, value)
+        return records
 
     def _add_stream_stats(self, ep: Episode) -> None:
         if ep.stream is None:
@@ -672,8 +691,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             ep.frames += 1
             ep.history.append(value)
             if ep.stream is not None:
-                ep.stamps[job.index] = job.stamp
-                records = ep.stream.push(job.index, conv.stamp_to_ns(job.stamp) * 1e-9, value)
+                ep.unconfirmed.append((job.index, job.stamp, value))
+                records = self._release(ep, job.final)
         else:
             self._counts["outside_frames"] += 1
         pubs = self._pubs
@@ -836,7 +855,9 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             "dropped_ticks": self._counts["dropped_busy"],
             "grid_frames": grid.kept, "grid_ticks_missing_input": grid.dropped_missing,
             "grid_ticks_decided_by_max_age": grid.forced, "out_of_order_inputs": grid.out_of_order,
-            "late_starts": grid.late_starts, "frames_outside_episodes": self._counts["outside_frames"],
+            "late_starts": grid.late_starts, "late_ends": grid.late_ends,
+            "frames_taken_back_by_end": grid.retracted,
+            "frames_outside_episodes": self._counts["outside_frames"],
             "sync_misses": grid.dropped_missing, "clock_resets": self._counts["clock_resets"],
             "advantages_bootstrap_shifted": adv.shifted, "advantages_bootstrap_missing": adv.missing,
             "advantages_truncated": adv.truncated, "advantages_unpublished_tail": adv.unpublished_tail,

@@ -100,6 +100,11 @@ PARAMS: tuple[Param, ...] = (
           "past it (the frame is then missing that input); also warns about inputs older than this on the "
           "node clock; 0 = decide only when every input has passed the frame.",
           float_range=(0.0, 3600.0)),
+    Param("sync.event_delay", 0.5,
+          "Seconds of sensor time an END may arrive after the inputs stamped past it: a frame's advantage "
+          "bootstraps from a later frame only once that frame is older than the newest input by this much "
+          "(a later END cannot take it back); advantages come out this much later.",
+          float_range=(0.0, 60.0)),
     Param("input_qos.reliability", "best_effort",
           "Input subscriptions' reliability; best_effort also receives from reliable publishers.",
           choices=RELIABILITIES),
@@ -151,6 +156,7 @@ class Settings:
     fps: float  # 0: the bundle's
     tolerance_periods: float  # 0: the bundle's
     max_age: float
+    event_delay: float
     reliability: str
     depth: int
     durability: str
@@ -214,7 +220,7 @@ def read(node) -> Settings:
         bootstrap_tolerance=v["bootstrap_tolerance"],
         advantage_threshold=v["advantage_threshold"], publish_distribution=v["publish_distribution"],
         frame_id=v["frame_id"], fps=v["sync.fps"], tolerance_periods=v["sync.tolerance_periods"],
-        max_age=v["sync.max_age"],
+        max_age=v["sync.max_age"], event_delay=v["sync.event_delay"],
         reliability=v["input_qos.reliability"], depth=v["input_qos.depth"],
         durability=v["input_qos.durability"], input_timeout=v["input_timeout"],
         diagnostics_period=v["diagnostics_period"], overlay_enabled=v["overlay.enabled"],
