@@ -120,11 +120,16 @@ def compute_advantages(
                 "training episode lose their early frames' spread: retrain with them in the training split, "
                 "or use advantage.mode=n_step", below + above, len(targets), below, above,
             )
-    for sl in targets.episode_slices().values():
+    cut = set(targets.truncated)
+    for ep, sl in targets.episode_slices().items():
         scale = float(scales[sl.start])
         v = values[sl]
         if mode == "n_step":
-            adv[sl] = n_step_advantages(targets.rewards[sl] / scale, v, n_step)
+            adv[sl] = n_step_advantages(targets.rewards[sl] / scale, v, n_step, truncated=ep in cut)
+        elif ep in cut:
+            # Nothing is known past the cut: the return up to it, then the last frame's value (as n_step does
+            # with a horizon that reaches the cut).
+            adv[sl] = n_step_advantages(targets.rewards[sl] / scale, v, sl.stop - sl.start, truncated=True)
         else:
             # The values were trained on clip(G / scale, -1, 0): compare them with returns in those units.
             adv[sl] = mc_advantages(normalize_returns(targets.returns[sl], scale), v)

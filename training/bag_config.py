@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ove_ros.images import DEFAULT_DEPTH_MAX, ImagePreprocessing
 
-OUTCOMES = ("success", "failure")
+OUTCOMES = ("success", "failure", "truncated")
 SPLIT_MODES = ("auto", "events", "bag")
 VIDEO_CODECS = ("h264", "hevc", "libsvtav1")
 
@@ -222,7 +222,8 @@ def validate_config(config: BagConversionConfig) -> None:
 
 
 def parse_outcome(value: object, where: str) -> str:
-    """``success`` or ``failure`` (case-insensitive); anything else is an error naming ``where``."""
+    """``success``, ``failure`` or ``truncated`` (cut short, no outcome; case-insensitive); anything else is
+    an error naming ``where``."""
     text = str(value).strip().lower()
     if text not in OUTCOMES:
         raise ConfigError(f"{where}: outcome {value!r} is not one of {OUTCOMES}")

@@ -122,6 +122,7 @@ class EpisodePlan:
     episode_id: str
     task: str | None
     outcome: str | None  # from the END event: "success", "failure" or None
+    cut_short: bool  # began with a START the recording never ENDed (a new START or the bag's end)
     start_ns: int
     end_ns: int
     ticks: int
@@ -635,6 +636,7 @@ def plan_episodes(index: BagIndex, config: BagConversionConfig) -> list[EpisodeP
                 episode_id=episode_id,
                 task=task,
                 outcome=outcome,
+                cut_short=start_ev is not None and end_ev is None,
                 start_ns=start,
                 end_ns=end,
                 ticks=len(ticks),

@@ -4,17 +4,20 @@
 
     python -m ove_ros.training.bag_to_lerobot --config training/configs/bag_example.yaml \\
         --bags rec/ep0 rec/ep1 --output data/pick --repo-id local/pick [--fps 30] \\
-        [--outcome success|failure] [--labels labels.csv] [--task "pick up the bottle"] [key=value ...]
+        [--outcome success|failure|truncated] [--labels labels.csv] [--task "pick up the bottle"] \\
+        [key=value ...]
 
 Resampling and episode splitting are described in ``training/bag_reader.py``.
 
 Outcome of an episode, the most specific source first: the labels file (a person's judgement), the END
-EpisodeEvent's outcome (the recording's), then ``--outcome`` (a default for the whole run). An episode with
-none is an error unless ``--skip-unlabelled``. Task: the EpisodeEvent's task, else ``task`` from the config
-(which ``--task`` sets).
+EpisodeEvent's outcome (the recording's), ``truncated`` for an episode the recording cut short (a START
+without an END: a new START or the end of the bag), then ``--outcome`` (a default for the whole run). An
+episode with none is an error unless ``--skip-unlabelled``. Task: the EpisodeEvent's task, else ``task`` from
+the config (which ``--task`` sets).
 
 Written per frame, as docs/ARCHITECTURE.md fixes: ``reward`` float32 (1,) is 0 except on the last frame (+1
-success, -1 failure), ``is_done`` bool (1,) is true on the last frame only; also ``success`` bool (1,) (the
+success, -1 failure), ``is_done`` bool (1,) is true on the last frame only (a truncated episode: reward 0 and
+is_done false throughout); also ``success`` bool (1,) (the
 episode's outcome) and ``source_stamp_ns`` int64 (1,) (the tick's stamp in the bag, showing dropped ticks as
 gaps). ``meta/ove_ros_episodes.json`` keeps per episode its outcome, task, source bag and dropped ticks.
 
@@ -169,6 +172,9 @@ def _label_plans(
                 outcome, source = found[1], f"labels:{found[0]}"
             elif plan.outcome is not None:
                 outcome, source = plan.outcome, "event"
+            elif plan.cut_short:
+                # The recording shows the episode was cut short: scoring it as --outcome would be a guess.
+                outcome, source = "truncated", "event"
             elif default_outcome is not None:
                 outcome, source = default_outcome, "cli"
             else:
@@ -189,7 +195,7 @@ def _label_plans(
         raise ConversionError(
             f"{len(unlabelled)} episode(s) have no outcome: {', '.join(unlabelled[:10])}"
             f"{' ...' if len(unlabelled) > 10 else ''}. Record it in the END EpisodeEvent, give a --labels "
-            "file, pass --outcome success|failure, or pass --skip-unlabelled to leave them out."
+            "file, pass --outcome success|failure|truncated, or pass --skip-unlabelled to leave them out."
         )
     if untasked:
         raise ConversionError(
@@ -261,21 +267,26 @@ def _check_video_sizes(config: BagConversionConfig, shapes: dict[str, tuple[int,
             )
 
 
-def label_episode(buffer: dict, success: bool) -> None:
+def label_episode(buffer: dict, outcome: str) -> None:
     """Set a finished episode's reward / is_done (and success, when present) columns in a LeRobot episode
     buffer, before ``save_episode``: reward 0 except the last frame (+1 success, -1 failure), is_done on the
-    last frame only.
+    last frame only. A ``truncated`` episode (cut short, outcome unknown) has reward 0 and is_done False on
+    every frame: training leaves it out of the value targets and labels its advantages as cut short.
 
     Shape-(1,) columns are stored as scalars: LeRobot 0.4.4 keeps them as (1,) arrays and its parquet encoder
     then calls float() on them, which NumPy >= 2.4 rejects; scalars encode to the same column.
     """
+    if outcome not in ("success", "failure", "truncated"):
+        raise ValueError(f"outcome {outcome!r} is not success, failure or truncated")
     n = buffer["size"]
     reward = np.zeros(n, dtype=np.float32)
-    reward[-1] = 1.0 if success else -1.0
+    done = outcome != "truncated"
+    if done:
+        reward[-1] = 1.0 if outcome == "success" else -1.0
     buffer["reward"] = list(reward)
-    buffer["is_done"] = list(np.arange(n) == n - 1)
+    buffer["is_done"] = list((np.arange(n) == n - 1) & done)
     if "success" in buffer:
-        buffer["success"] = [np.bool_(success)] * n
+        buffer["success"] = [np.bool_(outcome == "success")] * n
 
 
 def _create_dataset(root: Path, repo_id: str, config: BagConversionConfig, features: dict):
@@ -359,7 +370,7 @@ def _write(dataset, jobs: list[_Job], config: BagConversionConfig, typestore) ->
                 if i == plan.frames - 1:
                     index = len(records)
                     buffer = dataset.episode_buffer
-                    label_episode(buffer, outcome == "success")
+                    label_episode(buffer, outcome)
                     buffer["source_stamp_ns"] = [np.int64(v[0]) for v in buffer["source_stamp_ns"]]
                     with images_not_embedded(dataset):
                         dataset.save_episode()
@@ -416,7 +427,10 @@ def validate_dataset(
             ends = np.cumsum(lengths) - 1
             for record, last in zip(records, ends, strict=True):
                 item = dataset[int(last)]
-                if bool(item["is_done"]) is not True or (float(item["reward"]) > 0) != record.success:
+                done = record.outcome != "truncated"
+                reward = float(item["reward"])
+                wrong_reward = (reward > 0) != record.success or (reward == 0) == done
+                if bool(item["is_done"]) is not done or wrong_reward:
                     raise ConversionError(
                         f"episode {record.episode_index}: last frame has wrong reward/is_done"
                     )
@@ -628,8 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=int, help="output frame rate (overrides the config's fps)")
     parser.add_argument(
         "--outcome",
-        choices=("success", "failure"),
-        help="outcome of episodes without a label or an END event outcome",
+        choices=("success", "failure", "truncated"),
+        help="outcome of episodes without a label, an END event outcome or a cut (truncated: no outcome)",
     )
     parser.add_argument("--labels", help="CSV or YAML: bag, bag/episode_id, bag/n or episode_id -> outcome")
     parser.add_argument("--task", help="task of episodes whose EpisodeEvent has none (overrides the config)")

@@ -37,7 +37,7 @@ from ove_ros.values import (
 logger = logging.getLogger(__name__)
 
 IMAGES_PREFIX = "observation.images."
-TARGETS_VERSION = 1  # bump when the cached arrays change meaning
+TARGETS_VERSION = 2  # bump when the cached arrays change meaning
 
 
 # ---------------------------------------------------------------------------------------- opening data
@@ -171,9 +171,12 @@ class ValueTargets:
     values: np.ndarray
     tasks: dict[int, str]
     normalizers: dict[str, float]
-    episode_success: dict[int, bool] = field(default_factory=dict)
+    episode_success: dict[int, bool] = field(default_factory=dict)  # complete episodes only
     # The episodes the normalizers were fitted on (None: every episode of the dataset, before a split).
     normalizer_episodes: list[int] | None = None
+    # Episodes cut short without an outcome (reward 0, is_done false on the last frame): their returns stop at
+    # the cut, so they are no value targets; their advantages bootstrap at the cut (values.n_step_advantages).
+    truncated: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -181,6 +184,12 @@ class ValueTargets:
     @property
     def episodes(self) -> np.ndarray:
         return np.unique(self.episode_index)
+
+    @property
+    def complete_episodes(self) -> np.ndarray:
+        """The episodes with an outcome: what value targets (training, evaluation, baselines) come from."""
+        eps = self.episodes
+        return eps[~np.isin(eps, np.asarray(self.truncated, dtype=np.int64))]
 
     def frame_tasks(self, mask: np.ndarray | None = None) -> list[str]:
         ids = self.task_index if mask is None else self.task_index[mask]
@@ -247,6 +256,7 @@ class ValueTargets:
             "tasks": {str(k): v for k, v in self.tasks.items()},
             "normalizers": self.normalizers,
             "episode_success": {str(k): v for k, v in self.episode_success.items()},
+            "truncated": [int(e) for e in self.truncated],
         }
         arrays = {
             name: getattr(self, name)
@@ -280,6 +290,7 @@ class ValueTargets:
             tasks={int(k): v for k, v in meta["tasks"].items()},
             normalizers={k: float(v) for k, v in meta["normalizers"].items()},
             episode_success={int(k): bool(v) for k, v in meta["episode_success"].items()},
+            truncated=[int(e) for e in meta.get("truncated", [])],
         )
 
 
@@ -293,7 +304,9 @@ def compute_value_targets(
 
     Terminal-outcome mode reads only the sign of each episode's last reward; precomputed mode uses the
     column as is. A dataset without a reward column is accepted only with ``assume_success_without_reward``
-    (demonstrations: every episode succeeds).
+    (demonstrations: every episode succeeds). In terminal-outcome mode an episode whose last frame has
+    reward 0 and ``is_done`` false was cut short (the bag converter's ``truncated``): it costs the step
+    penalty on every frame, is listed in ``truncated`` and fits no normalizer.
     """
     table = dataset.hf_dataset.data
     names = set(table.column_names)
@@ -316,6 +329,7 @@ def compute_value_targets(
         )
     if index.size == 0:
         raise ValueError(f"dataset {dataset.repo_id} has no frames")
+    done_col = _column(table, "is_done").astype(bool)[order] if "is_done" in names else None
 
     # Episodes are contiguous runs of equal episode_index in index order.
     boundaries = np.flatnonzero(np.diff(episode_index)) + 1
@@ -330,11 +344,17 @@ def compute_value_targets(
     ep_returns: list[np.ndarray] = []
     ep_tasks: list[str] = []
     success: dict[int, bool] = {}
+    truncated: list[int] = []
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         ep = int(episode_index[s])
         if not np.array_equal(frame_index[s:e], np.arange(e - s)):
             raise ValueError(f"episode {ep} of {dataset.repo_id} has missing or unordered frame_index values")
-        if reward_col is None:
+        cut = (reward_col is not None and not reward.precomputed_rewards and done_col is not None
+               and reward_col[e - 1] == 0 and not done_col[e - 1])
+        if cut:
+            r = episode_rewards(e - s, None, reward)
+            truncated.append(ep)
+        elif reward_col is None:
             r = episode_rewards(e - s, True, reward)
         else:
             try:
@@ -346,7 +366,8 @@ def compute_value_targets(
         returns[s:e] = g
         ep_returns.append(g)
         ep_tasks.append(tasks[int(task_index[s])])
-        success[ep] = bool(reward_col is None or reward_col[e - 1] > 0)
+        if not cut:
+            success[ep] = bool(reward_col is None or reward_col[e - 1] > 0)
 
     if reward.precomputed_rewards:
         positive = int((returns > 0).sum())
@@ -358,7 +379,18 @@ def compute_value_targets(
                 "data.precomputed_rewards=false (terminal-outcome mode: the sign of each episode's last "
                 "reward is its outcome), or store rewards <= 0 (costs) in the reward column"
             )
-    normalizers = compute_task_normalizers(ep_returns, ep_tasks)
+    complete = [i for i, s in enumerate(starts.tolist()) if int(episode_index[s]) not in set(truncated)]
+    if not complete:
+        raise ValueError(
+            f"dataset {dataset.repo_id}: every episode was cut short (reward 0 and is_done false on its last "
+            "frame), so no frame has a value target; label at least one episode's outcome"
+        )
+    normalizers = compute_task_normalizers([ep_returns[i] for i in complete], [ep_tasks[i] for i in complete])
+    for task in set(ep_tasks) - set(normalizers):  # a task seen only in cut-short episodes
+        normalizers[task] = max(normalizers.values())
+    if truncated:
+        logger.info("%d episode(s) of %s were cut short without an outcome: no value targets, advantages "
+                    "bootstrap at the cut (%s)", len(truncated), dataset.repo_id, truncated[:10])
     values = np.empty(index.size, dtype=np.float32)
     for (s, e), task in zip(zip(starts.tolist(), ends.tolist(), strict=True), ep_tasks, strict=True):
         values[s:e] = normalize_returns(returns[s:e], normalizers[task])
@@ -374,6 +406,7 @@ def compute_value_targets(
         tasks=tasks,
         normalizers=normalizers,
         episode_success=success,
+        truncated=truncated,
     )
 
 

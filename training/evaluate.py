@@ -83,7 +83,7 @@ def select_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> 
     the run never saw, e.g. after choosing a checkpoint on the run's validation split); they must not be
     among the run's training episodes.
     """
-    all_eps = targets.episodes.tolist()
+    all_eps = targets.complete_episodes.tolist()  # a cut-short episode has no value target
     split = cfg.evaluate.split
     data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
     if split == "all":
@@ -115,7 +115,7 @@ def select_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> 
 def baseline_train_episodes(cfg: Config, loaded: LoadedModel, targets: ValueTargets) -> list[int]:
     """The episodes the baselines may be fitted on: the run's training episodes (on its own dataset), else
     the episodes outside ``data.val_episodes``; empty when neither is known."""
-    all_eps = set(targets.episodes.tolist())
+    all_eps = set(targets.complete_episodes.tolist())
     data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
     if data.get("repo_id") == cfg.data.repo_id and "train_episodes" in data:
         return [e for e in data["train_episodes"] if e in all_eps]

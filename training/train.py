@@ -132,8 +132,9 @@ def prepare_data(cfg: Config, main_process_first: Any = nullcontext) -> TrainDat
         targets = load_or_compute_targets(
             dataset, cfg.reward, cache_dir(cfg), d.reward_key, d.assume_success_without_reward
         )
+    # Episodes cut short have no value target (their returns stop at the cut): never in either split.
     train_eps, val_eps = split_episodes(
-        targets.episodes.tolist(), d.val_fraction, d.split_seed, d.val_episodes
+        targets.complete_episodes.tolist(), d.val_fraction, d.split_seed, d.val_episodes
     )
     clipping = fit_split_normalizers(targets, train_eps, val_eps)  # no validation episode in the scales
     keys = camera_keys(dataset, d.camera_names)

@@ -936,7 +936,7 @@ def training_copy(root: Path, repo_id: str, out: Path, width: int) -> Path:
             frame["is_done"] = np.zeros(1, dtype=bool)
             frame["task"] = task_of[int(row["task_index"])]
             dataset.add_frame(frame)
-        label_episode(dataset.episode_buffer, success=True)
+        label_episode(dataset.episode_buffer, "success")
         dataset.save_episode()
     dataset.finalize()
     shutil.rmtree(out, ignore_errors=True)
