@@ -559,8 +559,6 @@ def test_task_change_starts_a_new_episode(system):
     assert probe.get_param("task") == "pick"
 
 
-@pytest.mark.xfail(strict=False, reason="open defect: in some runs of this module the node does not detect "
-                   "the clock jump (no 'time went back' in its log); passes alone and in most full runs")
 def test_time_going_back_truncates_the_episode_and_restarts(system):
     probe = system["probe"]
     index = len(probe.values)
