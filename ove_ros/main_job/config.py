@@ -18,26 +18,12 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIM_DIR = Path(__file__).resolve().parents[1] / "sim"  # the simulator's sources (part of the bag cache key)
-
-
 DEMO_TRAIN_CONFIG = "training/configs/demo.yaml"
-
-
 DATA_VERSION = 2  # bump when the recorded data changes meaning (invalidates the cache)
-
-
 DATA_SOURCES = ("episodes.py", "robot.py", "recorder.py")  # their text is part of the bag cache key
-
-
 REPO_ID = "sim/metaworld_demo"
-
-
 NODE = "value_estimator"
-
-
 AGREEMENT_TARGET = 1e-3
-
-
 REPLAY_RATE = 4.0  # the parity replay plays the held-out bags at this multiple of their recorded speed
 
 

@@ -22,7 +22,7 @@ from ove_ros.main_job.episode_bags import RecordedEpisode
 from ove_ros.main_job.processes import Process, executable, write_params
 from ove_ros.main_job.record import sim_topics
 from ove_ros.main_job.train_stage import conversion_config
-from ove_ros.sim.parity import OfflineEpisode
+from ove_ros.sim.parity import LiveEpisode, OfflineEpisode, compare, replay
 
 
 def label_offline(bags: Sequence[Path], bundle: Path, conversion, train_config: Path, work: Path,
@@ -69,16 +69,15 @@ def dataset_parity(cfg: DemoConfig, bundle: Path, bags: list[Path], episodes: Se
     frame the dataset holds (the frame grid then counts one frame less), which the comparison reports as
     mismatched advantages rather than hiding."""
     from ove_ros.bundle import read_bundle_config
-    from ove_ros.sim import parity
     from ove_ros.values import RewardConfig
 
     _, meta = read_bundle_config(bundle)
     reward = RewardConfig.from_dict(meta.reward)
     offline = label_offline(bags, bundle, conversion_config(cfg), REPO_ROOT / cfg.train_config,
-                                   out / "parity", REPO_ID + "_heldout")
-    live = {bag.name: parity.LiveEpisode({t: d["value"] for t, d in ep.online.items()}, list(ep.advantages))
+                            out / "parity", REPO_ID + "_heldout")
+    live = {bag.name: LiveEpisode({t: d["value"] for t, d in ep.online.items()}, list(ep.advantages))
             for bag, ep in zip(bags, episodes, strict=True)}
-    result = {"live": parity.compare(live, offline, meta.n_step, reward)}
+    result = {"live": compare(live, offline, meta.n_step, reward)}
     # The live run's parameters, with an input queue deep enough for a replay that bursts every message, and
     # transient_local inputs: each bag's player is a new publisher, matched by the node only after it began.
     params = yaml.safe_load((logs / "value_estimator.yaml").read_text())["/**"]["ros__parameters"]
@@ -91,8 +90,8 @@ def dataset_parity(cfg: DemoConfig, bundle: Path, bags: list[Path], episodes: Se
     try:
         topics = ["/" + t for t in sim_topics(cfg.cameras)]
         # Four times the recorded speed: more than the tiny model keeps up with on two cores.
-        replayed = parity.replay(bags, topics, NODE, env, logs / "replay_player.log", rate=REPLAY_RATE)
+        replayed = replay(bags, topics, NODE, env, logs / "replay_player.log", rate=REPLAY_RATE)
     finally:
         node.stop()
-    result["replay"] = parity.compare(replayed, offline, meta.n_step, reward)
+    result["replay"] = compare(replayed, offline, meta.n_step, reward)
     return result
