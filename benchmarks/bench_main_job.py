@@ -1,12 +1,12 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
 """Times of the main job: the simulator alone (ms per frame, with and without cameras), then every stage of
-``python -m ove_ros.sim.demo`` (record, convert, train + bundle, live node, report) without the cache.
+``python -m ove_ros.main_job`` (record, convert, train + bundle, live node, report) without the cache.
 
     python benchmarks/bench_main_job.py [--episodes N] [--heldout N] [--train-steps N] [--seeds N]
                                         [--reuse outputs/demo] [--sim-only]
 
-(defaults: the main job's own, ``ove_ros.sim.demo.DemoConfig``)
+(defaults: the main job's own, ``ove_ros.main_job.config.DemoConfig``)
 
 ``--seeds N`` then retrains on the same recorded dataset with training seeds 1..N and values the same
 held-out bags offline (the node's values equal the offline ones), so a single run's EV and AUROC come with
@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 import machine_info  # noqa: E402
 
-from ove_ros.sim.demo import DemoConfig, _jsonable, run_demo  # noqa: E402
+from ove_ros.main_job.config import DemoConfig, jsonable  # noqa: E402
+from ove_ros.main_job.sim_mode import run_demo  # noqa: E402
 from ove_ros.sim.episodes import GL_BACKEND, SimConfig, SimWorld  # noqa: E402
 
 
@@ -53,7 +54,9 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
 
 def seed_spread(summary: dict, seeds: int, work: Path) -> list[dict]:
     """Held-out metrics of models trained with training seeds 1..``seeds`` on the run's own dataset."""
-    from ove_ros.sim.demo import offline_values, read_episode_bag, train_and_bundle
+    from ove_ros.main_job.episode_bags import read_episode_bag
+    from ove_ros.main_job.report import offline_values
+    from ove_ros.main_job.train_stage import train_and_bundle
     from ove_ros.sim.episodes import ROBOT_JOINTS
     from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
 
@@ -141,7 +144,7 @@ def main() -> int:
             print(f"  over {len(sp['runs'])} training seeds: EV {sp['ev_mean']:.3f} +- {sp['ev_std']:.3f}, "
                   f"AUROC {sp['auroc_mean']:.3f} +- {sp['auroc_std']:.3f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(_jsonable(results), indent=2))
+    args.output.write_text(json.dumps(jsonable(results), indent=2))
     print(f"wrote {args.output}")
     return 0
 

@@ -12,7 +12,7 @@ episode of the real G1 copy but ``--val-episodes`` and evaluates the held-out ep
 ``--results`` (failures included) with the machine, the split and the figures of every seed.
 
 The G1 data is LeRobot v2.1 with 640x480 AV1 video; ``--prepare`` makes the v3 copy at 64 px width that
-the runs read (one decoding pass, cached under outputs/cache/demo, as ``python -m ove_ros.sim.demo real``).
+the runs read (one decoding pass, cached under outputs/cache/demo, as ``python -m ove_ros.main_job real``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ KEYS = ("ev", "mae", "rmse", "spearman_within_episode", "smoothness_ratio", "sig
 
 def prepare(data: Path, width: int) -> Path:
     """The v3 training-resolution copy of ``data`` (made once)."""
-    from ove_ros.sim.demo import RealConfig, prepare_real_dataset, training_copy
+    from ove_ros.main_job.config import RealConfig
+    from ove_ros.main_job.real_mode import prepare_real_dataset
+    from ove_ros.main_job.reencode import training_copy
 
     cfg = RealConfig(data=data.resolve(), cache_dir=REPO / "outputs" / "cache" / "demo")
     root, repo_id, _ = prepare_real_dataset(cfg)

@@ -9,4 +9,4 @@ cd "$ROOT"
 scripts/setup.sh
 # shellcheck disable=SC1091
 source "$ROOT/setup.env"
-exec python -m ove_ros.sim.demo "$@"
+exec python -m ove_ros.main_job "$@"

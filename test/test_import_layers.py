@@ -1,6 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Imports run one way: no module of ove_ros or training imports itself back through others.
+"""Imports run one way: no module of ove_ros or training imports itself back through others, and only the main
+job (ove_ros.main_job) joins the runtime with the training package.
 
 Read from the source (every import statement, also those inside functions), so a cycle hidden behind a lazy
 import counts too.
@@ -15,6 +16,10 @@ from conftest import REPO_ROOT, ros_env
 
 # Source folder -> the package it is imported as (training/ is installed as ove_ros.training).
 PACKAGES = {"ove_ros": "ove_ros", "training": "ove_ros.training"}
+TRAINING = "ove_ros.training"
+MAIN_JOB = "ove_ros.main_job"  # the one package that joins the runtime and training
+# Deprecated spellings kept for one release; each only forwards to the main job.
+SHIMS = {"ove_ros.sim.demo"}
 
 
 def _modules() -> dict[str, Path]:
@@ -79,14 +84,79 @@ def test_no_import_cycles():
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 
-def test_the_runtime_never_imports_the_training_package():
-    """The node, engine, model and math run on a robot without the training stack (the sim demo may)."""
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def import_path(graph: dict[str, set[str]], start: str, wanted) -> list[str] | None:
+    """The shortest chain of imports [start, ..., m] to a module m with ``wanted(m)``, or None."""
+    previous: dict[str, str | None] = {start: None}
+    queue = [start]
+    for node in queue:
+        for dep in sorted(graph.get(node, ())):
+            if dep in previous:
+                continue
+            previous[dep] = node
+            if wanted(dep):
+                chain = [dep]
+                while previous[chain[-1]] is not None:
+                    chain.append(previous[chain[-1]])
+                return chain[::-1]
+            queue.append(dep)
+    return None
+
+
+def layer_violations(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Modules outside the training package and the main job that import either, directly or through other
+    modules, each with one such chain of imports. The runtime (node, engine, simulator, bag tools) installs on
+    a robot without the training stack; only the main job joins the two."""
+    top = (TRAINING, MAIN_JOB)
+    found = {}
+    for module in sorted(graph):
+        if any(_within(module, p) for p in top) or module in SHIMS:
+            continue
+        chain = import_path(graph, module, lambda m: any(_within(m, p) for p in top))
+        if chain:
+            found[module] = chain
+    return found
+
+
+def test_layer_violations_follow_imports_through_other_modules():
+    graph = {"ove_ros.sim.a": {"ove_ros.values"}, "ove_ros.values": {"ove_ros.training.x"},
+             "ove_ros.training.x": set(), "ove_ros.main_job.y": {"ove_ros.training.x"},
+             "ove_ros.training": set(), "ove_ros.ok": {"ove_ros.sim.b"}, "ove_ros.sim.b": set()}
+    assert layer_violations(graph) == {
+        "ove_ros.sim.a": ["ove_ros.sim.a", "ove_ros.values", "ove_ros.training.x"],
+        "ove_ros.values": ["ove_ros.values", "ove_ros.training.x"]}
+
+
+def test_only_the_main_job_imports_the_training_package():
+    """The node, engine, model, math and the simulator's tools (ove_ros.sim) never reach ove_ros.training."""
     graph = import_graph()
-    runtime = [m for m in graph if m.startswith("ove_ros") and not m.startswith(("ove_ros.training",
-                                                                                  "ove_ros.sim"))]
-    assert "ove_ros.training.train" in graph and "ove_ros.ros.node" in runtime
-    offenders = {m: sorted(d for d in graph[m] if d.startswith("ove_ros.training")) for m in runtime}
-    assert not {m: d for m, d in offenders.items() if d}
+    found = layer_violations(graph)
+    assert not found, "imports of the training package or the main job outside them:\n" + "\n".join(
+        " -> ".join(chain) for chain in found.values())
+    expected = {"ove_ros.training.train", "ove_ros.ros.node", "ove_ros.sim.recorder", "ove_ros.main_job.cli"}
+    assert expected <= graph.keys()
+    assert "ove_ros.training.advantage" in graph["ove_ros.main_job.parity"]  # a lazy import, seen
+
+
+def test_the_training_package_never_imports_the_main_job():
+    graph = import_graph()
+    training = [m for m in graph if _within(m, TRAINING)]
+    offenders = {m: import_path(graph, m, lambda d: _within(d, MAIN_JOB)) for m in training}
+    assert not {m: c for m, c in offenders.items() if c}
+
+
+def test_the_deprecated_demo_spelling_only_forwards_to_the_main_job():
+    """The one exemption from the layer rule is a forwarder, nothing more, and it still runs."""
+    graph = import_graph()
+    assert SHIMS == {"ove_ros.sim.demo"} and graph["ove_ros.sim.demo"] == {"ove_ros.main_job.cli"}
+    done = subprocess.run([sys.executable, "-m", "ove_ros.sim.demo", "--help"], env=ros_env(), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "deprecated" in done.stderr and "python -m ove_ros.main_job" in done.stderr
+    assert done.stdout.startswith("usage: python -m ove_ros.main_job")
 
 
 def test_bundle_format_imports_without_the_model():

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The main job end to end, shortened: sim robot -> bags -> dataset -> train -> bundle -> live node -> report.
 
-One run of ``python -m ove_ros.sim.demo`` with tiny sizes (2 tasks, 4 training and 2 held-out episodes of at
+One run of ``python -m ove_ros.main_job`` with tiny sizes (2 tasks, 4 training and 2 held-out episodes of at
 most 30 frames, 10 optimizer steps), then checks that every stage left what the next one needs.
 """
 
@@ -29,7 +29,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]
         installed_executable(name)  # fails with "run scripts/setup.sh" when the build is missing
     root = tmp_path_factory.mktemp("main_job")
     out = root / "demo"
-    cmd = [sys.executable, "-m", "ove_ros.sim.demo", "--output", str(out), "--cache-dir", str(root / "cache"),
+    cmd = [sys.executable, "-m", "ove_ros.main_job", "--output", str(out), "--cache-dir", str(root / "cache"),
            "--no-cache", "--episodes", str(TRAIN_EPISODES), "--heldout", str(HELDOUT), "--tasks", "reach-v3",
            "push-v3", "--max-steps", str(MAX_STEPS), "--train-steps", "10", "--rate", "20"]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True, timeout=600)

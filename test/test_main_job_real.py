@@ -1,7 +1,7 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
 """The main job's real-data mode, shortened: the G1 episodes (../shared/data) -> training copy -> train ->
-bundle -> held-out evaluation. One ``python -m ove_ros.sim.demo real`` run with 15 optimizer steps."""
+bundle -> held-out evaluation. One ``python -m ove_ros.main_job real`` run with 15 optimizer steps."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def real_run(tmp_path_factory) -> tuple[Path, dict]:
         pytest.skip(f"real-data fixture {G1} is absent (it lives beside the checkout in ../shared/data)")
     root = tmp_path_factory.mktemp("real_job")
     out = root / "demo_real"
-    cmd = [sys.executable, "-m", "ove_ros.sim.demo", "real", "--output", str(out), "--cache-dir",
+    cmd = [sys.executable, "-m", "ove_ros.main_job", "real", "--output", str(out), "--cache-dir",
            str(root / "cache"), "--no-cache", "--heldout", str(HELDOUT), "--train-steps", "15"]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"real demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

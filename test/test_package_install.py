@@ -53,6 +53,19 @@ def test_core_imports_without_rclpy():
     assert out.stdout.strip().endswith("ok")
 
 
+def test_the_main_job_and_the_bag_types_are_installed():
+    """The colcon build installs every package under ove_ros/, the main job included (outside a checkout)."""
+    code = (
+        "import ove_ros.main_job.cli as c, ove_ros.bag_types as b, ove_ros.sim.recorder\n"
+        "print(b.EPISODE_EVENT, c.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    assert out.returncode == 0, out.stderr
+    event, path = out.stdout.split()
+    assert event == "ove_ros/msg/EpisodeEvent"
+    assert not Path(path).is_relative_to(REPO_ROOT / "ove_ros"), f"{path} is the checkout's, not installed"
+
+
 def test_training_is_installed_inside_ove_ros_only():
     """No top-level `training` module lands in the install: it is ove_ros.training (outside a checkout)."""
     code = (

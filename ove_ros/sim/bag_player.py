@@ -27,7 +27,7 @@ from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
-from ove_ros.training.ros_types import EPISODE_EVENT
+from ove_ros.bag_types import EPISODE_EVENT
 
 
 def _unacknowledged(topic: str, timeout: float) -> int:

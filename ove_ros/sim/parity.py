@@ -1,18 +1,16 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Live node vs training code, frame by frame, through the dataset path.
+"""Live node vs training code, frame by frame: the runtime side of the parity checks.
 
-The held-out recordings are converted by the bag converter (lossless frames) and labelled by the training
-code (``ove_ros.training.advantage``: values and n-step advantages); the node's published values and
-advantages are
-matched to the dataset frame they claim (episode, frame index) and compared. An advantage whose horizon the
-node shortened (bootstrap from a neighbour, or an episode's end) is compared with the offline advantage of
-that horizon from the training code's values.
+The node's published values and advantages are matched to the dataset frame they claim (episode, frame index)
+and compared with offline ones; an advantage whose horizon the node shortened (bootstrap from a neighbour, or
+an episode's end) is compared with the offline advantage of that horizon from the offline values. ``replay``
+plays recordings into a running node and collects what it publishes. The offline side (bags converted and
+labelled by the training code) is ``ove_ros.main_job.parity``, so this module needs no training package.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -49,41 +47,6 @@ class OfflineEpisode:
 def advantage_fields(msg) -> dict[str, Any]:
     return {"tick": int(msg.tick), "n_step": int(msg.n_step), "advantage": float(msg.advantage),
             "terminal": bool(msg.terminal), "truncated": bool(msg.truncated)}
-
-
-def label_offline(bags: Sequence[Path], bundle: Path, conversion, train_config: Path, work: Path,
-                  repo_id: str) -> dict[str, OfflineEpisode]:
-    """Convert ``bags`` (one episode each) and label them with the training code; by bag name."""
-    from dataclasses import replace
-
-    import pyarrow.parquet as pq
-
-    from ove_ros.bundle import read_bundle_config
-    from ove_ros.training.advantage import label_dataset
-    from ove_ros.training.bag_to_lerobot import EPISODES_META, convert_bags
-    from ove_ros.training.config import load_config
-
-    _, meta = read_bundle_config(bundle)
-    dataset = work / "dataset"
-    conversion = replace(conversion, video=replace(conversion.video, use_videos=False), progress=False)
-    convert_bags(list(bags), dataset, repo_id, conversion, overwrite=True)
-    cfg = load_config(train_config, [f"data.repo_id={repo_id}", f"data.root={dataset}", "run_name=parity",
-                                     f"output_root={work / 'runs'}", "data.num_workers=0",
-                                     f"data.cache_dir={work / 'cache'}", "training.num_threads=1",
-                                     f"advantage.checkpoint={bundle}", "advantage.mode=n_step",
-                                     f"advantage.n_step={meta.n_step}", "advantage.overwrite=true",
-                                     f"advantage.output_root={work / 'labelled'}"], require_run_name=False)
-    label_dataset(cfg)
-    table = pq.read_table(sorted((work / "labelled" / "data").rglob("*.parquet"))).to_pandas()
-    records = json.loads((dataset / EPISODES_META).read_text())["episodes"]
-    out = {}
-    for rec in records:
-        rows = table[table["episode_index"] == rec["episode_index"]].sort_values("frame_index")
-        out[rec["source_bag"]] = OfflineEpisode(
-            values=np.asarray([float(np.ravel(v)[0]) for v in rows["value"]]),
-            advantages=np.asarray([float(np.ravel(a)[0]) for a in rows["advantage"]]),
-            success=rec["outcome"] == "success", scale=meta.scale_for(rec["task"]))
-    return out
 
 
 def compare(live: dict[str, LiveEpisode], offline: dict[str, OfflineEpisode], n_step: int,

@@ -32,7 +32,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from ove_ros.training import ros_types
+from ove_ros import bag_types
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 PENDING_MAX = 10_000
@@ -102,9 +102,9 @@ class BagRecorder(Node):
         if self.p["storage"] not in STORAGES:
             raise ValueError(f"storage must be one of {list(STORAGES)}, got {self.p['storage']!r}")
         self.output = Path(self.p["output"])
-        self.typestore = ros_types.make_typestore()
+        self.typestore = bag_types.make_typestore()
         self.topics = self._resolve_types()  # fully qualified topic -> type
-        self.headers = {t: ros_types.has_header(self.typestore, m) for t, m in self.topics.items()}
+        self.headers = {t: bag_types.has_header(self.typestore, m) for t, m in self.topics.items()}
         self.events_topic = self.resolve_topic_name(self.p["events_topic"])
         self.headers.setdefault(self.events_topic, True)
         self.split = bool(self.p["split_by_episode"])
@@ -123,7 +123,7 @@ class BagRecorder(Node):
         qos = QoSProfile(depth=int(self.p["qos_depth"]), reliability=ReliabilityPolicy.RELIABLE)
         subscribed = dict(self.topics)
         if self.events_topic not in subscribed:
-            subscribed[self.events_topic] = ros_types.EPISODE_EVENT
+            subscribed[self.events_topic] = bag_types.EPISODE_EVENT
         self.subs = [
             self.create_subscription(
                 _message_class(msgtype), topic, lambda raw, t=topic: self._on_message(t, raw), qos, raw=True
@@ -154,7 +154,7 @@ class BagRecorder(Node):
 
     def _stamp(self, topic: str, raw: bytes) -> int:
         if self.headers[topic]:
-            stamp = ros_types.peek_header_stamp(raw)
+            stamp = bag_types.peek_header_stamp(raw)
             if stamp > 0:
                 return stamp
         return self.get_clock().now().nanoseconds
@@ -165,12 +165,12 @@ class BagRecorder(Node):
         stamp = self._stamp(topic, raw)
         recorded = topic in self.topics
         if topic == self.events_topic:
-            event = self.typestore.deserialize_cdr(raw, ros_types.EPISODE_EVENT)
-            if event.event == ros_types.EVENT_START:
+            event = self.typestore.deserialize_cdr(raw, bag_types.EPISODE_EVENT)
+            if event.event == bag_types.EVENT_START:
                 self._start(event, stamp)
             if recorded:
                 self._route(topic, stamp, raw)
-            if event.event == ros_types.EVENT_END:
+            if event.event == bag_types.EVENT_END:
                 self._end(event, stamp)
             return
         if recorded:
@@ -207,7 +207,7 @@ class BagRecorder(Node):
 
     def _end(self, event, stamp: int) -> None:
         self.ends += 1
-        outcome = {ros_types.OUTCOME_SUCCESS: "success", ros_types.OUTCOME_FAILURE: "failure"}
+        outcome = {bag_types.OUTCOME_SUCCESS: "success", bag_types.OUTCOME_FAILURE: "failure"}
         bag = self.current
         if bag is not None:
             bag.info.outcome = outcome.get(event.outcome, "unknown")

@@ -1,0 +1,166 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Stage 6: the live node's values against the same bundle offline, metrics, trivial baselines, the summary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ove_ros.main_job.config import AGREEMENT_TARGET, DemoConfig
+from ove_ros.main_job.episode_bags import RecordedEpisode
+from ove_ros.main_job.media import plot_curves, write_overlay_media
+from ove_ros.sim.metrics import EpisodeValues, agreement, mid_value, normalized_targets, value_metrics
+
+
+def offline_values(bundle: Path, episodes: Sequence[RecordedEpisode]) -> list[np.ndarray]:
+    """The bundle evaluated on the recorded frames with the node's engine settings (CPU, float32)."""
+    from ove_ros.engine import EngineConfig, InferenceEngine
+
+    engine = InferenceEngine.from_bundle(bundle, EngineConfig(device="cpu", dtype="float32", num_threads=1,
+                                                              warmup_iters=0))
+    cams = list(engine.camera_names)
+    out = []
+    for ep in episodes:
+        values = [engine.infer([ep.images[c][i] for c in cams], ep.states[i], ep.task).value
+                  for i in range(len(ep.stamps))]
+        out.append(np.asarray(values, dtype=np.float64))
+    return out
+
+
+def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode], out: Path,
+                 dataset: Path | None = None) -> dict[str, Any]:
+    """Online and offline metrics, agreement, plots and overlay media."""
+    from ove_ros.bundle import read_bundle_config
+    from ove_ros.sim.episodes import SimConfig, plan_mistakes
+    from ove_ros.values import RewardConfig
+
+    _, meta = read_bundle_config(bundle)
+    reward = RewardConfig.from_dict(meta.reward)
+    offline = offline_values(bundle, episodes)
+    sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sim_params().items()})
+    online_eps, offline_eps, rows, pairs = [], [], [], ([], [])
+    per_episode = []
+    for ep, off in zip(episodes, offline, strict=True):
+        target = normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)
+        online = np.full(len(ep.stamps), np.nan)
+        for i in range(len(ep.stamps)):
+            tick = ep.online.get(i)  # the node's frame i of the episode: the recorded frame i on the grid
+            if tick is not None:
+                online[i] = tick["value"]
+                pairs[0].append(tick["value"])
+                pairs[1].append(off[i])
+        online_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, online, target))
+        offline_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, off, target))
+        task_name, _, seed = ep.episode_id.partition("/seed")
+        mistake = plan_mistakes(task_name, int(seed), sim_cfg).failure if seed.isdigit() else ""
+        outcome = "success" if ep.success else "failure"
+        rows.append({"title": f"{ep.episode_id}: {outcome}" + (f" ({mistake})" if mistake else ""),
+                     "success": ep.success, "target": target, "offline": off, "online": online})
+        per_episode.append({"episode_id": ep.episode_id, "task": ep.task, "success": ep.success,
+                            "mistake": mistake, "frames": len(ep.stamps),
+                            "valued_by_node": int(np.isfinite(online).sum()),
+                            "mid_value_online": mid_value(online), "mid_value_offline": mid_value(off),
+                            "bag": ep.bag})
+    plots = [str(plot_curves(out / "value_curves.png", rows))]
+    for row, ep in zip(rows, episodes, strict=True):
+        name = ep.episode_id.replace("/", "_")
+        plots.append(str(plot_curves(out / "plots" / f"{name}.png", [row])))
+    latencies = [t["latency"] for ep in episodes for t in ep.online.values()]
+    media = write_overlay_media(out, episodes, cfg.live_rate_hz)
+    agree = agreement(*pairs)
+    return {
+        "online": value_metrics(online_eps),
+        "offline": value_metrics(offline_eps),
+        "agreement": {**agree.to_dict(), "target": AGREEMENT_TARGET,
+                      "ok": bool(agree.frames > 0 and agree.max_abs_diff <= AGREEMENT_TARGET)},
+        "node_latency_ms_median": float(np.median(latencies) * 1e3) if latencies else None,
+        # A value model is judged against the trivial predictors, fitted on the training episodes only.
+        "baselines": trivial_baselines(dataset, meta, reward, episodes, offline) if dataset else None,
+        "episodes": per_episode,
+        "plots": plots,
+        "overlay": media,
+    }
+
+
+def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
+                      offline: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The offline values of the held-out episodes next to the trivial predictors (frame index, state-only,
+    state + frame index, training mean), fitted on the training dataset's episodes only."""
+    import pyarrow.parquet as pq
+
+    from ove_ros.training.baselines import FrameSet, baseline_report
+
+    table = pq.read_table(sorted((dataset / "data").rglob("*.parquet")),
+                          columns=["episode_index", "frame_index", "observation.state", "reward",
+                                   "task_index"]).to_pandas()
+    tasks = pq.read_table(dataset / "meta" / "tasks.parquet").to_pandas()
+    task_of = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"], strict=True)}
+    train = []
+    for ep, rows in table.groupby("episode_index"):
+        rows = rows.sort_values("frame_index")
+        success = float(np.ravel(rows["reward"].iloc[-1])[0]) > 0
+        task = task_of[int(rows["task_index"].iloc[0])]
+        train.append({"episode": int(ep), "task": task, "success": success,
+                      "states": np.stack([np.asarray(s, np.float64) for s in rows["observation.state"]]),
+                      "targets": normalized_targets(len(rows), success, meta.scale_for(task), reward)})
+    held = [{"episode": 100_000 + i, "task": ep.task, "success": ep.success, "states": ep.states,
+             "targets": normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)}
+            for i, ep in enumerate(episodes)]
+    report = baseline_report(FrameSet.from_episodes(train), FrameSet.from_episodes(held),
+                             np.concatenate(list(offline)))
+    return {k: report[k] for k in ("best_baseline", "margin_ev", "beats_every_baseline", "frames")} | {
+        "model_ev": report["model"]["ev"],
+        "baseline_ev": {name: b["ev"] for name, b in report["baselines"].items()}}
+
+
+def print_summary(summary: dict[str, Any], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="Main job: held-out episodes")
+    table.add_column("metric")
+    table.add_column("live node", justify="right")
+    table.add_column("offline", justify="right")
+    table.add_column("target", justify="right")
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
+
+    on, off = summary["report"]["online"], summary["report"]["offline"]
+    table.add_row("episodes (success/failure)", f"{on['episodes']} ({on.get('successes', 0)}/"
+                  f"{on.get('failures', 0)})", "", "")
+    table.add_row("frames valued", str(on["frames"]), str(off["frames"]), "")
+    table.add_row("EV", fmt(on["ev"]), fmt(off["ev"]), ">= 0.9")
+    table.add_row("AUROC failure @ mid-episode", fmt(on["auroc_mid"]), fmt(off["auroc_mid"]), ">= 0.95")
+    agree = summary["report"]["agreement"]
+    table.add_row("max |online - offline|", fmt(agree["max_abs_diff"]), f"{agree['frames']} frames",
+                  f"<= {AGREEMENT_TARGET:g}")
+    table.add_row("node latency median (ms)", fmt(summary["report"]["node_latency_ms_median"]), "", "")
+    base = summary["report"].get("baselines")
+    if base:
+        table.add_row(f"EV of the best trivial predictor ({base['best_baseline']})",
+                      "", fmt(base["baseline_ev"][base["best_baseline"]]), "model above it")
+    for name, run in summary["report"].get("parity", {}).items():
+        table.add_row(f"{name}: max |dV| / |dA| vs training code", fmt(run["value_max_abs_diff"]),
+                      fmt(run["advantage_max_abs_diff"]), f"<= {run['tolerance']:g}")
+        table.add_row(f"{name}: frames valued, advantages, sign flips",
+                      f"{run['valued']}/{run['frames']}", str(run["advantages"]), str(run["sign_flips"]))
+    console.print(table)
+    timing = Table(title="Stage times (s)")
+    timing.add_column("stage")
+    timing.add_column("seconds", justify="right")
+    timing.add_column("note")
+    for stage, info in summary["stages"].items():
+        timing.add_row(stage, f"{info['seconds']:.1f}", info.get("note", ""))
+    console.print(timing)
+
+
+def fmt_diff(v: Any) -> str:
+    return "-" if v is None else f"{v:.2e}"
