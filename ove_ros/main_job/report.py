@@ -15,15 +15,23 @@ import numpy as np
 from ove_ros.main_job.config import AGREEMENT_TARGET, DemoConfig
 from ove_ros.main_job.episode_bags import RecordedEpisode
 from ove_ros.main_job.media import plot_curves, write_overlay_media
-from ove_ros.sim.metrics import EpisodeValues, agreement, mid_value, normalized_targets, value_metrics
+from ove_ros.sim.metrics import (
+    EpisodeValues,
+    agreement,
+    mid_value,
+    mistake_advantage_auroc,
+    normalized_targets,
+    value_metrics,
+)
 
 
 def offline_values(bundle: Path, episodes: Sequence[RecordedEpisode]) -> list[np.ndarray]:
     """The bundle evaluated on the recorded frames with the node's engine settings (CPU, float32)."""
     from ove_ros.engine import EngineConfig, InferenceEngine
 
+    # resize "float": training's filter, as the live node is configured in this job (live stage).
     engine = InferenceEngine.from_bundle(bundle, EngineConfig(device="cpu", dtype="float32", num_threads=1,
-                                                              warmup_iters=0))
+                                                              warmup_iters=0, resize="float"))
     cams = list(engine.camera_names)
     out = []
     for ep in episodes:
@@ -45,7 +53,7 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
     offline = offline_values(bundle, episodes)
     sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sim_params().items()})
     online_eps, offline_eps, rows, pairs = [], [], [], ([], [])
-    per_episode = []
+    per_episode, pauses, live_advantages = [], [], []
     for ep, off in zip(episodes, offline, strict=True):
         target = normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)
         online = np.full(len(ep.stamps), np.nan)
@@ -58,7 +66,14 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         online_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, online, target))
         offline_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, off, target))
         task_name, _, seed = ep.episode_id.partition("/seed")
-        mistake = plan_mistakes(task_name, int(seed), sim_cfg).failure if seed.isdigit() else ""
+        plan = plan_mistakes(task_name, int(seed), sim_cfg) if seed.isdigit() else None
+        mistake = plan.failure if plan is not None else ""
+        pauses.append([start for start, _ in plan.pauses] if plan is not None else [])
+        adv = np.full(len(ep.stamps), np.nan)
+        for record in ep.advantages:
+            if 0 <= record["tick"] < adv.size:
+                adv[record["tick"]] = record["advantage"]
+        live_advantages.append(adv)
         outcome = "success" if ep.success else "failure"
         rows.append({"title": f"{ep.episode_id}: {outcome}" + (f" ({mistake})" if mistake else ""),
                      "success": ep.success, "target": target, "offline": off, "online": online})
@@ -82,10 +97,25 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         "node_latency_ms_median": float(np.median(latencies) * 1e3) if latencies else None,
         # A value model is judged against the trivial predictors, fitted on the training episodes only.
         "baselines": trivial_baselines(dataset, meta, reward, episodes, offline) if dataset else None,
+        "mistake_advantage": mistake_report(live_advantages, pauses, [ep.task for ep in episodes], meta),
         "episodes": per_episode,
         "plots": plots,
         "overlay": media,
     }
+
+
+def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks: list[str],
+                   meta) -> dict[str, Any]:
+    """How well the node's n-step advantages single out the frames where the expert stood still.
+
+    The injected pauses (2-5 frames, planned from the episode's seed) are the mistakes whose frames are known
+    before the run; a pause wastes frames, so the advantages of its frames should rank below those of clean
+    stretches. Wrong targets and early releases are left out: their onset frame is not recorded."""
+    thresholds = [meta.advantage_thresholds.get(t, 0.0) for t in tasks]
+    out = mistake_advantage_auroc(advantages, pauses, window=2, thresholds=thresholds,
+                                  margin_before=meta.n_step)
+    return {**out, "mistakes": "pauses (first 2 frames of each)", "episodes_with_pauses":
+            sum(bool(p) for p in pauses)}
 
 
 def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
@@ -147,6 +177,10 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     if base:
         table.add_row(f"EV of the best trivial predictor ({base['best_baseline']})",
                       "", fmt(base["baseline_ev"][base["best_baseline"]]), "model above it")
+    mistakes = summary["report"].get("mistake_advantage")
+    if mistakes:
+        table.add_row("AUROC of -A on paused frames vs clean ones", fmt(mistakes["auroc"]),
+                      f"{mistakes['frames_after_mistake']}/{mistakes['frames_clean']} frames", ">= 0.9")
     for name, run in summary["report"].get("parity", {}).items():
         table.add_row(f"{name}: max |dV| / |dA| vs training code", fmt(run["value_max_abs_diff"]),
                       fmt(run["advantage_max_abs_diff"]), f"<= {run['tolerance']:g}")
