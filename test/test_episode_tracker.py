@@ -62,9 +62,9 @@ def values(n: int) -> list[float]:
     return [-0.9 + 0.05 * i for i in range(n)]
 
 
-def reference(n_frames: int, success: bool | None, last_frame: int, s=EpisodeSettings()):
+def reference(n_frames: int, success: bool | None, last_frame: int):
     """What StreamingAdvantage gives when every frame up to ``n_frames`` is pushed at once."""
-    m = meta()
+    m, s = meta(), EpisodeSettings()
     stream = StreamingAdvantage(s.n_step, m.scale_for(s.task), RewardConfig(), m.advantage_thresholds[s.task])
     out = []
     for i, v in enumerate(values(n_frames)):

@@ -47,8 +47,8 @@ from visualization_msgs.msg import Marker
 from ove_ros.frame_grid import EpisodeEnd, EpisodeStart, FrameGrid, GridFrame
 from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate
 from ove_ros.overlay import draw_value_overlay
+from ove_ros.ros import contract, params
 from ove_ros.ros import conversions as conv
-from ove_ros.ros import params
 from ove_ros.ros.conversions import ConversionError
 from ove_ros.ros.diagnostics import InputStats, Throttle, Window
 from ove_ros.ros.diagnostics_report import WINDOWS, DiagnosticsSnapshot, InputSnapshot, diagnostic_array
@@ -161,7 +161,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
         try:
             config, meta = read_bundle_config(s.checkpoint)
-            s = self._check_against_bundle(s, meta)
+            s, self._contract = contract.resolve(s, meta, self.get_logger().warning)
         except (params.ConfigError, BundleError) as exc:
             return self._fail(f"cannot configure: {exc}")
         self.get_logger().info(f"loading {s.checkpoint} on the inference thread ...")
@@ -199,7 +199,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             f"configured: {len(self._cameras)} cameras {self._cameras} <- {list(s.camera_topics)}, "
             f"{len(s.joint_names)} joints <- {s.joint_states_topic}, frame grid {s.fps:g} fps "
             f"(tolerance {s.tolerance_periods:g} periods), n_step {s.n_step} frames "
-            f"({self._contract_text()}), {describe}")
+            f"({contract.contract_text(self._contract)}), {describe}")
         return SUCCESS
 
     def flush_truncated(self, reason: str) -> None:
@@ -213,9 +213,6 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             self._worker.submit(lambda: None).result(timeout=5.0)
         except Exception as exc:
             self.get_logger().warning(f"{reason}: the last advantages were not flushed: {exc}")
-
-    def _contract_text(self) -> str:
-        return ", ".join(f"{k} from {v}" for k, v in self._contract.items())
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
@@ -265,45 +262,6 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         if not self._autostarting:  # otherwise _autostart logs it, once
             self.get_logger().error(message)
         return FAILURE
-
-    def _check_against_bundle(self, s: params.Settings, meta) -> params.Settings:
-        cams = meta.camera_names
-        if len(s.camera_topics) != len(cams):
-            raise params.ConfigError(
-                f"camera_topics lists {len(s.camera_topics)} topic(s) {list(s.camera_topics)} but the "
-                f"bundle {s.checkpoint} was trained with {len(cams)} camera(s) {cams}: set camera_topics to "
-                "one topic per camera, in that order")
-        joints = s.joint_names or tuple(meta.joint_names)
-        if len(joints) != len(meta.joint_names):
-            raise params.ConfigError(
-                f"joint_names has {len(joints)} names but the model takes {len(meta.joint_names)} joints "
-                f"(bundle order: {meta.joint_names}); list one name per model joint or use [''] for the "
-                "bundle's names")
-        task = s.task or _default_task(meta, s.task)
-        # The data contract comes from the bundle; a parameter overrides it only when set.
-        self._contract = {}
-        fps, n_step, tolerance = s.fps, s.n_step, s.tolerance_periods
-        self._contract["fps"] = "parameter sync.fps" if fps else "bundle"
-        fps = fps or meta.fps
-        if not fps:
-            raise params.ConfigError(
-                f"the bundle {s.checkpoint} does not record its dataset's fps (exported by an older "
-                "ove_ros.training.convert): set sync.fps to the fps of the dataset the model was trained on, "
-                "or "
-                "re-export the bundle with `python -m ove_ros.training.convert`")
-        self._contract["n_step"] = "parameter n_step" if n_step else "bundle"
-        if n_step and meta.advantage_thresholds and n_step != meta.n_step:
-            self.get_logger().warning(
-                f"n_step={n_step} overrides the bundle's {meta.n_step}, with which its advantage thresholds "
-                "were computed: online labels will not match the offline ones")
-        n_step = n_step or meta.n_step
-        self._contract["tolerance_periods"] = "parameter" if tolerance else "bundle"
-        tolerance = tolerance or meta.tolerance_periods
-        if s.bootstrap_tolerance >= n_step:
-            raise params.ConfigError(
-                f"bootstrap_tolerance={s.bootstrap_tolerance} must be smaller than n_step={n_step}")
-        return replace(s, joint_names=joints, task=task, fps=float(fps), n_step=int(n_step),
-                       tolerance_periods=float(tolerance))
 
     def _load(self, s: params.Settings) -> dict:
         """Worker thread: build and warm up the engine (the thread then owns its device context)."""
@@ -562,7 +520,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             overlay_camera=names.get("overlay.camera", s.overlay_camera),
             overlay_history=names.get("overlay.history", s.overlay_history))
         if "task" in names:
-            task = names["task"] or _default_task(self._meta, names["task"])
+            task = names["task"] or contract.default_task(self._meta, names["task"])
             if self._event_task == names["task"]:
                 self._event_task = None  # set by a START event, which starts the episode itself
             else:
@@ -722,22 +680,13 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             error_recent=now - self._last_error_wall < 2 * s.diagnostics_period, last_error=self._last_error,
             rate_hz=rate, checkpoint=s.checkpoint, task=self._episode_task(),
             episode_frames=self._grid.frames if self._grid else 0, fps=s.fps, n_step=s.n_step,
-            contract=self._contract_text(), ticks=self._counts["ticks"], windows=self._win,
+            contract=contract.contract_text(self._contract), ticks=self._counts["ticks"], windows=self._win,
             dropped_busy=self._counts["dropped_busy"], grid=grid, outside_frames=tracker.outside_frames,
             clock_resets=self._counts["clock_resets"], advantage_stats=tracker.stream_stats(),
             advantages=tracker.advantages, episodes=tracker.episodes, errors=self._counts["errors"])
         msg = diagnostic_array(snap)
         msg.header.stamp = self.get_clock().now().to_msg()
         self._pubs["diagnostics"].publish(msg)
-
-
-def _default_task(meta, task: str) -> str:
-    """``task``, or the bundle's first task when it is empty."""
-    if task:
-        return task
-    if not meta.task_normalizers:
-        raise params.ConfigError("no task: set the 'task' parameter (the bundle names no tasks)")
-    return next(iter(meta.task_normalizers))
 
 
 def main(args: list[str] | None = None) -> int:
