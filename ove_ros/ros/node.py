@@ -3,9 +3,9 @@
 """The live value estimator: camera + joint-state inputs on the dataset's frame grid in, values and n-step
 advantages out.
 
-Threads. Input callbacks (one mutually exclusive group) only check messages and feed the frame grid
-(``ove_ros.frame_grid``), which decides, by the bag converter's rule, which grid ticks are dataset frames; a
-frame goes to the inference worker, the one thread that owns the model, and replaces a frame still waiting
+Threads. Input callbacks (each subscription in its own mutually exclusive group: ``inputs.own_group``)
+only check messages and feed the frame grid (``ove_ros.frame_grid``), which decides, by the bag converter's
+rule, which grid ticks are dataset frames; a frame goes to the inference worker, the one thread that owns the model, and replaces a frame still waiting
 there (the replaced frame is a gap, not a shift). Episode starts and ends travel the same queue behind the
 frames before them. The lifecycle services run in a reentrant group, so `configure`, which waits for the
 worker to load and warm up the model, does not block get_state, parameter services or diagnostics.
@@ -14,6 +14,11 @@ Episodes follow the converter: an EpisodeEvent START begins one at its stamp, EN
 once every frame at or before the END stamp is decided, and frames in between episodes are valued without
 advantages. Without events an episode starts when every input has delivered. The ~/reset service, a task
 change and a clock jump end the episode without an outcome (truncated, never scored as a success).
+
+This file is the lifecycle, the wiring and the tick; the decisions live beside it: ``inputs`` (QoS, callback
+groups, camera transport, message checks, watchdog hints), ``contract`` (settings against the bundle),
+``episode_tracker`` (episodes and advantages on the worker), ``diagnostics_report`` (the /diagnostics
+content), ``publishers`` (output messages), ``worker`` (the model's thread), ``params`` (the parameters).
 """
 
 from __future__ import annotations
