@@ -5,10 +5,11 @@ advantages out.
 
 Threads. Input callbacks (each subscription in its own mutually exclusive group: ``inputs.own_group``)
 only check messages and feed the frame grid (``ove_ros.frame_grid``), which decides, by the bag converter's
-rule, which grid ticks are dataset frames; a frame goes to the inference worker, the one thread that owns the model, and replaces a frame still waiting
-there (the replaced frame is a gap, not a shift). Episode starts and ends travel the same queue behind the
-frames before them. The lifecycle services run in a reentrant group, so `configure`, which waits for the
-worker to load and warm up the model, does not block get_state, parameter services or diagnostics.
+rule, which grid ticks are dataset frames; a frame goes to the inference worker, the one thread that owns
+the model, and replaces a frame still waiting there (the replaced frame is a gap, not a shift). Episode
+starts and ends travel the same queue behind the frames before them. The lifecycle services run in a
+reentrant group, so `configure`, which waits for the worker to load and warm up the model, does not block
+get_state, parameter services or diagnostics.
 
 Episodes follow the converter: an EpisodeEvent START begins one at its stamp, END ends it with the outcome
 once every frame at or before the END stamp is decided, and frames in between episodes are valued without
