@@ -142,6 +142,9 @@ def test_precomputed_rewards_bundle_values_frames_without_advantages():
     for i, v in enumerate(values(5)):
         t.emit(ep, t.value(ep, i, i * PERIOD_NS, v, final=i + 1))
     assert list(ep.history) == pytest.approx(values(5))
+    # A new sparkline length still applies (there is no threshold to set).
+    t.apply_settings(EpisodeSettings(advantage_threshold=0.3, overlay_history=2))
+    assert list(ep.history) == pytest.approx(values(5)[-2:])
     assert t.end(EpisodeEnd(episode=1, frames=5, success=True, reason="END event")) == 0
     assert published == [] and t.stream_stats().published == 0
 

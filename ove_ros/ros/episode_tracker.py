@@ -145,7 +145,8 @@ class EpisodeTracker:
         ep = self.episode
         if ep is None:
             return
-        ep.stream.set_threshold(self._meta.advantage_thresholds.get(ep.task, s.advantage_threshold))
+        if ep.stream is not None:  # a precomputed-rewards bundle has no advantages to label
+            ep.stream.set_threshold(self._meta.advantage_thresholds.get(ep.task, s.advantage_threshold))
         ep.history = deque(ep.history, maxlen=s.overlay_history)
 
     def stream_stats(self) -> StreamStats:
