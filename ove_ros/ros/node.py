@@ -18,8 +18,9 @@ change and a clock jump end the episode without an outcome (truncated, never sco
 
 This file is the lifecycle, the wiring and the tick; the decisions live beside it: ``inputs`` (QoS, callback
 groups, camera transport, message checks, watchdog hints), ``contract`` (settings against the bundle),
-``episode_tracker`` (episodes and advantages on the worker), ``diagnostics_report`` (the /diagnostics
-content), ``publishers`` (output messages), ``worker`` (the model's thread), ``params`` (the parameters).
+``episode_tracker`` (episodes and advantages on the worker), ``outputs`` (topics, QoS, the views for
+people), ``publishers`` (output messages), ``diagnostics_report`` (the /diagnostics content), ``worker``
+(the model's thread), ``params`` (the parameters).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from functools import partial
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -43,16 +43,13 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float32, Float64
+from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import Marker
 
 from ove_ros.frame_grid import EpisodeEnd, EpisodeStart, FrameGrid, GridFrame
-from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate
-from ove_ros.overlay import draw_value_overlay
+from ove_ros.msg import EpisodeEvent
 from ove_ros.ros import contract, params
 from ove_ros.ros import conversions as conv
 from ove_ros.ros.conversions import ConversionError
@@ -69,7 +66,8 @@ from ove_ros.ros.inputs import (
     reject_kind,
     timeout_hint,
 )
-from ove_ros.ros.publishers import advantage_msg, marker_msg, value_msg
+from ove_ros.ros.outputs import Outputs
+from ove_ros.ros.publishers import advantage_msg, value_msg
 from ove_ros.ros.worker import Worker
 from ove_ros.streaming import AdvantageRecord
 from ove_ros.values import RewardConfig
@@ -126,7 +124,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._inputs: dict[str, InputStats] = {}
         self._subs: dict[str, object] = {}
         self._waiting_type: dict[str, str] = {}  # camera -> topic whose message type is not known yet
-        self._pubs: dict[str, object] = {}
+        self._out: Outputs | None = None  # the publishers
         self._timers: list = []
         self._service = None
         self._grid: FrameGrid | None = None
@@ -291,18 +289,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     # ---------------------------------------------------------------------------------- inputs / outputs
 
     def _create_outputs(self, s: params.Settings) -> None:
-        reliable = QoSProfile(depth=10)
-        self._pubs = {
-            "value": self.create_publisher(ValueEstimate, "~/value", reliable),
-            # END flushes up to n_step records at once.
-            "advantage": self.create_publisher(Advantage, "~/advantage",
-                                               QoSProfile(depth=max(10, s.n_step + 1))),
-            "value_scalar": self.create_publisher(Float32, "~/value_scalar", reliable),
-            "latency": self.create_publisher(Float64, "~/latency", reliable),
-            "overlay": self.create_publisher(Image, "~/overlay", QoSProfile(depth=2)),
-            "marker": self.create_publisher(Marker, "~/marker", reliable),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", reliable),
-        }
+        self._out = Outputs(self, s.n_step)
         self._service = self.create_service(Trigger, "~/reset", self._on_reset,
                                             callback_group=self._control_group)
         self._timers = [
@@ -314,11 +301,11 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _destroy_outputs(self) -> None:
         for timer in self._timers:
             self.destroy_timer(timer)
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
+        if self._out is not None:
+            self._out.destroy()
         if self._service is not None:
             self.destroy_service(self._service)
-        self._timers, self._pubs, self._service = [], {}, None
+        self._timers, self._out, self._service = [], None, None
 
     def _events(self, stream: str) -> SubscriptionEventCallbacks:
         def incompatible_qos(info, stream=stream):
@@ -572,27 +559,20 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         value = float(np.float32(out.value))
         in_episode = ep is not None and job.index is not None
         records = tracker.value(ep, job.index, conv.stamp_to_ns(job.stamp), value, job.final)
-        pubs = self._pubs
+        pubs = self._out
         msg = value_msg(job.stamp, s.frame_id, task, job.index if in_episode else 0, out, self._bins,
                         job.skew, s.publish_distribution)
         msg.in_episode = in_episode
         msg.episode = job.episode
-        pubs["value"].publish(msg)
+        pubs.value.publish(msg)
         if ep is not None:
             tracker.emit(ep, records)
-        # The views for people (plots, rviz) are built only while someone listens.
-        if pubs["value_scalar"].get_subscription_count():
-            pubs["value_scalar"].publish(Float32(data=value))
-        if pubs["marker"].get_subscription_count():
-            pubs["marker"].publish(marker_msg(job.stamp, s.frame_id, value, out.std, task, self._bins))
-        if s.overlay_enabled and pubs["overlay"].get_subscription_count():
-            cam = s.overlay_camera
-            history = ep.history if ep is not None else deque([value])
-            drawn = draw_value_overlay(images[cam], value, history, ep.last_positive if ep else None,
-                                       task[:40], self._bins.v_min, self._bins.v_max)
-            pubs["overlay"].publish(conv.rgb_to_image(drawn, job.stamp, job.frames[cam].header.frame_id))
+        cam = s.overlay_camera
+        pubs.views(job.stamp, s.frame_id, value, out.std, task, self._bins, s.overlay_enabled, images[cam],
+                   job.frames[cam].header.frame_id, ep.history if ep is not None else deque([value]),
+                   ep.last_positive if ep else None)
         t3 = time.perf_counter()
-        pubs["latency"].publish(Float64(data=t3 - job.fired))
+        pubs.latency.publish(Float64(data=t3 - job.fired))
         self._counts["ticks"] += 1
         for key, seconds in (("model", t2 - t1), ("e2e", t3 - job.fired), ("wait", t0 - job.fired),
                              ("decode", t1 - t0),
@@ -601,11 +581,11 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     def _publish_advantage(self, ep: Episode, rec: AdvantageRecord, stamp_ns: int) -> None:
         """The episode tracker's outlet (worker thread)."""
-        pub = self._pubs.get("advantage")
-        if pub is not None:
+        out = self._out
+        if out is not None:
             msg = advantage_msg(rec, conv.ns_to_stamp(stamp_ns), self.settings.frame_id, ep.task)
             msg.episode = ep.serial
-            pub.publish(msg)
+            out.advantage.publish(msg)
 
     def _note_shape(self, cam: str, shape: tuple[int, int]) -> None:
         st = self._inputs[cam]
@@ -692,7 +672,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             advantages=tracker.advantages, episodes=tracker.episodes, errors=self._counts["errors"])
         msg = diagnostic_array(snap)
         msg.header.stamp = self.get_clock().now().to_msg()
-        self._pubs["diagnostics"].publish(msg)
+        self._out.diagnostics.publish(msg)
 
 
 def main(args: list[str] | None = None) -> int:
