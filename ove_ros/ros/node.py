@@ -3,34 +3,39 @@
 """The live value estimator: camera + joint-state inputs on the dataset's frame grid in, values and n-step
 advantages out.
 
-Threads. Input callbacks (one mutually exclusive group) only check messages and feed the frame grid
-(``ove_ros.frame_grid``), which decides, by the bag converter's rule, which grid ticks are dataset frames; a
-frame goes to the inference worker, the one thread that owns the model, and replaces a frame still waiting
-there (the replaced frame is a gap, not a shift). Episode starts and ends travel the same queue behind the
-frames before them. The lifecycle services run in a reentrant group, so `configure`, which waits for the
-worker to load and warm up the model, does not block get_state, parameter services or diagnostics.
+Threads. Input callbacks (each subscription in its own mutually exclusive group: ``inputs.own_group``)
+only check messages and feed the frame grid (``ove_ros.frame_grid``), which decides, by the bag converter's
+rule, which grid ticks are dataset frames; a frame goes to the inference worker, the one thread that owns
+the model, and replaces a frame still waiting there (the replaced frame is a gap, not a shift). Episode
+starts and ends travel the same queue behind the frames before them. The lifecycle services run in a
+reentrant group, so `configure`, which waits for the worker to load and warm up the model, does not block
+get_state, parameter services or diagnostics.
 
 Episodes follow the converter: an EpisodeEvent START begins one at its stamp, END ends it with the outcome
 once every frame at or before the END stamp is decided, and frames in between episodes are valued without
 advantages. Without events an episode starts when every input has delivered. The ~/reset service, a task
 change and a clock jump end the episode without an outcome (truncated, never scored as a success).
+
+This file is the lifecycle, the wiring and the tick; the decisions live beside it: ``inputs`` (QoS, callback
+groups, camera transport, message checks, watchdog hints), ``contract`` (settings against the bundle),
+``episode_tracker`` (episodes and advantages on the worker), ``outputs`` (topics, QoS, the views for
+people), ``publishers`` (output messages), ``diagnostics_report`` (the /diagnostics content), ``worker``
+(the model's thread), ``params`` (the parameters).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -38,28 +43,36 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float32, Float64
+from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import Marker
 
 from ove_ros.frame_grid import EpisodeEnd, EpisodeStart, FrameGrid, GridFrame
-from ove_ros.msg import Advantage, EpisodeEvent, ValueEstimate
-from ove_ros.overlay import draw_value_overlay
+from ove_ros.msg import EpisodeEvent
+from ove_ros.ros import contract, params
 from ove_ros.ros import conversions as conv
-from ove_ros.ros import params
 from ove_ros.ros.conversions import ConversionError
-from ove_ros.ros.diagnostics import ERROR, OK, WARN, InputStats, Throttle, Window, status
-from ove_ros.ros.publishers import advantage_msg, marker_msg, value_msg
+from ove_ros.ros.diagnostics import InputStats, Throttle, Window
+from ove_ros.ros.diagnostics_report import WINDOWS, DiagnosticsSnapshot, InputSnapshot, diagnostic_array
+from ove_ros.ros.episode_tracker import Episode, EpisodeTracker
+from ove_ros.ros.inputs import (
+    JOINTS,
+    camera_transport,
+    check_stamp,
+    event_qos,
+    input_qos,
+    own_group,
+    reject_kind,
+    timeout_hint,
+)
+from ove_ros.ros.outputs import Outputs
+from ove_ros.ros.publishers import advantage_msg, value_msg
 from ove_ros.ros.worker import Worker
-from ove_ros.streaming import StreamingAdvantage, StreamStats
+from ove_ros.streaming import AdvantageRecord
 from ove_ros.values import RewardConfig
 
-JOINTS = "joint_states"  # frame grid stream name of the joint state
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-IMAGE_TYPES = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
 
 
 @dataclass
@@ -75,21 +88,6 @@ class TickJob:
     fired: float  # perf_counter() when the completing message arrived
     sync_s: float  # time spent in that message's callback
     final: int = 0  # the episode's frames no late END can take back (GridFrame.final)
-
-
-@dataclass
-class Episode:
-    """Worker-only state of the running episode."""
-
-    serial: int
-    task: str
-    stream: StreamingAdvantage | None  # None: no advantages (precomputed-rewards bundle)
-    history: deque
-    frames: int = 0  # frames valued
-    stamps: dict[int, Time] = field(default_factory=dict)  # frame -> stamp, until its advantage is out
-    # Valued frames a late END may still take back: they reach the advantage stream once final.
-    unconfirmed: deque = field(default_factory=deque)
-    last_positive: bool | None = None
 
 
 class ValueEstimatorNode(LifecycleNodeMixin, Node):
@@ -126,25 +124,21 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._inputs: dict[str, InputStats] = {}
         self._subs: dict[str, object] = {}
         self._waiting_type: dict[str, str] = {}  # camera -> topic whose message type is not known yet
-        self._pubs: dict[str, object] = {}
+        self._out: Outputs | None = None  # the publishers
         self._timers: list = []
         self._service = None
         self._grid: FrameGrid | None = None
         self._contract: dict = {}  # fps, tolerance_periods, n_step in force, and where each came from
         self._joint_index: conv.JointIndex | None = None
-        self._episode: Episode | None = None
-        self._last_flush = 0  # advantages flushed by the last episode end
+        self._tracker: EpisodeTracker | None = None  # the worker's episode bookkeeping
         self._event_task: str | None = None
         self._active = False
         self._activated_at = time.monotonic()
         self._last_error = ""
         self._last_error_wall = -math.inf
-        self._counts = dict.fromkeys(("ticks", "dropped_busy", "errors", "clock_resets", "advantages",
-                                      "episodes", "outside_frames"), 0)
-        self._stream_stats = StreamStats()  # summed over the episodes
+        self._counts = dict.fromkeys(("ticks", "dropped_busy", "errors", "clock_resets"), 0)
         # Seconds per tick (per message for "callback"), over the last 1000.
-        self._win = {k: Window() for k in ("model", "e2e", "wait", "overhead", "decode", "publish",
-                                           "callback")}
+        self._win = {k: Window() for k in WINDOWS}
         self._diag_prev = (time.monotonic(), 0)  # wall time and ticks at the last diagnostics
 
     # ------------------------------------------------------------------------------------------- lifecycle
@@ -171,7 +165,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
         try:
             config, meta = read_bundle_config(s.checkpoint)
-            s = self._check_against_bundle(s, meta)
+            s, self._contract = contract.resolve(s, meta, self.get_logger().warning)
         except (params.ConfigError, BundleError) as exc:
             return self._fail(f"cannot configure: {exc}")
         self.get_logger().info(f"loading {s.checkpoint} on the inference thread ...")
@@ -181,6 +175,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             return self._fail(f"cannot load the model from {s.checkpoint}: {type(exc).__name__}: {exc}")
         self.settings, self._meta, self._bins = s, meta, config.bins
         self._reward = RewardConfig.from_dict(meta.reward)
+        self._tracker = EpisodeTracker(meta, self._reward, self._publish_advantage, self.get_logger())
         if self._reward.precomputed_rewards:
             self.get_logger().warning(
                 "the bundle was trained on precomputed per-frame rewards, which a live robot does not "
@@ -208,7 +203,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             f"configured: {len(self._cameras)} cameras {self._cameras} <- {list(s.camera_topics)}, "
             f"{len(s.joint_names)} joints <- {s.joint_states_topic}, frame grid {s.fps:g} fps "
             f"(tolerance {s.tolerance_periods:g} periods), n_step {s.n_step} frames "
-            f"({self._contract_text()}), {describe}")
+            f"({contract.contract_text(self._contract)}), {describe}")
         return SUCCESS
 
     def flush_truncated(self, reason: str) -> None:
@@ -222,9 +217,6 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             self._worker.submit(lambda: None).result(timeout=5.0)
         except Exception as exc:
             self.get_logger().warning(f"{reason}: the last advantages were not flushed: {exc}")
-
-    def _contract_text(self) -> str:
-        return ", ".join(f"{k} from {v}" for k, v in self._contract.items())
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
@@ -275,45 +267,6 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             self.get_logger().error(message)
         return FAILURE
 
-    def _check_against_bundle(self, s: params.Settings, meta) -> params.Settings:
-        cams = meta.camera_names
-        if len(s.camera_topics) != len(cams):
-            raise params.ConfigError(
-                f"camera_topics lists {len(s.camera_topics)} topic(s) {list(s.camera_topics)} but the "
-                f"bundle {s.checkpoint} was trained with {len(cams)} camera(s) {cams}: set camera_topics to "
-                "one topic per camera, in that order")
-        joints = s.joint_names or tuple(meta.joint_names)
-        if len(joints) != len(meta.joint_names):
-            raise params.ConfigError(
-                f"joint_names has {len(joints)} names but the model takes {len(meta.joint_names)} joints "
-                f"(bundle order: {meta.joint_names}); list one name per model joint or use [''] for the "
-                "bundle's names")
-        task = s.task or _default_task(meta, s.task)
-        # The data contract comes from the bundle; a parameter overrides it only when set.
-        self._contract = {}
-        fps, n_step, tolerance = s.fps, s.n_step, s.tolerance_periods
-        self._contract["fps"] = "parameter sync.fps" if fps else "bundle"
-        fps = fps or meta.fps
-        if not fps:
-            raise params.ConfigError(
-                f"the bundle {s.checkpoint} does not record its dataset's fps (exported by an older "
-                "ove_ros.training.convert): set sync.fps to the fps of the dataset the model was trained on, "
-                "or "
-                "re-export the bundle with `python -m ove_ros.training.convert`")
-        self._contract["n_step"] = "parameter n_step" if n_step else "bundle"
-        if n_step and meta.advantage_thresholds and n_step != meta.n_step:
-            self.get_logger().warning(
-                f"n_step={n_step} overrides the bundle's {meta.n_step}, with which its advantage thresholds "
-                "were computed: online labels will not match the offline ones")
-        n_step = n_step or meta.n_step
-        self._contract["tolerance_periods"] = "parameter" if tolerance else "bundle"
-        tolerance = tolerance or meta.tolerance_periods
-        if s.bootstrap_tolerance >= n_step:
-            raise params.ConfigError(
-                f"bootstrap_tolerance={s.bootstrap_tolerance} must be smaller than n_step={n_step}")
-        return replace(s, joint_names=joints, task=task, fps=float(fps), n_step=int(n_step),
-                       tolerance_periods=float(tolerance))
-
     def _load(self, s: params.Settings) -> dict:
         """Worker thread: build and warm up the engine (the thread then owns its device context)."""
         from ove_ros.engine import EngineConfig, InferenceEngine
@@ -336,18 +289,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     # ---------------------------------------------------------------------------------- inputs / outputs
 
     def _create_outputs(self, s: params.Settings) -> None:
-        reliable = QoSProfile(depth=10)
-        self._pubs = {
-            "value": self.create_publisher(ValueEstimate, "~/value", reliable),
-            # END flushes up to n_step records at once.
-            "advantage": self.create_publisher(Advantage, "~/advantage",
-                                               QoSProfile(depth=max(10, s.n_step + 1))),
-            "value_scalar": self.create_publisher(Float32, "~/value_scalar", reliable),
-            "latency": self.create_publisher(Float64, "~/latency", reliable),
-            "overlay": self.create_publisher(Image, "~/overlay", QoSProfile(depth=2)),
-            "marker": self.create_publisher(Marker, "~/marker", reliable),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", reliable),
-        }
+        self._out = Outputs(self, s.n_step)
         self._service = self.create_service(Trigger, "~/reset", self._on_reset,
                                             callback_group=self._control_group)
         self._timers = [
@@ -359,17 +301,11 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _destroy_outputs(self) -> None:
         for timer in self._timers:
             self.destroy_timer(timer)
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
+        if self._out is not None:
+            self._out.destroy()
         if self._service is not None:
             self.destroy_service(self._service)
-        self._timers, self._pubs, self._service = [], {}, None
-
-    def _input_qos(self, s: params.Settings) -> QoSProfile:
-        reliable = s.reliability == "reliable"
-        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.depth, reliability=reliability,
-                          durability=_durability(s))
+        self._timers, self._out, self._service = [], None, None
 
     def _events(self, stream: str) -> SubscriptionEventCallbacks:
         def incompatible_qos(info, stream=stream):
@@ -384,38 +320,32 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                                           incompatible_type=incompatible_type)
 
     def _create_inputs(self, s: params.Settings) -> None:
-        qos = self._input_qos(s)
         self._waiting_type = {cam: topic for cam, topic in zip(self._cameras, s.camera_topics, strict=True)}
         self._subscribe_cameras()
         self._subs[JOINTS] = self.create_subscription(
-            JointState, s.joint_states_topic, self._on_joints, qos, callback_group=_own_group(),
+            JointState, s.joint_states_topic, self._on_joints, input_qos(s), callback_group=own_group(),
             event_callbacks=self._events(JOINTS))
         self._subs["events"] = self.create_subscription(
-            EpisodeEvent, "episode_events", self._on_episode_event,
-            QoSProfile(depth=max(10, s.depth), durability=_durability(s)),
-            callback_group=_own_group())
+            EpisodeEvent, "episode_events", self._on_episode_event, event_qos(s), callback_group=own_group())
 
     def _subscribe_cameras(self) -> None:
         """Subscribe each camera whose transport is configured or known from the ROS graph."""
         graph = None
         for cam, topic in list(self._waiting_type.items()):
             st = self._inputs[cam]
-            transport = self.settings.camera_transports[self._cameras.index(cam)]
-            if transport == "auto":
+            configured = self.settings.camera_transports[self._cameras.index(cam)]
+            types = []
+            if configured == "auto":
                 if graph is None:
                     graph = dict(self.get_topic_names_and_types())
                 types = graph.get(self.resolve_topic_name(topic), [])
-                found = [IMAGE_TYPES[t] for t in types if t in IMAGE_TYPES]
-                if found:
-                    transport = found[0]
-                elif topic.rstrip("/").endswith("compressed"):
-                    transport = "compressed"
-                else:
-                    continue  # no publisher yet: retried by the input watchdog
+            transport = camera_transport(configured, topic, types)
+            if transport is None:
+                continue  # no publisher yet: retried by the input watchdog
             msg_type = CompressedImage if transport == "compressed" else Image
             self._subs[cam] = self.create_subscription(
-                msg_type, topic, partial(self._on_camera, stream=cam), self._input_qos(self.settings),
-                callback_group=_own_group(), event_callbacks=self._events(cam))
+                msg_type, topic, partial(self._on_camera, stream=cam), input_qos(self.settings),
+                callback_group=own_group(), event_callbacks=self._events(cam))
             st.kind = transport
             del self._waiting_type[cam]
             self.get_logger().info(f"camera {cam} <- {self.resolve_topic_name(topic)} ({msg_type.__name__})")
@@ -432,7 +362,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         if self._received(stream):
             try:
                 conv.check_frame(msg)
-                _check_stamp(msg.header.stamp)
+                check_stamp(msg.header.stamp)
             except ConversionError as exc:
                 return self._reject(stream, exc)
             self._offer(stream, msg.header.stamp, msg, start)
@@ -441,7 +371,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         start = time.perf_counter()
         if self._received(JOINTS):
             try:
-                _check_stamp(msg.header.stamp)
+                check_stamp(msg.header.stamp)
                 state = self._joint_index.vector(msg)
             except ConversionError as exc:
                 return self._reject(JOINTS, exc)
@@ -456,9 +386,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
     def _reject(self, stream: str, exc: Exception) -> None:
         st = self._inputs[stream]
         st.rejected += 1
-        # Throttled per kind of error (its leading words), so a second, different problem still shows.
-        kind = re.match(r"[A-Za-z ]*", str(exc)).group(0).strip()
-        self._input_problem(stream, f"reject:{kind}", f"message dropped: {exc}")
+        self._input_problem(stream, f"reject:{reject_kind(exc)}", f"message dropped: {exc}")
 
     def _input_problem(self, stream: str, kind: str, problem: str) -> None:
         """Count and log (throttled per input and kind) a problem with one input."""
@@ -502,7 +430,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 if self._worker.submit_tick(job):
                     self._counts["dropped_busy"] += 1
             elif isinstance(item, EpisodeStart):
-                self._worker.submit(partial(self._new_episode, item))
+                self._worker.submit(partial(self._start_episode, item))
             elif isinstance(item, EpisodeEnd):
                 self._worker.submit(partial(self._end_episode, item))
 
@@ -540,7 +468,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         with self._lock:
             items = self._grid.restart("~/reset service", task=self._episode_task())
         self._dispatch(items)
-        future = self._worker.submit(lambda: self._last_flush)
+        future = self._worker.submit(lambda: self._tracker.last_flush)
         try:
             flushed = future.result(timeout=30.0)
         except Exception as exc:
@@ -585,7 +513,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             overlay_camera=names.get("overlay.camera", s.overlay_camera),
             overlay_history=names.get("overlay.history", s.overlay_history))
         if "task" in names:
-            task = names["task"] or _default_task(self._meta, names["task"])
+            task = names["task"] or contract.default_task(self._meta, names["task"])
             if self._event_task == names["task"]:
                 self._event_task = None  # set by a START event, which starts the episode itself
             else:
@@ -593,81 +521,25 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                     items = self._grid.restart("task parameter changed", task=task)
                 self._dispatch(items)
         elif {"advantage_threshold", "overlay.history"} & names.keys():
-            self._worker.submit(self._apply_episode_settings)
-
-    def _apply_episode_settings(self) -> None:
-        """Worker: a new fallback threshold or sparkline length for the running episode."""
-        ep, s = self._episode, self.settings
-        if ep is None:
-            return
-        ep.stream.set_threshold(self._meta.advantage_thresholds.get(ep.task, s.advantage_threshold))
-        ep.history = deque(ep.history, maxlen=s.overlay_history)
+            self._worker.submit(lambda: self._tracker.apply_settings(self.settings))
 
     # ---------------------------------------------------------------------------- worker: ticks, episodes
 
     def _episode_task(self) -> str:
-        return self._episode.task if self._episode is not None else self.settings.task
+        return self._tracker.task(self.settings.task)
 
-    def _new_episode(self, start: EpisodeStart) -> None:
-        s, meta = self.settings, self._meta
-        task = start.task or s.task
-        if task not in meta.task_normalizers:
-            self.get_logger().warning(
-                f"task {task!r} is not in the bundle (known: {sorted(meta.task_normalizers)}); using "
-                f"default_scale={meta.default_scale}")
-        threshold = meta.advantage_thresholds.get(task, s.advantage_threshold)
-        stream = None
-        if not self._reward.precomputed_rewards:
-            stream = StreamingAdvantage(s.n_step, meta.scale_for(task), self._reward, threshold,
-                                        bootstrap_tolerance=s.bootstrap_tolerance)
-        self._episode = Episode(serial=start.episode, task=task, stream=stream,
-                                history=deque(maxlen=s.overlay_history))
-        self._counts["episodes"] += 1
-        self.get_logger().info(f"new episode ({start.reason}): task {task!r}, "
-                               f"scale {meta.scale_for(task):g}, threshold {threshold:g}, "
-                               f"n_step {s.n_step} frames at {s.fps:g} fps")
+    def _start_episode(self, start: EpisodeStart) -> None:
+        self._tracker.start(start, self.settings)
 
     def _end_episode(self, end: EpisodeEnd) -> int:
-        ep = self._episode
-        if ep is None or ep.serial != end.episode:
-            return 0
-        records = []
-        if ep.stream is not None:
-            records = self._release(ep, end.frames)
-            ep.stream.stats.unpublished_tail += len(ep.unconfirmed)  # valued, then taken back by the END
-            ep.unconfirmed.clear()
-            records += ep.stream.end_episode(end.success, last_frame=end.frames - 1)
-        self._publish_advantages(ep, records)
-        self._add_stream_stats(ep)
-        outcome = {True: "success", False: "failure", None: "none (truncated)"}[end.success]
-        self.get_logger().info(f"episode ended ({end.reason}, outcome {outcome}): {end.frames} frames, "
-                               f"{ep.frames} valued; {len(records)} advantages flushed")
-        self._episode = None
-        self._last_flush = len(records)
-        return len(records)
-
-    def _release(self, ep: Episode, final: int) -> list:
-        """Hand the valued frames below ``final`` to the advantage stream; the records they complete."""
-        records = []
-        while ep.unconfirmed and ep.unconfirmed[0][0] < final:
-            index, stamp, value = ep.unconfirmed.popleft()
-            ep.stamps[index] = stamp
-            records += ep.stream.push(index, conv.stamp_to_ns(stamp) * 1e-9, value)
-        return records
-
-    def _add_stream_stats(self, ep: Episode) -> None:
-        if ep.stream is None:
-            return
-        total, st = self._stream_stats, ep.stream.stats
-        for name in vars(total):
-            setattr(total, name, getattr(total, name) + getattr(st, name))
-        ep.stream.stats = StreamStats()
+        return self._tracker.end(end)
 
     def _process_tick(self, job: TickJob) -> None:
         engine, s = self._engine, self.settings
         if engine is None or not self._active:
             return
-        ep = self._episode if self._episode is not None and self._episode.serial == job.episode else None
+        tracker = self._tracker
+        ep = tracker.current(job.episode)
         task = ep.task if ep is not None else self._episode_task()
         t0 = time.perf_counter()
         images = []
@@ -686,54 +558,34 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         # The published float32 value is the one the advantages use, so they can be recomputed offline.
         value = float(np.float32(out.value))
         in_episode = ep is not None and job.index is not None
-        records = []
-        if in_episode:
-            ep.frames += 1
-            ep.history.append(value)
-            if ep.stream is not None:
-                ep.unconfirmed.append((job.index, job.stamp, value))
-                records = self._release(ep, job.final)
-        else:
-            self._counts["outside_frames"] += 1
-        pubs = self._pubs
+        records = tracker.value(ep, job.index, conv.stamp_to_ns(job.stamp), value, job.final)
+        pubs = self._out
         msg = value_msg(job.stamp, s.frame_id, task, job.index if in_episode else 0, out, self._bins,
                         job.skew, s.publish_distribution)
         msg.in_episode = in_episode
         msg.episode = job.episode
-        pubs["value"].publish(msg)
+        pubs.value.publish(msg)
         if ep is not None:
-            self._publish_advantages(ep, records)
-        # The views for people (plots, rviz) are built only while someone listens.
-        if pubs["value_scalar"].get_subscription_count():
-            pubs["value_scalar"].publish(Float32(data=value))
-        if pubs["marker"].get_subscription_count():
-            pubs["marker"].publish(marker_msg(job.stamp, s.frame_id, value, out.std, task, self._bins))
-        if s.overlay_enabled and pubs["overlay"].get_subscription_count():
-            cam = s.overlay_camera
-            history = ep.history if ep is not None else deque([value])
-            drawn = draw_value_overlay(images[cam], value, history, ep.last_positive if ep else None,
-                                       task[:40], self._bins.v_min, self._bins.v_max)
-            pubs["overlay"].publish(conv.rgb_to_image(drawn, job.stamp, job.frames[cam].header.frame_id))
+            tracker.emit(ep, records)
+        cam = s.overlay_camera
+        pubs.views(job.stamp, s.frame_id, value, out.std, task, self._bins, s.overlay_enabled, images[cam],
+                   job.frames[cam].header.frame_id, ep.history if ep is not None else deque([value]),
+                   ep.last_positive if ep else None)
         t3 = time.perf_counter()
-        pubs["latency"].publish(Float64(data=t3 - job.fired))
+        pubs.latency.publish(Float64(data=t3 - job.fired))
         self._counts["ticks"] += 1
         for key, seconds in (("model", t2 - t1), ("e2e", t3 - job.fired), ("wait", t0 - job.fired),
                              ("decode", t1 - t0),
                              ("publish", t3 - t2), ("overhead", job.sync_s + (t1 - t0) + (t3 - t2))):
             self._win[key].add(seconds)
 
-    def _publish_advantages(self, ep: Episode, records) -> None:
-        pub = self._pubs.get("advantage")
-        for rec in records:
-            stamp = ep.stamps.pop(rec.tick)
-            ep.last_positive = rec.positive
-            if pub is not None:
-                msg = advantage_msg(rec, stamp, self.settings.frame_id, ep.task)
-                msg.episode = ep.serial
-                pub.publish(msg)
-        for old in [k for k in ep.stamps if records and k <= records[-1].tick]:
-            del ep.stamps[old]  # frames whose advantage could not be formed (no bootstrap)
-        self._counts["advantages"] += len(records)
+    def _publish_advantage(self, ep: Episode, rec: AdvantageRecord, stamp_ns: int) -> None:
+        """The episode tracker's outlet (worker thread)."""
+        out = self._out
+        if out is not None:
+            msg = advantage_msg(rec, conv.ns_to_stamp(stamp_ns), self.settings.frame_id, ep.task)
+            msg.episode = ep.serial
+            out.advantage.publish(msg)
 
     def _note_shape(self, cam: str, shape: tuple[int, int]) -> None:
         st = self._inputs[cam]
@@ -772,18 +624,8 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             if not st.timed_out:
                 continue
             topic = self.resolve_topic_name(st.topic)
-            if stream in self._waiting_type:
-                hint = ("no publisher yet, so its type (Image or CompressedImage) is unknown; it is "
-                        "subscribed when one appears (or set camera_transports)")
-            elif st.received:
-                hint = (f"it delivered {st.received} messages before: the publisher stopped or stalls "
-                        "(driver crashed, device unplugged, process paused?)")
-            elif self.count_publishers(topic) == 0:
-                hint = ("no publisher: is the driver running and the topic name right (remap it or set "
-                        "camera_topics / joint_states_topic)?")
-            else:
-                hint = (f"publishers exist but nothing arrives: check their QoS (this node subscribes "
-                        f"{s.reliability}, depth {s.depth}; see input_qos.reliability) and the message type")
+            hint = timeout_hint(stream in self._waiting_type, st.received,
+                                partial(self.count_publishers, topic), s.reliability, s.depth)
             self._throttle(self.get_logger().warning, f"timeout:{stream}",
                            f"no message on {topic} for {silent:.1f} s (input_timeout={s.input_timeout}): "
                            f"{hint}")
@@ -804,101 +646,33 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         now = time.monotonic()
         with self._lock:
             grid = replace(self._grid.stats)
-        adv = self._stream_stats
-        if self._episode is not None and self._episode.stream is not None:
-            adv = StreamStats(**{k: v + getattr(self._episode.stream.stats, k) for k, v in vars(adv).items()})
         prev_wall, prev_ticks = self._diag_prev
-        rejected = sum(st.rejected for st in self._inputs.values())
         rate = (self._counts["ticks"] - prev_ticks) / max(1e-6, now - prev_wall)
         self._diag_prev = (now, self._counts["ticks"])
-        s, hw = self.settings, (str(self._engine.device) if self._engine is not None else "unloaded")
-        name = self.get_fully_qualified_name()
-        statuses, problems = [], []
+        s, tracker = self.settings, self._tracker
+        inputs = []
         for st in self._inputs.values():
             new_problems = st.problems - st.problems_reported
             st.problems_reported = st.problems
-            level, message = OK, "ok"
-            if st.timed_out:
-                level, message = WARN, f"no message for more than {s.input_timeout} s"
-            elif new_problems:
-                level, message = WARN, f"{new_problems} problem(s), last: {st.last_error}"
-            if level != OK:
-                problems.append(f"{st.topic}: {message}")
-            statuses.append(status(f"{name}: input {self.resolve_topic_name(st.topic)}", level, message, hw, {
-                # Every dataset frame holds one message of every input.
-                "type": st.kind, "received": st.received, "synced": grid.kept, "rejected": st.rejected,
-                "last_error": st.last_error,
-                "silent_s": (now - st.last_wall) if st.last_wall is not None else math.nan}))
-        level = max((ERROR if now - self._last_error_wall < 2 * s.diagnostics_period else OK),
-                    WARN if problems else OK)
-        if not self._active:
-            summary = "inactive"
-        elif level == ERROR:
-            summary = f"tick failed: {self._last_error}"
-        else:
-            summary = "; ".join(problems) if problems else f"ok, {rate:.1f} ticks/s"
-        p = {k: [v * 1e3 for v in self._win[k].percentiles(50, 99)] for k in self._win}
-        values = {
-            "state": "active" if self._active else "inactive", "device": hw, "model": s.checkpoint,
-            "task": self._episode_task(), "episode_frames": self._grid.frames if self._grid else 0,
-            "fps": s.fps, "n_step": s.n_step, "contract": self._contract_text(),
-            "ticks": self._counts["ticks"], "rate_hz": rate,
-            "latency_model_p50_ms": p["model"][0], "latency_model_p99_ms": p["model"][1],
-            "latency_e2e_p50_ms": p["e2e"][0], "latency_e2e_p99_ms": p["e2e"][1],
-            # Time a tick waited for the worker: at most about one model call when nothing queues up.
-            "latency_wait_p50_ms": p["wait"][0], "latency_wait_p99_ms": p["wait"][1],
-            "overhead_p50_ms": p["overhead"][0], "overhead_p99_ms": p["overhead"][1],
-            "overhead_mean_ms": self._win["overhead"].mean() * 1e3,
-            "decode_p50_ms": p["decode"][0], "publish_p50_ms": p["publish"][0],
-            "callback_p50_ms": p["callback"][0], "callback_mean_ms": self._win["callback"].mean() * 1e3,
-            # Frames the model could not value (busy): gaps in the n-step windows, never shifts.
-            "dropped_ticks": self._counts["dropped_busy"],
-            "grid_frames": grid.kept, "grid_ticks_missing_input": grid.dropped_missing,
-            "grid_ticks_decided_by_max_age": grid.forced, "out_of_order_inputs": grid.out_of_order,
-            "late_starts": grid.late_starts, "late_ends": grid.late_ends,
-            "frames_taken_back_by_end": grid.retracted,
-            "frames_outside_episodes": self._counts["outside_frames"],
-            "sync_misses": grid.dropped_missing, "clock_resets": self._counts["clock_resets"],
-            "advantages_bootstrap_shifted": adv.shifted, "advantages_bootstrap_missing": adv.missing,
-            "advantages_truncated": adv.truncated, "advantages_unpublished_tail": adv.unpublished_tail,
-            "rejected_inputs": rejected, "advantages": self._counts["advantages"],
-            "episodes": self._counts["episodes"], "errors": self._counts["errors"],
-            "last_error": self._last_error,
-        }
-        statuses.insert(0, status(f"{name}: value estimator", level, summary, hw, values))
-        msg = DiagnosticArray(status=statuses)
+            inputs.append(InputSnapshot(
+                topic=st.topic, resolved=self.resolve_topic_name(st.topic), kind=st.kind,
+                received=st.received, rejected=st.rejected, last_error=st.last_error,
+                silent_s=(now - st.last_wall) if st.last_wall is not None else math.nan,
+                timed_out=st.timed_out, new_problems=new_problems))
+        snap = DiagnosticsSnapshot(
+            node=self.get_fully_qualified_name(),
+            hardware=str(self._engine.device) if self._engine is not None else "unloaded",
+            active=self._active, inputs=inputs, input_timeout=s.input_timeout,
+            error_recent=now - self._last_error_wall < 2 * s.diagnostics_period, last_error=self._last_error,
+            rate_hz=rate, checkpoint=s.checkpoint, task=self._episode_task(),
+            episode_frames=self._grid.frames if self._grid else 0, fps=s.fps, n_step=s.n_step,
+            contract=contract.contract_text(self._contract), ticks=self._counts["ticks"], windows=self._win,
+            dropped_busy=self._counts["dropped_busy"], grid=grid, outside_frames=tracker.outside_frames,
+            clock_resets=self._counts["clock_resets"], advantage_stats=tracker.stream_stats(),
+            advantages=tracker.advantages, episodes=tracker.episodes, errors=self._counts["errors"])
+        msg = diagnostic_array(snap)
         msg.header.stamp = self.get_clock().now().to_msg()
-        self._pubs["diagnostics"].publish(msg)
-
-
-def _default_task(meta, task: str) -> str:
-    """``task``, or the bundle's first task when it is empty."""
-    if task:
-        return task
-    if not meta.task_normalizers:
-        raise params.ConfigError("no task: set the 'task' parameter (the bundle names no tasks)")
-    return next(iter(meta.task_normalizers))
-
-
-def _durability(s: params.Settings) -> DurabilityPolicy:
-    if s.durability == "transient_local":
-        return DurabilityPolicy.TRANSIENT_LOCAL
-    return DurabilityPolicy.VOLATILE
-
-
-def _own_group() -> MutuallyExclusiveCallbackGroup:
-    """A callback group for one input subscription: its messages are handled one at a time, in order.
-
-    Inputs never share a mutually exclusive group: when two ready subscriptions of one group are handed to
-    the multi-threaded executor together, the one that finds the group busy gives up without taking its
-    message, and with rmw_fastrtps that subscription is not reported ready again until a new message comes
-    (a burst then stalls for good). The frame grid's lock orders the streams among each other."""
-    return MutuallyExclusiveCallbackGroup()
-
-
-def _check_stamp(stamp: Time) -> None:
-    if stamp.sec == 0 and stamp.nanosec == 0:
-        raise ConversionError("header.stamp is 0: the publisher must stamp messages with the sensor time")
+        self._out.diagnostics.publish(msg)
 
 
 def main(args: list[str] | None = None) -> int:
