@@ -55,6 +55,7 @@ def prepare(data: Path, width: int) -> Path:
 
 def run(cmd: list[str], log: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         code = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
     if code:
@@ -109,13 +110,15 @@ def one_seed(args: argparse.Namespace, root: Path, seed: int, overrides: list[st
     train_ev = [r.get("ev") for r in records if r.get("split") == "train"]
     base = {"seed": seed, "train_seconds": None if reuse else round(train_s, 1),
             "train_ev_last_logged": train_ev[-1] if train_ev else None}
-    ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
+    from ove_ros.training.checkpoint import checkpoint_file, list_checkpoints
+
+    ckpts = list_checkpoints(run_dir)
     results = [{**base, "checkpoint": "last",
                 **evaluate(args, common, ckpts[-1], eval_dir, out / f"{name}.eval.log", reuse)}]
     if args.select_best:
         val = {r["step"]: r["ev"] for r in records if r.get("split") == "val"}
         step = max(val, key=val.get)
-        best = run_dir / "checkpoints" / f"step_{step:09d}"
+        best = checkpoint_file(run_dir, step)
         best_dir = out / f"eval_{name}_best"
         again = args.reuse and (best_dir / "value_quality.json").is_file()
         results.append({**base, "checkpoint": f"best on validation EV (step {step}, EV {val[step]:.3f})",
