@@ -91,14 +91,16 @@ def test_step_zero_predicts_the_frame_index_baseline(anchored_run):
     assert [r["step"] for r in records if r.get("split") == "val"][0] == 0
 
 
-def test_bundle_and_engine_apply_the_prior_like_training(anchored_run, tmp_path):
+@pytest.mark.parametrize("device_preprocess", [False, True])
+def test_bundle_and_engine_apply_the_prior_like_training(anchored_run, tmp_path, device_preprocess):
     ckpt = anchored_run["result"].checkpoint
     bundle = convert(ckpt, tmp_path / "bundle", use_ema=False)
     trained = load_value_model(ckpt, use_ema=False).model
     model, md = load_bundle(bundle)
     assert model.config.value_prior == trained.config.value_prior is not None
     assert read_bundle_config(bundle)[0].value_prior == trained.config.value_prior
-    engine = InferenceEngine(copy.deepcopy(model), md, EngineConfig(device="cpu", resize="float"))
+    engine = InferenceEngine(copy.deepcopy(model), md, EngineConfig(device="cpu", resize="float",
+                                                                    device_preprocess=device_preprocess))
     data = anchored_run["data"]
     task = data.targets.frame_tasks()[0]
     frame = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
