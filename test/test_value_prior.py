@@ -202,3 +202,24 @@ def test_the_fit_per_time_bin_and_the_spread_floor():
     np.testing.assert_allclose(spec["tasks"]["t"]["std"], want, atol=1e-6)
     flat = fit_value_prior(["t"] * 2, np.array([0, 0]), np.array([-0.5, -0.5]), 1, BIN)
     assert flat["tasks"]["t"]["std"] == [BIN]
+
+
+def test_offline_evaluation_and_advantage_labelling_see_the_prior(anchored_run, tmp_path):
+    from ove_ros.training.advantage import predict_values
+    from ove_ros.training.config import config_from_dict
+    from ove_ros.training.evaluate import evaluate
+
+    step0 = list_checkpoints(anchored_run["result"].run_dir)[0]
+    data = anchored_run["cfg"].to_dict()
+    data["run_name"] = None
+    data["evaluate"].update(checkpoint=str(step0), split="val", plot_episodes=0, video_episodes=0,
+                            output_dir=str(tmp_path / "eval"))
+    evaluate(config_from_dict(data))
+    report = json.loads((tmp_path / "eval" / "value_quality.json").read_text())
+    assert report["model"]["mae"] == pytest.approx(report["baselines"]["frame_index_mean"]["mae"], abs=BIN)
+    model = load_value_model(step0).model
+    held_out = [anchored_run["longest"]]
+    frames = anchored_run["data"].frames(held_out, 32)
+    baseline = frame_index_mean(_frames(anchored_run["data"], anchored_run["data"].train_episodes),
+                                _frames(anchored_run["data"], held_out))
+    np.testing.assert_allclose(predict_values(model, frames, batch_size=4), baseline, atol=BIN)
