@@ -133,16 +133,17 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def analyze(name: str, seeds: list[int]) -> dict[str, Any]:
+def analyze(name: str, seeds: list[int], best: bool = False) -> dict[str, Any]:
     """Post-hoc, from the runs' predictions: the EV of the mean of the seeds' E[V] (an ensemble) and of a
-    causal running mean of each run's curve (what a live node could apply), on the same held-out frames."""
+    causal running mean of each run's curve (what a live node could apply), on the same held-out frames;
+    ``best``: of the best-validation checkpoints (``--select-best`` runs)."""
     import csv
 
     from ove_ros.training.metrics import explained_variance
 
     preds, target, episode, frame = [], None, None, None
     for seed in seeds:
-        path = REPO / "outputs" / "vq" / f"eval_{name}_s{seed}" / "predictions.csv"
+        path = REPO / "outputs" / "vq" / f"eval_{name}_s{seed}{'_best' if best else ''}" / "predictions.csv"
         rows = list(csv.DictReader(path.open()))
         preds.append(np.array([float(r["pred"]) for r in rows]))
         target = np.array([float(r["target"]) for r in rows])
@@ -161,7 +162,7 @@ def analyze(name: str, seeds: list[int]) -> dict[str, Any]:
         return out
 
     return {
-        "name": name,
+        "name": name + (" (best-validation checkpoints)" if best else ""),
         "seeds": seeds,
         "ev_per_seed": [explained_variance(p, target) for p in preds],
         "ev_ensemble_mean_of_seeds": explained_variance(np.mean(preds, axis=0), target),
@@ -188,12 +189,14 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse a finished run of the same name and seed")
     parser.add_argument("--analyze", action="store_true",
                         help="only add the ensemble / causal-smoothing analysis of finished runs")
+    parser.add_argument("--analyze-best", action="store_true",
+                        help="with --analyze: of the runs' best-validation checkpoints")
     parser.add_argument("overrides", nargs="*", help="training overrides (after --)")
     args = parser.parse_args()
     if args.analyze:
         doc = json.loads(args.results.read_text())
-        found = analyze(args.name, args.seeds)
-        doc["analyses"] = [a for a in doc.get("analyses", []) if a["name"] != args.name] + [found]
+        found = analyze(args.name, args.seeds, args.analyze_best)
+        doc["analyses"] = [a for a in doc.get("analyses", []) if a["name"] != found["name"]] + [found]
         write_json(args.results, doc)
         print(json.dumps(found, default=float))
         return
