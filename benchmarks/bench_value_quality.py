@@ -57,6 +57,7 @@ def prepare(data: Path, width: int) -> Path:
 
 def run(cmd: list[str], log: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         code = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
     if code:
@@ -111,13 +112,15 @@ def one_seed(args: argparse.Namespace, root: Path, seed: int, overrides: list[st
     train_ev = [r.get("ev") for r in records if r.get("split") == "train"]
     base = {"seed": seed, "train_seconds": None if reuse else round(train_s, 1),
             "train_ev_last_logged": train_ev[-1] if train_ev else None}
-    ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
+    from ove_ros.training.checkpoint import checkpoint_file, list_checkpoints
+
+    ckpts = list_checkpoints(run_dir)
     results = [{**base, "checkpoint": "last",
                 **evaluate(args, common, ckpts[-1], eval_dir, out / f"{name}.eval.log", reuse)}]
     if args.select_best:
         val = {r["step"]: r["ev"] for r in records if r.get("split") == "val"}
         step = max(val, key=val.get)
-        best = run_dir / "checkpoints" / f"step_{step:09d}"
+        best = checkpoint_file(run_dir, step)
         best_dir = out / f"eval_{name}_best"
         again = args.reuse and (best_dir / "value_quality.json").is_file()
         results.append({**base, "checkpoint": f"best on validation EV (step {step}, EV {val[step]:.3f})",
@@ -132,16 +135,17 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def analyze(name: str, seeds: list[int]) -> dict[str, Any]:
+def analyze(name: str, seeds: list[int], best: bool = False) -> dict[str, Any]:
     """Post-hoc, from the runs' predictions: the EV of the mean of the seeds' E[V] (an ensemble) and of a
-    causal running mean of each run's curve (what a live node could apply), on the same held-out frames."""
+    causal running mean of each run's curve (what a live node could apply), on the same held-out frames;
+    ``best``: of the best-validation checkpoints (``--select-best`` runs)."""
     import csv
 
     from ove_ros.training.metrics import explained_variance
 
     preds, target, episode, frame = [], None, None, None
     for seed in seeds:
-        path = REPO / "outputs" / "vq" / f"eval_{name}_s{seed}" / "predictions.csv"
+        path = REPO / "outputs" / "vq" / f"eval_{name}_s{seed}{'_best' if best else ''}" / "predictions.csv"
         rows = list(csv.DictReader(path.open()))
         preds.append(np.array([float(r["pred"]) for r in rows]))
         target = np.array([float(r["target"]) for r in rows])
@@ -160,7 +164,7 @@ def analyze(name: str, seeds: list[int]) -> dict[str, Any]:
         return out
 
     return {
-        "name": name,
+        "name": name + (" (best-validation checkpoints)" if best else ""),
         "seeds": seeds,
         "ev_per_seed": [explained_variance(p, target) for p in preds],
         "ev_ensemble_mean_of_seeds": explained_variance(np.mean(preds, axis=0), target),
@@ -187,12 +191,14 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse a finished run of the same name and seed")
     parser.add_argument("--analyze", action="store_true",
                         help="only add the ensemble / causal-smoothing analysis of finished runs")
+    parser.add_argument("--analyze-best", action="store_true",
+                        help="with --analyze: of the runs' best-validation checkpoints")
     parser.add_argument("overrides", nargs="*", help="training overrides (after --)")
     args = parser.parse_args()
     if args.analyze:
         doc = json.loads(args.results.read_text())
-        found = analyze(args.name, args.seeds)
-        doc["analyses"] = [a for a in doc.get("analyses", []) if a["name"] != args.name] + [found]
+        found = analyze(args.name, args.seeds, args.analyze_best)
+        doc["analyses"] = [a for a in doc.get("analyses", []) if a["name"] != found["name"]] + [found]
         write_json(args.results, doc)
         print(json.dumps(found, default=float))
         return

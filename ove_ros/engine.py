@@ -627,7 +627,8 @@ class InferenceEngine:
     def _device_tick(self, *inputs: torch.Tensor) -> torch.Tensor:
         """``device_preprocess``: per-camera uint8 frames, ids, mask -> packed statistics, on the device."""
         *cameras, ids, mask = inputs
-        return self._pack(self._forward(self._device_pixels(cameras), ids, mask))
+        logits = self._forward(self._device_pixels(cameras), ids, mask)
+        return logits if self.model.prior is not None else self._pack(logits)  # prior: added per tick
 
     @torch.inference_mode()
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -731,10 +732,12 @@ class InferenceEngine:
     def _chunk(self, rows: Sequence[Sequence[np.ndarray]], tasks: Sequence[str], states: np.ndarray,
                start: float, t0: float, stages: list[float], frame_index: Any = None) -> list[ValueOutput]:
         """Up to ``max_batch`` checked samples through the model; ``stages`` accumulates over chunks."""
+        prior = self.model.prior_logits(tasks, frame_index, len(tasks))  # the frame-index prior, if any
         if self.device_preprocess:
             host = self._stage(rows, *self._token_rows(tasks, states, frame_index))
             ready = time.perf_counter()  # host work only: the upload and resize run inside the forward
-            packed = self._call(host)[: len(rows)].cpu().numpy()  # waits for the whole tick
+            out = self._call(host)[: len(rows)]
+            packed = (out if prior is None else self._pack(out + prior)).cpu().numpy()  # waits for the tick
             done = time.perf_counter()
             stages[0] += ready - t0
             stages[1] += done - ready
@@ -743,6 +746,8 @@ class InferenceEngine:
         pixels = self._pixels([f for r in rows for f in r], len(rows))
         ready = self._clock()
         logits = self._run(pixels, ids, mask)
+        if prior is not None:
+            logits = logits + prior
         done = self._clock()
         stages[0] += ready - t0
         stages[1] += done - ready
@@ -755,7 +760,8 @@ class InferenceEngine:
         """One tick: ``images`` are uint8 HxWx3 RGB frames, one per camera in bundle order (any size).
 
         ``frame_index`` (frames since the episode started, at the dataset's fps) is required by bundles
-        whose model takes elapsed time as an input (``config.time_bin_frames > 0``) and ignored otherwise.
+        whose model takes elapsed time as an input (``config.time_bin_frames > 0``) or is anchored on a
+        frame-index prior (``config.value_prior``), and ignored otherwise.
         """
         start = time.perf_counter()
         frames = self._check_frames(images)
@@ -808,13 +814,15 @@ class InferenceEngine:
         """
         frames = np.zeros((len(self.camera_names), 480, 640, 3), dtype=np.uint8)
         state = (self.normalizer.low + self.normalizer.high) / 2.0
+        prior = self.model.prior  # a task the frame-index prior knows: no 'unknown task' warning
+        task = next(iter(prior.offsets)) if prior is not None else "warm up"
         for b in sorted(self.batch_sizes or (1,), reverse=True):
             for _ in range(self.config.warmup_iters):
                 if b == 1:
-                    self.infer(list(frames), state, "warm up", 0)
+                    self.infer(list(frames), state, task, 0)
                 else:
                     self.infer_batch(np.broadcast_to(frames, (b, *frames.shape)), np.tile(state, (b, 1)),
-                                     ["warm up"] * b, np.zeros(b, dtype=np.int64))
+                                     [task] * b, np.zeros(b, dtype=np.int64))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.warmed_up = True

@@ -33,6 +33,7 @@ from ove_ros.bundle import BundleMetadata, read_bundle, save_bundle
 from ove_ros.model_config import ValueModelConfig
 from ove_ros.prompt import StateNormalizer, build_prompt, discretize, time_bin
 from ove_ros.tokenizer import build_local_tokenizer, configure_tokenizer, load_tokenizer
+from ove_ros.value_prior import PriorTable
 from ove_ros.values import expected_value, value_entropy, value_std
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,16 @@ class OpenValueEstimator(nn.Module):
         self.register_buffer("state_high", torch.ones(config.state_dim, dtype=torch.float32))
         centers = torch.as_tensor(config.bins.centers, dtype=torch.float32)
         self.register_buffer("bin_centers", centers, persistent=False)
+        # The frame-index prior (value_prior.py): rows of log-probabilities rebuilt from the config, so
+        # checkpoints and bundles carry only the table. Its head starts at zero: step 0 is the prior.
+        self.prior: PriorTable | None = None
+        if config.value_prior is not None:
+            self.prior = PriorTable(config.value_prior, config.bins.centers)
+            rows = torch.as_tensor(self.prior.log_probs, dtype=torch.float32)
+            self.register_buffer("prior_log_probs", rows, persistent=False)
+            with torch.no_grad():
+                self.head[-1].weight.zero_()
+                self.head[-1].bias.zero_()
         self.joint_names: list[str] | None = None
         self.match_token_scale()
 
@@ -162,7 +173,8 @@ class OpenValueEstimator(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> OpenValueEstimator:
         # Keep statistics and bin centers in float32 whatever the weights are cast to: a bf16 joint range
         # would move bin boundaries and the live prompt would no longer match the training prompt.
-        keep = {name: getattr(self, name) for name in ("state_low", "state_high", "bin_centers")}
+        names = ("state_low", "state_high", "bin_centers", "prior_log_probs")
+        keep = {name: getattr(self, name) for name in names if hasattr(self, name)}
         super()._apply(fn, recurse)
         for name, before in keep.items():
             after = getattr(self, name)
@@ -207,6 +219,31 @@ class OpenValueEstimator(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         self.vision.gradient_checkpointing_enable()
         self.text.gradient_checkpointing_enable()
+
+    # ---------------------------------------------------------------------------------- frame-index prior
+
+    def prior_logits(self, tasks: Sequence[str] | str, frame_index: Any, batch: int) -> torch.Tensor | None:
+        """``[B, bins]`` float32 log-probabilities of the frame-index prior to add to the head's logits (zeros
+        for a task the prior does not know); None when the model has no prior."""
+        if self.prior is None:
+            return None
+        if frame_index is None:
+            raise ValueError(
+                "this model's values are anchored on a frame-index prior (value_prior): pass frame_index, "
+                "the frames since the episode started at the dataset's fps, one per sample"
+            )
+        idx = np.asarray(frame_index.cpu() if isinstance(frame_index, torch.Tensor) else frame_index)
+        idx = idx.reshape(-1)
+        tasks = [tasks] * batch if isinstance(tasks, str) else list(tasks)
+        if idx.size != batch or len(tasks) != batch:
+            raise ValueError(f"got {idx.size} frame indices and {len(tasks)} tasks for {batch} samples; "
+                             "pass one of each per sample")
+        rows, known = self.prior.rows(tasks, idx.tolist())
+        table = self.prior_log_probs
+        out = table[torch.as_tensor(np.maximum(rows, 0), device=table.device)]
+        if not known.all():
+            out = out * torch.as_tensor(known, device=table.device, dtype=out.dtype)[:, None]
+        return out
 
     # -------------------------------------------------------------------------------------- text input
 
@@ -329,7 +366,8 @@ class OpenValueEstimator(nn.Module):
 
         Keys: ``observation.images`` ``[B, N, C, H, W]`` float in [0, 1] (or ``observation.images.<cam>``),
         ``observation.state`` ``[B, D]`` raw joint values, ``task`` list of str; ``frame_index`` ``[B]`` for a
-        model with elapsed time as an input.
+        model with elapsed time as an input or a frame-index prior (whose log-probabilities are added to the
+        head's logits here; :meth:`forward_tensors` is the head alone).
         """
         if STATE_KEY not in batch or TASK_KEY not in batch:
             raise ValueError(f"batch needs {STATE_KEY!r} and {TASK_KEY!r}; got keys {sorted(batch)}")
@@ -337,7 +375,9 @@ class OpenValueEstimator(nn.Module):
         ids, mask = self.tokenize(batch[TASK_KEY], batch[STATE_KEY], frame_index=batch.get("frame_index"))
         if ids.shape[0] != pixels.shape[0]:
             raise ValueError(f"batch has {pixels.shape[0]} image rows but {ids.shape[0]} states")
-        return self.forward_tensors(pixels, ids, mask)
+        logits = self.forward_tensors(pixels, ids, mask)
+        prior = self.prior_logits(batch[TASK_KEY], batch.get("frame_index"), ids.shape[0])
+        return logits if prior is None else logits + prior
 
     # ---------------------------------------------------------------------------------------- outputs
 

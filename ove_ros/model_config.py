@@ -18,6 +18,7 @@ from ove_ros.backbones import language_backbone, vision_tower
 from ove_ros.backbones.gemma3 import GEMMA3_270M, GEMMA3_TINY
 from ove_ros.backbones.siglip import SIGLIP_SO400M_224, SIGLIP_TINY
 from ove_ros.prompt import STATE_BINS
+from ove_ros.value_prior import is_request, validate_prior
 from ove_ros.values import BinSupport
 
 LOCAL_ATTENTION_MODES = ("full", "window")
@@ -56,6 +57,8 @@ class ValueModelConfig:
     text_backbone: str = "gemma3"
     # > 0: elapsed time is an input; the prompt carries "Time: frame_index // time_bin_frames" (prompt.py).
     time_bin_frames: int = 0
+    # A fitted frame-index prior the head corrects (value_prior.py); None: off. Fitted at training start.
+    value_prior: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.camera_names = [str(c) for c in self.camera_names]
@@ -78,6 +81,13 @@ class ValueModelConfig:
             "attn_implementation": self.attn_implementation in ATTN_IMPLEMENTATIONS,
             "time_bin_frames": self.time_bin_frames >= 0,
         }
+        if self.value_prior is not None:
+            if is_request(self.value_prior):
+                raise ValueError(
+                    f"ValueModelConfig: value_prior={self.value_prior!r} is a request without fitted tables; "
+                    "the prior is fitted on the training episodes at training start (ove_ros.training.train)"
+                )
+            self.value_prior = validate_prior(self.value_prior, self.v_min, self.v_max)
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(

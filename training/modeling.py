@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_checkpoint_file
@@ -17,12 +18,19 @@ from ove_ros.model_config import PRESETS
 from ove_ros.tokenizer import build_local_tokenizer, load_tokenizer
 from ove_ros.training import checkpoint as ckpt
 from ove_ros.training.config import Config
+from ove_ros.value_prior import check_request, fit_value_prior, is_request, min_std_for
 from ove_ros.values import RewardConfig
 
 logger = logging.getLogger(__name__)
 
-def model_config_from(cfg: Config, camera_names: list[str], state_dim: int) -> ValueModelConfig:
-    """The preset, with the dataset's cameras and state size and the config's overrides."""
+def model_config_from(
+    cfg: Config, camera_names: list[str], state_dim: int, targets: PriorData | None = None
+) -> ValueModelConfig:
+    """The preset, with the dataset's cameras and state size and the config's overrides.
+
+    ``model.overrides={value_prior: {bin_frames: N}}`` asks for a frame-index prior: it is fitted here on
+    ``targets``, the training episodes' frames (the targets the model trains on), never on other episodes.
+    """
     if cfg.model.preset not in PRESETS:
         raise ValueError(f"model.preset={cfg.model.preset!r}; choose one of {sorted(PRESETS)}")
     base = PRESETS[cfg.model.preset](num_cameras=len(camera_names), state_dim=state_dim).to_dict()
@@ -37,12 +45,38 @@ def model_config_from(cfg: Config, camera_names: list[str], state_dim: int) -> V
         base["head_depth"] = int(cfg.model.value_head_depth)
     base["camera_names"] = list(camera_names)
     base["state_dim"] = int(state_dim)
+    if is_request(base.get("value_prior")):
+        frames = check_request(base["value_prior"])
+        if targets is None:
+            raise ValueError(
+                "model.overrides.value_prior asks for a frame-index prior, which is fitted on the training "
+                "episodes at training start: build this model through ove_ros.training.train"
+            )
+        support = ValueModelConfig.from_dict({**base, "value_prior": None}).bins
+        base["value_prior"] = fit_value_prior(
+            targets.tasks, targets.frame_index, targets.values, frames,
+            min_std_for(support.num_bins, support.v_min, support.v_max),
+        )
+        logger.info("value prior fitted on %d training frames, %d task(s), %d frame(s) per bin",
+                    len(targets.values), len(base["value_prior"]["tasks"]), frames)
     return ValueModelConfig.from_dict(base)
 
 
-def build_model(cfg: Config, camera_names: list[str], state_dim: int) -> OpenValueEstimator:
-    """A fresh model: pretrained backbones where the config names local copies, random init elsewhere."""
-    mcfg = model_config_from(cfg, camera_names, state_dim)
+@dataclass
+class PriorData:
+    """What a frame-index prior is fitted on: one task, frame index and training target per training frame."""
+
+    tasks: list[str]
+    frame_index: np.ndarray
+    values: np.ndarray
+
+
+def build_model(
+    cfg: Config, camera_names: list[str], state_dim: int, targets: PriorData | None = None
+) -> OpenValueEstimator:
+    """A fresh model: pretrained backbones where the config names local copies, random init elsewhere;
+    ``targets`` (the training frames) fit the frame-index prior when the config asks for one."""
+    mcfg = model_config_from(cfg, camera_names, state_dim, targets)
     m = cfg.model
     if m.pretrained_vision or m.pretrained_text or m.tokenizer_path:
         return OpenValueEstimator.from_backbones(

@@ -64,7 +64,7 @@ from ove_ros.training.dataset import (
 )
 from ove_ros.training.ema import EMA
 from ove_ros.training.metrics import per_task_metrics, regression_metrics, value_loss
-from ove_ros.training.modeling import build_model, load_value_model
+from ove_ros.training.modeling import PriorData, build_model, load_value_model
 from ove_ros.training.sampler import ResumableBatchSampler
 
 logger = logging.getLogger("ove_ros.training.train")
@@ -465,7 +465,10 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
         save_config(cfg, run_dir / "config.yaml")
 
     data = prepare_data(cfg, accelerator.main_process_first)
-    model = build_model(cfg, data.camera_names, data.state_dim)
+    train_mask = data.targets.episode_mask(data.train_episodes)  # a frame-index prior sees these only
+    prior_data = PriorData(data.targets.frame_tasks(train_mask), data.targets.frame_index[train_mask],
+                           data.targets.values[train_mask])
+    model = build_model(cfg, data.camera_names, data.state_dim, prior_data)
     if cfg.model.init_from:
         init = load_value_model(cfg.model.init_from, use_ema=True)
         model.load_state_dict(init.model.state_dict(), strict=True)
@@ -601,6 +604,11 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     support = accelerator.unwrap_model(model).config.bins
     progress = _progress(t.steps, start_step, is_main)
     it = iter(train_loader)
+    if step == 0 and t.val_every and accelerator.unwrap_model(model).prior is not None:
+        # An anchored model's step 0 is its frame-index prior: validate and keep it, so that choosing the
+        # checkpoint on validation can never end worse than the prior.
+        val_metrics = run_validation(0)
+        last_ckpt = save(0, val_metrics)
     try:
         while step < stop_at:
             model.train()
