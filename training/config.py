@@ -18,7 +18,6 @@ The spellings of the open-value-estimator library are accepted as aliases (liste
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import re
 import sys
@@ -31,14 +30,11 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ove_ros.typed_config import ConfigError, setting
+from ove_ros.typed_config import describe as describe_fields
 from ove_ros.values import TARGET_KINDS, RewardConfig
 
-
-def _f(default: Any, help: str) -> Any:
-    """A dataclass field with a default value and a description (``metadata["help"]``)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+_f = setting  # a field with its default and description (ove_ros.typed_config)
 
 
 @dataclass
@@ -335,10 +331,6 @@ class Config:
         return OmegaConf.to_yaml(OmegaConf.structured(self))
 
 
-class ConfigError(ValueError):
-    """A configuration problem that names the key and what to do about it."""
-
-
 _RUN_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
 MODEL_PRESETS = ("tiny", "full")
 SWEEP_BACKENDS = ("wandb", "optuna")
@@ -578,23 +570,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
     """(key, default, help) of every field, for ``--help`` output and docs."""
-    from dataclasses import MISSING as DC_MISSING
-    from dataclasses import fields, is_dataclass
-
-    rows: list[tuple[str, str, str]] = []
-    for f in fields(cls):
-        key = f"{prefix}{f.name}"
-        if f.default_factory is not DC_MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        else:
-            default = f.default
-        if is_dataclass(default):
-            rows.extend(describe(type(default), key + "."))
-            continue
-        rows.append(
-            (key, json.dumps(default) if default is not MISSING else "???", f.metadata.get("help", ""))
-        )
-    return rows
+    return describe_fields(cls, prefix)
 
 
 def print_help(tool: str, extra: str = "") -> None:

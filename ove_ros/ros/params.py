@@ -13,6 +13,8 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from ove_ros.typed_config import ConfigError  # the one configuration error of every tool (node.py catches it)
+
 TRANSPORTS = ("auto", "raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 DURABILITIES = ("volatile", "transient_local")
@@ -20,10 +22,6 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 RESIZES = ("auto", "float", "uint8", "opencv")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-class ConfigError(ValueError):
-    """A parameter value the node cannot start with."""
 
 
 @dataclass(frozen=True)
