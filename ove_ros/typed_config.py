@@ -37,10 +37,16 @@ def setting(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    key: str | None = None,
+    **extra: Any,
 ) -> Any:
-    """A dataclass field with its default, description (``--help``) and allowed values or range (``check``).
-    Lists and dicts become default factories (a fresh copy per instance)."""
-    meta: dict[str, Any] = {"help": help}
+    """A dataclass field with its default, description (``--help``) and allowed values or range (``check``;
+    for a list, of each entry). ``key``: the name users write when it is not the field's (a ROS parameter's
+    dotted name); ``extra``: more metadata for the caller. Lists and dicts become default factories (a fresh
+    copy per instance)."""
+    meta: dict[str, Any] = {"help": help, **extra}
+    if key is not None:
+        meta["key"] = key
     if choices is not None:
         meta["choices"] = tuple(choices)
     for name, bound in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)):
@@ -82,7 +88,7 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     hints = get_type_hints(cls)
     for f in fields(cls):
-        key = f"{prefix}{f.name}"
+        key = prefix + f.metadata.get("key", f.name)
         default = _default(f)
         if is_dataclass(default):
             rows.extend(describe(type(default), key + "."))
@@ -121,12 +127,17 @@ def problems(obj: Any, prefix: str = "") -> list[str]:
     found: list[str] = []
     for f in fields(obj):
         value = getattr(obj, f.name)
-        key = f"{prefix}{f.name}"
+        key = prefix + f.metadata.get("key", f.name)
         if is_dataclass(value):
             found.extend(problems(value, key + "."))
             continue
         meta = f.metadata
         if value is None or not meta:
+            continue
+        if "choices" in meta and isinstance(value, (list, tuple)):
+            bad = [v for v in value if v not in meta["choices"]]
+            if bad:
+                found.append(f"{key} entries must be one of {meta['choices']}, got {bad}")
             continue
         if "choices" in meta and value not in meta["choices"]:
             found.append(f"{key} must be one of {meta['choices']}, got {value!r}")
@@ -146,6 +157,17 @@ def check(obj: T, what: str = "configuration") -> T:
     if found:
         raise ConfigError(f"invalid {what}: " + "; ".join(found))
     return obj
+
+
+def from_mapping(cls: type[T], data: Any, what: str | None = None) -> T:
+    """``cls(**data)`` for a plain mapping (a stored config, a bundle's JSON): unknown keys and broken
+    choices or ranges raise ``ConfigError`` naming them and what is allowed."""
+    what = what or cls.__name__
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{what}: unknown keys {unknown}; expected a subset of {sorted(known)}")
+    return check(cls(**dict(data)), what)
 
 
 def split_override(item: str, example: str) -> tuple[str, str]:

@@ -194,3 +194,79 @@ def test_typed_config_imports_without_ros_or_torch():
         "assert not [m for m in ('torch', 'rclpy', 'omegaconf') if m in sys.modules], sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The node's parameters and the reward settings use the same fields
+
+
+def test_node_parameters_are_declared_from_the_settings_fields():
+    from ove_ros.ros import params
+
+    by_field = {f.metadata.get("key", f.name): f for f in fields(params.Settings)}
+    assert [p.name for p in params.PARAMS] == list(by_field)
+    for p in params.PARAMS:
+        f = by_field[p.name]
+        assert p.description == f.metadata["help"] and p.choices == f.metadata.get("choices")
+        assert p.dynamic == f.metadata["dynamic"]
+    assert params.BY_NAME["sync.fps"].float_range == (0.0, 1000.0)
+    assert params.BY_NAME["input_qos.depth"].int_range == (1, 1000)
+    rows = {k: d for k, d, _ in typed_config.describe(params.Settings)}
+    assert rows["input_qos.reliability"] == '"best_effort"'
+    assert rows["camera_topics"] == '["camera/image_raw"]'
+
+
+def test_a_bad_node_parameter_names_the_parameter_and_the_allowed_values():
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from ove_ros.ros import params
+
+    cases = {
+        "device": ("gpu", r"device must be one of \('auto', 'cpu', 'cuda'\), got 'gpu'"),
+        "input_qos.reliability": ("lossy", r"input_qos\.reliability must be one of .*, got 'lossy'"),
+        "camera_transports": (["raw", "h264"], r"camera_transports entries must be one of .*got \['h264'\]"),
+    }
+    rclpy.init()
+    try:
+        for i, (name, (value, pattern)) in enumerate(cases.items()):
+            node = rclpy.create_node(
+                f"typed_config_params_{i}",
+                parameter_overrides=[Parameter("checkpoint", value="/bundle"), Parameter(name, value=value)],
+            )
+            try:
+                params.declare(node)
+                with pytest.raises(ConfigError, match=pattern):
+                    params.read(node)
+            finally:
+                node.destroy_node()
+        node = rclpy.create_node("typed_config_params_ok", parameter_overrides=[
+            Parameter("checkpoint", value="/bundle"), Parameter("camera_topics", value=["a", "b"]),
+        ])
+        try:
+            params.declare(node)
+            s = params.read(node)
+        finally:
+            node.destroy_node()
+        assert s.camera_transports == ("auto", "auto") and s.joint_names == () and s.fps == 0.0
+    finally:
+        rclpy.shutdown()
+
+
+def test_reward_settings_are_checked_by_the_core_and_shared_with_training():
+    from ove_ros.training.config import DataConfig
+    from ove_ros.values import RewardConfig
+
+    with pytest.raises(ConfigError, match=r"RewardConfig: unknown keys \['fail'\]; expected a subset"):
+        RewardConfig.from_dict({"fail": 1.0})
+    with pytest.raises(ConfigError, match=r"RewardConfig.step_penalty must be >= 0, got -1"):
+        RewardConfig.from_dict({"step_penalty": -1})
+    with pytest.raises(ConfigError, match=r"fail_penalty must be a finite number >= 0, got inf"):
+        RewardConfig.from_dict({"fail_penalty": float("inf")})
+    assert RewardConfig.from_dict({"precomputed_rewards": True}) == RewardConfig(precomputed_rewards=True)
+    # One source of truth: the training config's reward settings take RewardConfig's defaults and help.
+    reward = {f.name: f for f in fields(RewardConfig)}
+    for f in fields(DataConfig):
+        if f.name in ("step_penalty", "fail_penalty"):
+            assert f.default == reward[f.name].default
+            assert f.metadata["help"] == reward[f.name].metadata["help"]

@@ -22,7 +22,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,11 @@ from ove_ros.typed_config import describe as describe_fields
 from ove_ros.values import TARGET_KINDS, RewardConfig
 
 _f = setting  # a field with its default and description (ove_ros.typed_config)
+
+
+def _help(cls: type, name: str) -> str:
+    """The description of ``cls.name``, for a setting that mirrors it."""
+    return next(f.metadata["help"] for f in fields(cls) if f.name == name)
 
 
 @dataclass
@@ -58,8 +63,8 @@ class DataConfig:
         "True: use the reward column as is. False: only the sign of each episode's last reward "
         "counts (success/failure) and rewards are built from step_penalty and fail_penalty.",
     )
-    step_penalty: float = _f(1.0, "Reward -step_penalty on every frame but the last (terminal-outcome mode).")
-    fail_penalty: float = _f(100.0, "Extra penalty on the last frame of a failed episode (in steps).")
+    step_penalty: float = _f(RewardConfig.step_penalty, _help(RewardConfig, "step_penalty"))
+    fail_penalty: float = _f(RewardConfig.fail_penalty, _help(RewardConfig, "fail_penalty"))
     assume_success_without_reward: bool = _f(
         False,
         "Datasets without a reward column (pure demonstrations): treat every episode as a success. "
