@@ -45,7 +45,7 @@ def _all_fields(cls):
 # One error type
 
 
-def test_every_tool_raises_the_one_config_error(tmp_path):
+def test_every_tool_raises_the_one_config_error(tmp_path, capsys):
     from ove_ros.ros import params
     from ove_ros.training import bag_config, bag_to_lerobot, config, convert
 
@@ -60,18 +60,12 @@ def test_every_tool_raises_the_one_config_error(tmp_path):
     # The bag converter's own handler still catches every configuration error with its other errors.
     assert issubclass(ConfigError, bag_config.BagConversionError)
     assert issubclass(bag_to_lerobot.ConversionError, bag_config.BagConversionError)
-
-
-def test_bag_converter_reports_a_config_error_of_another_module(tmp_path, capsys):
-    from ove_ros.training import bag_to_lerobot
-
     code = bag_to_lerobot.main([
         "--config", str(BAG_YAML), "--bags", str(tmp_path), "--output", str(tmp_path / "out"),
         "--repo-id", "local/x", "episodes.split=sometimes",
     ])
     err = capsys.readouterr().err
-    assert code == 2
-    assert "episodes.split must be one of ('auto', 'events', 'bag'), got 'sometimes'" in err
+    assert code == 2 and "episodes.split must be one of ('auto', 'events', 'bag'), got 'sometimes'" in err
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,7 +106,10 @@ def test_convert_help_lists_every_key_with_its_default(capsys):
 
 
 def test_training_help_uses_the_same_field_descriptions():
+    from ove_ros.training import config
     from ove_ros.training.config import Config, describe
+
+    assert config._f is typed_config.setting  # the training config's fields are the core's settings
 
     rows = dict((k, (d, h)) for k, d, h in describe())
     assert rows == {k: (d, h) for k, d, h in typed_config.describe(Config)}
