@@ -132,6 +132,14 @@ def test_a_bad_value_names_the_key_and_the_allowed_values():
         load_config(BAG_YAML, ["video.crf=70"])
     with pytest.raises(ConfigError, match=r"video.gop must be >= 1, got 0"):
         load_config(BAG_YAML, ["video.gop=0"])
+    from ove_ros.training import config
+
+    allowed = r"training\.mixed_precision must be one of \('bf16', 'no'\), got 'fp16'"
+    with pytest.raises(ConfigError, match=allowed):
+        config.load_config(TINY_YAML, ["training.mixed_precision=fp16"], require_run_name=False)
+    rows = {k: h for k, _, h in config.describe()}
+    assert rows["model.preset"].endswith('(one of "tiny", "full")')
+    assert rows["sweep.backend"].endswith('(one of "wandb", "optuna")')
 
 
 def test_an_unknown_key_lists_the_keys_of_its_group():
