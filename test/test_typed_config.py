@@ -191,6 +191,8 @@ def test_convert_main_reports_a_bad_key_in_one_line():
 
     with pytest.raises(SystemExit, match=r"^error: invalid convert options: dtype must be one of"):
         main(["checkpoint=a", "output=b", "dtype=fp8"])
+    with pytest.raises(ConfigError, match="dtype"):  # --debug shows the error with its traceback
+        main(["checkpoint=a", "output=b", "dtype=fp8", "--debug"])
 
 
 def test_typed_config_imports_without_ros_or_torch():

@@ -33,7 +33,7 @@ from typing import Any
 from ove_ros import typed_config
 from ove_ros.bundle import BundleMetadata, parse_dtype, save_bundle
 from ove_ros.training import checkpoint as ckpt
-from ove_ros.training.config import error_message
+from ove_ros.training.config import error_message, wants_debug
 from ove_ros.training.modeling import default_scale, model_from_checkpoint
 from ove_ros.typed_config import ConfigError, setting
 
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         cfg = parse_args(argv)
     except ConfigError as exc:
-        if "--debug" in argv or "debug=true" in argv:
+        if wants_debug(argv):
             raise
         raise SystemExit(error_message(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
