@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ove_ros import typed_config
+from ove_ros.typed_config import ConfigError, setting
+
 POSITIVE_LABEL = "Advantage: Positive"
 NEGATIVE_LABEL = "Advantage: Negative"
 TARGET_KINDS = ("one_hot", "two_hot", "hl_gauss")
@@ -148,22 +151,30 @@ def value_entropy(probs: ArrayLike) -> ArrayLike:
 class RewardConfig:
     """How per-frame rewards are obtained (see ARCHITECTURE.md, "Conventions")."""
 
-    step_penalty: float = 1.0
-    fail_penalty: float = 100.0
-    precomputed_rewards: bool = False
+    step_penalty: float = setting(
+        1.0, "Reward -step_penalty on every frame but the last (terminal-outcome mode).", ge=0
+    )
+    fail_penalty: float = setting(
+        100.0, "Extra penalty on the last frame of a failed episode (in steps).", ge=0
+    )
+    precomputed_rewards: bool = setting(
+        False, "True: the reward column as is. False: built from the outcome and the two penalties."
+    )
 
     def __post_init__(self) -> None:
-        for name in ("step_penalty", "fail_penalty"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"RewardConfig.{name} must be a finite number >= 0, got {v}")
+        found = typed_config.problems(self, "RewardConfig.")  # the declared ranges (NaN fails them too)
+        found += [f"RewardConfig.{n} must be a finite number >= 0, got {getattr(self, n)}"
+                  for n in ("step_penalty", "fail_penalty") if math.isinf(getattr(self, n))]
+        if found:
+            raise ConfigError("; ".join(found))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RewardConfig:
-        return cls(**_known_fields(cls, data))
+        """Unknown keys and out-of-range values raise ``ConfigError`` naming them."""
+        return typed_config.from_mapping(cls, data)
 
 
 def terminal_reward(success: bool, cfg: RewardConfig) -> float:

@@ -2,46 +2,50 @@
 # SPDX-License-Identifier: Apache-2.0
 """Typed configuration of the rosbag2 -> LeRobot conversion, and the episode labels file.
 
-The YAML file maps topics to dataset features; ``key=value`` overrides (OmegaConf dotted keys, list items by
-index: ``cameras.0.topic=/cam``) are applied on top. Unknown keys and wrong types are rejected by name.
+The YAML file maps topics to dataset features; ``key=value`` overrides (dotted keys, list items by index:
+``cameras.0.topic=/cam``) are applied on top. Unknown keys and wrong types are rejected by name. The fields,
+their defaults, descriptions and allowed values are read by ``ove_ros.typed_config`` (loading, checks and the
+key listing of ``python -m ove_ros.training.bag_config --help``).
 """
 
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING
 
+from ove_ros import typed_config
 from ove_ros.images import DEFAULT_DEPTH_MAX, ImagePreprocessing
+from ove_ros.typed_config import ConfigError, UserError, setting
+
+__all__ = ["BagConversionConfig", "BagConversionError", "ConfigError", "load_config", "load_labels"]
 
 OUTCOMES = ("success", "failure", "truncated")
 SPLIT_MODES = ("auto", "events", "bag")
 VIDEO_CODECS = ("h264", "hevc", "libsvtav1")
 
-
-class BagConversionError(Exception):
-    """Any problem of the conversion that the user can fix (the message says what and how)."""
-
-
-class ConfigError(BagConversionError):
-    """Invalid conversion configuration or labels file."""
+# Any problem of the conversion that the user can fix (the message says what and how); a ConfigError is one.
+BagConversionError = UserError
 
 
 @dataclass
 class CameraConfig:
     """One camera topic (sensor_msgs/Image or CompressedImage) -> ``observation.images.<name>``."""
 
-    name: str = MISSING
-    topic: str = MISSING
-    # 16-bit images (16UC1, mono16, 16-bit PNG, compressedDepth): v -> min(255, v * 255 // depth_max), a
-    # whole number of the image's units (e.g. 4000 for 4 m of millimetre depth).
-    depth_max: float = DEFAULT_DEPTH_MAX
-    # Optional [width, height] to resize to (ove_ros.images, area_then_linear); null: video.resize.
-    resize: list[int] | None = None
+    name: str = setting(MISSING, "Short name: the feature is observation.images.<name>.")
+    topic: str = setting(MISSING, "sensor_msgs/Image or CompressedImage topic.")
+    depth_max: float = setting(
+        DEFAULT_DEPTH_MAX,
+        "16-bit images (16UC1, mono16, 16-bit PNG, compressedDepth): v -> min(255, v * 255 // depth_max), a "
+        "whole number of the image's units (e.g. 4000 for 4 m of millimetre depth).",
+    )
+    resize: list[int] | None = setting(
+        None, "[width, height] to resize to (ove_ros.images, area_then_linear); null: video.resize."
+    )
 
 
 def image_spec(cam: CameraConfig, size: tuple[int, int] | None = None) -> ImagePreprocessing:
@@ -56,102 +60,105 @@ def image_spec(cam: CameraConfig, size: tuple[int, int] | None = None) -> ImageP
 class JointStateConfig:
     """sensor_msgs/JointState -> ``observation.state`` (positions in ``joints`` order)."""
 
-    topic: str = MISSING
-    joints: list[str] = MISSING
-    velocity: bool = False  # also write observation.velocity
-    effort: bool = False  # also write observation.effort
+    topic: str = setting(MISSING, "sensor_msgs/JointState topic.")
+    joints: list[str] = setting(MISSING, "Joint names in the order of the state vector.")
+    velocity: bool = setting(False, "Also write observation.velocity.")
+    effort: bool = setting(False, "Also write observation.effort.")
 
 
 @dataclass
 class ActionConfig:
     """Command topic -> ``action``: JointState (positions by name) or Float64/Float32MultiArray (flat)."""
 
-    topic: str = MISSING
-    # JointState: the joint names in the order wanted. MultiArray: one name per element (length is checked).
-    joints: list[str] = MISSING
+    topic: str = setting(MISSING, "JointState or Float64/Float32MultiArray command topic.")
+    joints: list[str] = setting(
+        MISSING, "JointState: the joint names in the order wanted. MultiArray: one name per element."
+    )
 
 
 @dataclass
 class EpisodeConfig:
     """How a bag is split into episodes."""
 
-    events_topic: str = "/episode_events"  # ove_ros/msg/EpisodeEvent
-    # auto: split by events when the bag has any on events_topic, else the whole bag is one episode;
-    # events: require events; bag: ignore events, one episode per bag.
-    split: str = "auto"
+    events_topic: str = setting("/episode_events", "ove_ros/msg/EpisodeEvent topic.")
+    split: str = setting(
+        "auto",
+        "auto: by events when the bag has any on events_topic, else the whole bag is one episode; "
+        "events: require events; bag: ignore events, one episode per bag.",
+        choices=SPLIT_MODES,
+    )
 
 
 @dataclass
 class VideoConfig:
     """Camera storage (trade-offs: training/video_encoder.py, benchmarks/bench_bag_to_lerobot.py)."""
 
-    use_videos: bool = True  # false: PNG images inside the parquet files (lossless, slower, larger)
-    # [width, height] for every camera without its own ``resize``; null keeps the recorded size. Full-size
-    # video encoding bounds the conversion speed; a smaller size converts faster (README, Benchmarks).
-    resize: list[int] | None = None
-    vcodec: str = "h264"  # h264 | hevc | libsvtav1 (LeRobot's default is libsvtav1)
-    # Encode while frames arrive with ove_ros' writer (no PNG round trip, never drops a frame); false:
-    # LeRobot's PNG files, encoded per episode at the codec's default preset.
-    streaming_encoding: bool = True
-    # x264/x265 preset (libsvtav1: 0-13); null: the codec's default. ultrafast encodes much faster than
-    # medium and writes larger files (README, Benchmarks); veryfast is in between.
-    preset: str | None = "ultrafast"
-    crf: int = 30
-    gop: int = 2  # keyframe interval: 2 keeps random-access decoding during training cheap
-    stats_every: int = 5  # image statistics from every n-th frame
-    # Codec threads per camera; null: the usable cores shared among the cameras; 0: the codec decides.
-    encoder_threads: int | None = None
-    encoder_queue_maxsize: int = 30
-    # Episodes per camera video file. LeRobot appends an episode to the current file by rewriting the whole
-    # file, so a session of many episodes costs time quadratic in this number (60 two-second episodes in one
-    # file: 9.5 s of 27 s); past it a new file starts. null: LeRobot's own rule (files up to 200 MB).
-    episodes_per_file: int | None = 4
-    image_writer_threads: int = 2  # only without streaming: threads writing the temporary PNG files
+    use_videos: bool = setting(True, "false: PNG images inside the parquet files (lossless, slower, larger).")
+    # Full-size video encoding bounds the conversion speed; smaller converts faster (README, Benchmarks).
+    resize: list[int] | None = setting(
+        None, "[width, height] for every camera without its own resize; null keeps the recorded size."
+    )
+    vcodec: str = setting("h264", "Video codec (LeRobot's default is libsvtav1).", choices=VIDEO_CODECS)
+    streaming_encoding: bool = setting(
+        True,
+        "Encode while frames arrive with ove_ros' writer (no PNG round trip, never drops a frame); false: "
+        "LeRobot's PNG files, encoded per episode at the codec's default preset.",
+    )
+    # ultrafast encodes much faster than medium and writes larger files (README, Benchmarks).
+    preset: str | None = setting(
+        "ultrafast", "x264/x265 preset (libsvtav1: 0-13); null: the codec's default."
+    )
+    crf: int = setting(30, "Constant rate factor (quality; lower is better and larger).", ge=0, le=63)
+    gop: int = setting(
+        2, "Keyframe interval: 2 keeps random-access decoding during training cheap.", ge=1
+    )
+    stats_every: int = setting(5, "Image statistics from every n-th frame.", ge=1)
+    encoder_threads: int | None = setting(
+        None,
+        "Codec threads per camera; null: the usable cores shared among the cameras; 0: the codec decides.",
+        ge=0,
+    )
+    encoder_queue_maxsize: int = setting(30, "Frames queued per camera encoder.", ge=1)
+    # LeRobot appends an episode to the current file by rewriting the whole file, so a session of many
+    # episodes costs time quadratic in this number (60 two-second episodes in one file: 9.5 s of 27 s).
+    episodes_per_file: int | None = setting(
+        4,
+        "Episodes per camera video file; past it a new file starts. null: LeRobot's rule (files <= 200 MB).",
+        ge=1,
+    )
+    image_writer_threads: int = setting(2, "Only without streaming: threads writing the temporary PNG files.")
 
 
 @dataclass
 class BagConversionConfig:
     """Mapping from a recording's topics to a LeRobot dataset, and the resampling rule."""
 
-    fps: int = 30
-    # A stream counts as present at a tick when its latest message at or before the tick is at most
-    # tolerance_periods / fps seconds old.
-    tolerance_periods: float = 1.5
-    task: str | None = None  # default task (an EpisodeEvent's task wins)
-    robot_type: str | None = None
-    cameras: list[CameraConfig] = field(default_factory=list)
-    state: JointStateConfig | None = None
-    action: ActionConfig | None = None
-    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
-    video: VideoConfig = field(default_factory=VideoConfig)
-    write_success_column: bool = True  # per-frame bool `success` (the episode's outcome)
-    validate_decode: bool = True  # after writing, decode the last frame of every episode
-    progress: bool = True
+    fps: int = setting(30, "Frame rate of the dataset: every stream is resampled to this grid.", gt=0)
+    tolerance_periods: float = setting(
+        1.5,
+        "A stream counts as present at a tick when its latest message at or before the tick is at most "
+        "tolerance_periods / fps seconds old.",
+        gt=0,
+    )
+    task: str | None = setting(None, "Default task (an EpisodeEvent's task wins).")
+    robot_type: str | None = setting(None, "robot_type recorded in the dataset.")
+    cameras: list[CameraConfig] = field(
+        default_factory=list, metadata={"help": "Camera streams, in order (cameras.<i>.<key>)."}
+    )
+    state: JointStateConfig | None = setting(None, "Joint state stream (state.topic, state.joints, ...).")
+    action: ActionConfig | None = setting(None, "Action stream (action.topic, action.joints).")
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig, metadata={"help": "Episode splitting."})
+    video: VideoConfig = field(default_factory=VideoConfig, metadata={"help": "Camera storage."})
+    write_success_column: bool = setting(True, "Per-frame bool `success` (the episode's outcome).")
+    validate_decode: bool = setting(True, "After writing, decode the last frame of every episode.")
+    progress: bool = setting(True, "Show a progress bar.")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> BagConversionConfig:
     """Read a YAML config (or defaults when ``path`` is None), apply ``key=value`` overrides, validate."""
-    source = str(path) if path is not None else "defaults"
-    try:
-        cfg = OmegaConf.structured(BagConversionConfig)
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"config file {path} does not exist")
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
-            cfg = OmegaConf.merge(cfg, loaded)
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError(f"override {item!r} is not of the form key=value (e.g. fps=15)")
-            OmegaConf.update(cfg, key.strip(), yaml.safe_load(value), merge=True)
-        config = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid conversion config ({source}): {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse YAML ({source}): {exc}") from None
+    config = typed_config.load(
+        BagConversionConfig, path, overrides, what="conversion config", example="fps=15"
+    )
     for cam in config.cameras:  # one place decides each camera's size: its own resize, else video.resize
         if cam.resize is None and config.video.resize is not None:
             cam.resize = list(config.video.resize)
@@ -166,11 +173,7 @@ def _is_size(value: list[int] | None) -> bool:
 
 def validate_config(config: BagConversionConfig) -> None:
     """Reject values that would only fail later, naming the key."""
-    problems: list[str] = []
-    if config.fps <= 0:
-        problems.append(f"fps must be positive, got {config.fps}")
-    if config.tolerance_periods <= 0:
-        problems.append(f"tolerance_periods must be positive, got {config.tolerance_periods}")
+    problems = typed_config.problems(config)  # declared choices and ranges
     if not config.cameras and config.state is None:
         problems.append("nothing to convert: configure at least one camera or the joint state")
     names = [cam.name for cam in config.cameras]
@@ -199,24 +202,9 @@ def validate_config(config: BagConversionConfig) -> None:
             problems.append(f"{label}.joints is empty: list the joint names in the order wanted")
         elif len(set(stream.joints)) != len(stream.joints):
             problems.append(f"{label}.joints has duplicates: {stream.joints}")
-    if config.episodes.split not in SPLIT_MODES:
-        problems.append(f"episodes.split must be one of {SPLIT_MODES}, got {config.episodes.split!r}")
-    if config.video.vcodec not in VIDEO_CODECS:
-        problems.append(f"video.vcodec must be one of {VIDEO_CODECS}, got {config.video.vcodec!r}")
-    if config.video.encoder_threads is not None and config.video.encoder_threads < 0:
-        problems.append(
-            f"video.encoder_threads must be >= 0 (0: the codec decides), got {config.video.encoder_threads}"
-        )
-    if config.video.episodes_per_file is not None and config.video.episodes_per_file < 1:
-        problems.append(f"video.episodes_per_file must be >= 1 or null, got {config.video.episodes_per_file}")
-    for name in ("encoder_queue_maxsize", "gop", "stats_every"):
-        if getattr(config.video, name) < 1:
-            problems.append(f"video.{name} must be >= 1, got {getattr(config.video, name)}")
     preset = config.video.preset
     if config.video.vcodec == "libsvtav1" and preset is not None and not str(preset).isdigit():
         problems.append(f"video.preset for libsvtav1 is a number 0-13 (12 is fast), got {preset!r}")
-    if not 0 <= config.video.crf <= 63:
-        problems.append(f"video.crf must be in [0, 63], got {config.video.crf}")
     if problems:
         raise ConfigError("invalid conversion config: " + "; ".join(problems))
 
@@ -281,3 +269,12 @@ def lookup_label(
         if key in labels:
             return key, labels[key]
     return None
+
+
+if __name__ == "__main__":  # python -m ove_ros.training.bag_config --help: every key, default and description
+    print(typed_config.help_text(
+        BagConversionConfig,
+        "usage: python -m ove_ros.training.bag_to_lerobot --config <file.yaml> --bags ... [key=value ...]",
+        "Conversion config keys (YAML file or key=value overrides):",
+    ))
+    sys.exit(0)

@@ -18,12 +18,11 @@ The spellings of the open-value-estimator library are accepted as aliases (liste
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,14 +30,20 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ove_ros import typed_config
+from ove_ros.typed_config import ConfigError, setting
+from ove_ros.typed_config import describe as describe_fields
 from ove_ros.values import TARGET_KINDS, RewardConfig
 
+_f = setting  # a field with its default, description and allowed values (ove_ros.typed_config)
 
-def _f(default: Any, help: str) -> Any:
-    """A dataclass field with a default value and a description (``metadata["help"]``)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+MODEL_PRESETS = ("tiny", "full")
+SWEEP_BACKENDS = ("wandb", "optuna")
+
+
+def _help(cls: type, name: str) -> str:
+    """The description of ``cls.name``, for a setting that mirrors it."""
+    return next(f.metadata["help"] for f in fields(cls) if f.name == name)
 
 
 @dataclass
@@ -62,8 +67,8 @@ class DataConfig:
         "True: use the reward column as is. False: only the sign of each episode's last reward "
         "counts (success/failure) and rewards are built from step_penalty and fail_penalty.",
     )
-    step_penalty: float = _f(1.0, "Reward -step_penalty on every frame but the last (terminal-outcome mode).")
-    fail_penalty: float = _f(100.0, "Extra penalty on the last frame of a failed episode (in steps).")
+    step_penalty: float = _f(RewardConfig.step_penalty, _help(RewardConfig, "step_penalty"))
+    fail_penalty: float = _f(RewardConfig.fail_penalty, _help(RewardConfig, "fail_penalty"))
     assume_success_without_reward: bool = _f(
         False,
         "Datasets without a reward column (pure demonstrations): treat every episode as a success. "
@@ -76,7 +81,10 @@ class DataConfig:
     batch_size: int = _f(32, "Samples per optimizer micro-step and per process.")
     eval_batch_size: int = _f(64, "Samples per forward pass during validation, evaluation and labelling.")
     num_workers: int = _f(2, "DataLoader worker processes (0 = load in the main process).")
-    video_backend: str | None = _f(None, "'torchcodec' or 'pyav'; None picks torchcodec when it loads.")
+    video_backend: str | None = _f(
+        None, "'torchcodec' or 'pyav'; None picks torchcodec when it loads.",
+        choices=("torchcodec", "pyav", "video_reader"),
+    )
     cache_dir: str | None = _f(None, "Where value targets are cached; None = <output_root>/cache.")
 
 
@@ -84,7 +92,9 @@ class DataConfig:
 class ModelConfig:
     """Which value model to build (see ove_ros.model.ValueModelConfig for the architecture)."""
 
-    preset: str = _f("tiny", "'tiny' (random-init, seconds on a CPU) or 'full' (SigLIP + Gemma-3 270M).")
+    preset: str = _f(
+        "tiny", "tiny: random-init, seconds on a CPU; full: SigLIP + Gemma-3 270M.", choices=MODEL_PRESETS
+    )
     overrides: dict[str, Any] = _f(
         {},
         "ValueModelConfig fields to override on top of the preset (e.g. image_size: 64; vision/text dicts "
@@ -117,8 +127,10 @@ class OptimConfig:
     eps: float = _f(1e-8, "AdamW epsilon.")
     grad_clip: float = _f(1.0, "Clip the global gradient norm to this value (0 = off).")
     gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
-    mixed_precision: str = _f("bf16", "'bf16' autocast on CUDA, 'no' for fp32. CPUs always run fp32.")
-    target_encoding: str = _f("one_hot", f"Target distribution over the bins: one of {list(TARGET_KINDS)}.")
+    mixed_precision: str = _f(
+        "bf16", "'bf16' autocast on CUDA, 'no' for fp32. CPUs always run fp32.", choices=("bf16", "no")
+    )
+    target_encoding: str = _f("one_hot", "Target distribution over the bins.", choices=TARGET_KINDS)
     hl_gauss_sigma: float | None = _f(None, "Std of the HL-Gauss target in value units (None = 0.75 bins).")
     augment_shift: float = _f(
         0.0, "Random image shift per sample and camera, as a fraction of the image side (0 = off)."
@@ -157,6 +169,7 @@ class WandbConfig:
     mode: str = _f(
         "auto",
         "'auto' (online when WANDB_API_KEY is set, offline otherwise), 'online', 'offline', 'disabled'.",
+        choices=("auto", "online", "offline", "disabled"),
     )
     project: str | None = _f(None, "W&B project (None = the config's project).")
     entity: str | None = _f(None, "W&B entity (team or user).")
@@ -172,7 +185,9 @@ class EvaluateConfig:
         "directory (newest checkpoint) or a bundle directory."
     )
     use_ema: bool = _f(True, "Evaluate the EMA weights of a training checkpoint.")
-    split: str = _f("val", "'val', 'train' or 'all' (the episode split of the checkpoint's run).")
+    split: str = _f(
+        "val", "The episode split of the checkpoint's run to evaluate.", choices=("val", "train", "all")
+    )
     output_dir: str | None = _f(None, "Where reports go; None = <run dir>/eval/<checkpoint name>.")
     plot_episodes: int = _f(6, "Number of episodes to plot (value curve: prediction vs target).")
     video_episodes: int = _f(1, "Number of episodes to render as an MP4 with the value drawn on the frames.")
@@ -188,7 +203,9 @@ class AdvantageConfig:
         "checkpoint_ema.safetensors file or a run directory."
     )
     use_ema: bool = _f(True, "Use the EMA weights of a training checkpoint.")
-    mode: str = _f("n_step", "'n_step' (sum of N rewards + V(t+N) - V(t)) or 'mc' (G_t - V(t)).")
+    mode: str = _f(
+        "n_step", "n_step: sum of N rewards + V(t+N) - V(t); mc: G_t - V(t).", choices=("n_step", "mc")
+    )
     n_step: int = _f(50, "N of the n-step advantage.")
     percentile: float = _f(30.0, "Per-task percentile used as the positive/negative threshold.")
     output_repo_id: str | None = _f(None, "repo_id of the labelled copy (None = <repo_id>_advantage).")
@@ -207,7 +224,9 @@ class SweepConfig:
     sampler_seed: int = _f(0, "Seed of the Optuna sampler.")
     wandb_sweep_id: str | None = _f(None, "Join an existing W&B sweep instead of creating one.")
     create_only: bool = _f(False, "W&B: create the sweep, print its id and start no agent.")
-    backend: str = _f("wandb", "'wandb' (W&B sweep, needs WANDB_API_KEY) or 'optuna' (local, no server).")
+    backend: str = _f(
+        "wandb", "wandb: W&B sweep, needs WANDB_API_KEY; optuna: local, no server.", choices=SWEEP_BACKENDS
+    )
 
 
 @dataclass
@@ -335,13 +354,7 @@ class Config:
         return OmegaConf.to_yaml(OmegaConf.structured(self))
 
 
-class ConfigError(ValueError):
-    """A configuration problem that names the key and what to do about it."""
-
-
 _RUN_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
-MODEL_PRESETS = ("tiny", "full")
-SWEEP_BACKENDS = ("wandb", "optuna")
 
 # Other spellings of keys (the open-value-estimator library's), accepted on the command line and in YAML.
 ALIASES: dict[str, str] = {
@@ -420,13 +433,8 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
             )
         if not _RUN_NAME.match(cfg.run_name):
             raise ConfigError(f"run_name {cfg.run_name!r} may only contain letters, digits, '.', '_' and '-'")
+    typed_config.check(cfg)  # the choices declared by the fields
     t = cfg.training
-    if t.target_encoding not in TARGET_KINDS:
-        raise ConfigError(
-            f"training.target_encoding={t.target_encoding!r}; choose one of {list(TARGET_KINDS)}"
-        )
-    if t.mixed_precision not in ("bf16", "no"):
-        raise ConfigError(f"training.mixed_precision={t.mixed_precision!r}; choose 'bf16' or 'no'")
     if t.steps < 1 or t.warmup_steps < 0 or t.gradient_accumulation_steps < 1:
         raise ConfigError(
             f"training.steps={t.steps} (alias training.num_steps) and training.gradient_accumulation_steps="
@@ -456,8 +464,6 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
     if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
         raise ConfigError(f"training.betas must be two values in [0, 1), got {t.betas}")
     m = cfg.model
-    if m.preset not in MODEL_PRESETS:
-        raise ConfigError(f"model.preset={m.preset!r}; choose one of {list(MODEL_PRESETS)}")
     _positive("model.value_head_depth", m.value_head_depth, strict=False, allow_none=True)
     d = cfg.data
     if d.batch_size < 1 or d.eval_batch_size < 1:
@@ -467,27 +473,17 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
     _positive("data.num_workers", d.num_workers, strict=False)
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={d.val_fraction} must be in [0, 1)")
-    if d.video_backend not in (None, "torchcodec", "pyav", "video_reader"):
-        raise ConfigError(f"data.video_backend={d.video_backend!r}; choose torchcodec or pyav")
-    if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
-        raise ConfigError(f"wandb.mode={cfg.wandb.mode!r}; choose auto, online, offline or disabled")
     a = cfg.advantage
-    if a.mode not in ("n_step", "mc"):
-        raise ConfigError(f"advantage.mode={a.mode!r}; choose 'n_step' or 'mc'")
     if a.n_step < 1:
         raise ConfigError(f"advantage.n_step={a.n_step} must be >= 1")
     if not 0.0 <= a.percentile <= 100.0:
         raise ConfigError(f"advantage.percentile={a.percentile} must be in [0, 100]")
     e = cfg.evaluate
-    if e.split not in ("val", "train", "all"):
-        raise ConfigError(f"evaluate.split={e.split!r}; choose val, train or all")
     _positive("evaluate.plot_episodes", e.plot_episodes, strict=False)
     _positive("evaluate.video_episodes", e.video_episodes, strict=False)
     _positive("evaluate.video_fps", e.video_fps, allow_none=True)
     s = cfg.sweep
     _positive("sweep.n_trials (alias count)", s.n_trials)
-    if s.backend not in SWEEP_BACKENDS:
-        raise ConfigError(f"sweep.backend={s.backend!r}; choose one of {list(SWEEP_BACKENDS)}")
     cfg.reward  # noqa: B018 -- RewardConfig validates the penalties
     return cfg
 
@@ -578,23 +574,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
     """(key, default, help) of every field, for ``--help`` output and docs."""
-    from dataclasses import MISSING as DC_MISSING
-    from dataclasses import fields, is_dataclass
-
-    rows: list[tuple[str, str, str]] = []
-    for f in fields(cls):
-        key = f"{prefix}{f.name}"
-        if f.default_factory is not DC_MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        else:
-            default = f.default
-        if is_dataclass(default):
-            rows.extend(describe(type(default), key + "."))
-            continue
-        rows.append(
-            (key, json.dumps(default) if default is not MISSING else "???", f.metadata.get("help", ""))
-        )
-    return rows
+    return describe_fields(cls, prefix)
 
 
 def print_help(tool: str, extra: str = "") -> None:

@@ -6,6 +6,9 @@ r"""Turn a training checkpoint into a deploy bundle for the live node.
         --output bundles/my_run --dtype bfloat16 [--no-ema] [--advantage-info <labelled dataset dir>] \
         [--debug]
 
+Every option is also a ``key=value`` of ``ConvertConfig`` (``checkpoint=... output=... dtype=bfloat16
+use_ema=false advantage_info=... debug=true``); ``--help`` lists the keys with their defaults.
+
 ``--checkpoint`` is a checkpoint file (``checkpoint_<step>.safetensors``, ``checkpoint_ema.safetensors``), a
 run directory (its newest checkpoint), or an older run's ``checkpoints/step_<N>`` directory or
 ``checkpoints/last``.
@@ -19,21 +22,86 @@ per-task advantage thresholds, percentile and n-step.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ove_ros import typed_config
 from ove_ros.bundle import BundleMetadata, parse_dtype, save_bundle
 from ove_ros.training import checkpoint as ckpt
-from ove_ros.training.config import error_message
+from ove_ros.training.config import error_message, wants_debug
 from ove_ros.training.modeling import default_scale, model_from_checkpoint
+from ove_ros.typed_config import ConfigError, setting
 
 logger = logging.getLogger("ove_ros.training.convert")
 
 ADVANTAGE_INFO = "meta/advantage.json"
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class ConvertConfig:
+    """The options of ``python -m ove_ros.training.convert``."""
+
+    checkpoint: str | None = setting(
+        None,
+        "Required. checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest).",
+    )
+    output: str | None = setting(None, "Required. Bundle directory to write (replaced if it is a bundle).")
+    dtype: str = setting("float32", "Weight dtype of the bundle.", choices=DTYPES)
+    use_ema: bool = setting(True, "Export the EMA weights; false exports the raw weights (--no-ema).")
+    advantage_info: str | None = setting(
+        None,
+        "Dataset labelled by ove_ros.training.advantage (or its meta/advantage.json): adds the thresholds.",
+    )
+    debug: bool = setting(False, "Show the traceback of an error.")
+
+
+# Today's flags, as keys of ConvertConfig: flags with a value, and switches with the value they set.
+FLAGS = {
+    "--checkpoint": "checkpoint",
+    "--output": "output",
+    "--dtype": "dtype",
+    "--advantage-info": "advantage_info",
+}
+SWITCHES = {"--no-ema": "use_ema=false", "--debug": "debug=true"}
+USAGE = (
+    "usage: python -m ove_ros.training.convert --checkpoint <ckpt> --output <dir> [--dtype D] [--no-ema] "
+    "[--advantage-info <dir>] [--debug]\n"
+    "   or: python -m ove_ros.training.convert checkpoint=<ckpt> output=<dir> [key=value ...]"
+)
+
+
+def parse_args(argv: Sequence[str]) -> ConvertConfig:
+    """Flags and ``key=value`` arguments -> a checked ``ConvertConfig`` (``ConfigError`` names a bad one)."""
+    overrides: list[str] = []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        flag, eq, inline = arg.partition("=")
+        if arg in SWITCHES:
+            overrides.append(SWITCHES[arg])
+        elif flag in FLAGS:
+            if not eq:
+                if not args:
+                    raise ConfigError(f"{flag} needs a value (or write {FLAGS[flag]}=<value>)")
+                inline = args.pop(0)
+            overrides.append(f"{FLAGS[flag]}={json.dumps(inline)}")  # a flag's value is always a string
+        elif arg.startswith("-"):
+            known = ", ".join([*FLAGS, *SWITCHES])
+            raise ConfigError(f"unknown option {arg!r}; options: {known}, or key=value (see --help)")
+        else:
+            overrides.append(arg)
+    cfg = typed_config.load(ConvertConfig, None, overrides, what="convert options", example="dtype=bfloat16")
+    typed_config.check(cfg, "convert options")
+    for key, flag in (("checkpoint", "--checkpoint"), ("output", "--output")):
+        if not getattr(cfg, key):
+            raise ConfigError(f"{key} is required: pass {key}=<path> (or {flag} <path>)")
+    return cfg
 
 
 def read_advantage_info(path: str | Path) -> dict[str, Any]:
@@ -99,8 +167,8 @@ def bundle_metadata(
 def convert(
     checkpoint: str | Path,
     output: str | Path,
-    dtype: str = "float32",
-    use_ema: bool = True,
+    dtype: str = ConvertConfig.dtype,
+    use_ema: bool = ConvertConfig.use_ema,
     advantage_info: str | Path | None = None,
 ) -> Path:
     """Write the bundle for ``checkpoint`` (a checkpoint file or directory, or a run directory) to ``output``;
@@ -125,29 +193,21 @@ def convert(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Convert a training checkpoint into a deploy bundle.")
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        help="checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest one)",
-    )
-    parser.add_argument(
-        "--output", required=True, help="bundle directory to write (replaced if it is a bundle)"
-    )
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    parser.add_argument(
-        "--advantage-info",
-        default=None,
-        help="dataset labelled by ove_ros.training.advantage (or its meta/advantage.json): adds thresholds",
-    )
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(typed_config.help_text(ConvertConfig, USAGE, "Convert a training checkpoint into a bundle."))
+        return
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as exc:
+        if wants_debug(argv):
+            raise
+        raise SystemExit(error_message(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        path = convert(args.checkpoint, args.output, args.dtype, not args.no_ema, args.advantage_info)
+        path = convert(cfg.checkpoint, cfg.output, cfg.dtype, cfg.use_ema, cfg.advantage_info)
     except Exception as exc:
-        if args.debug:
+        if cfg.debug:
             raise
         raise SystemExit(error_message(exc)) from None
     print(path)
