@@ -26,7 +26,7 @@ from ove_ros.backbones import (
 from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_bundle
 
 DATA = Path(__file__).parent / "data"
-NEW_KEYS = ("vision_backbone", "text_backbone", "time_bin_frames")
+NEW_KEYS = ("vision_backbone", "text_backbone", "time_bin_frames", "value_prior")
 
 
 class PatchConvTower(nn.Module, VisionTower):
@@ -185,9 +185,9 @@ def test_presets_are_unchanged():
     old = json.loads((DATA / "presets_8fa9899.json").read_text())
     for name, preset in (("full", ValueModelConfig.full), ("tiny", ValueModelConfig.tiny)):
         now = preset(num_cameras=3).to_dict()
-        # Fields added since, at values that keep the old behaviour (no elapsed-time input).
+        # Fields added since, at values that keep the old behaviour (no elapsed-time input, no prior).
         assert {k: now.pop(k) for k in NEW_KEYS} == {"vision_backbone": "siglip", "text_backbone": "gemma3",
-                                                     "time_bin_frames": 0}
+                                                     "time_bin_frames": 0, "value_prior": None}
         assert now == old[name], name
 
 
