@@ -160,6 +160,15 @@ def test_evaluation_writes_the_value_quality_report(trained_run, tmp_path):  # n
     assert m["ev"] == pytest.approx(metrics["ev"])
     assert report["normalizer_episodes"] == report["baseline_train_episodes"]  # the run's training episodes
     assert set(report["eval_target_clipping"]) == {"below", "above", "frames"}
+    # The bundle made from the checkpoint carries the same provenance into its evaluation.
+    from ove_ros.training.convert import convert
+
+    bundle = convert(trained_run["result"].checkpoint, tmp_path / "bundle")
+    data["evaluate"].update(checkpoint=str(bundle), output_dir=str(tmp_path / "eval_bundle"))
+    evaluate(config_from_dict(data))
+    from_bundle = json.loads((tmp_path / "eval_bundle" / "value_quality.json").read_text())
+    assert from_bundle["normalizer_episodes"] == report["normalizer_episodes"]
+    assert from_bundle["train_target_clipping"] == report["train_target_clipping"] is not None
     img = cv2.imread(str(tmp_path / "eval" / "value_quality.png"))
     assert img is not None and img.shape[1] > 400 and img.std() > 0
 

@@ -141,6 +141,10 @@ def bundle_metadata(
             "repo_id": data.get("repo_id"),
             "train_episodes": data.get("train_episodes"),
             "val_episodes": data.get("val_episodes"),
+            # Where the scales came from and how many targets clipping changed: the evaluation of a bundle
+            # reports them, as it does for a checkpoint.
+            "normalizer_episodes": data.get("normalizer_episodes"),
+            "target_clipping": data.get("target_clipping"),
             "target_encoding": cfg.get("training", {}).get("target_encoding"),
             "val_metrics": {k: v for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))},
         },

@@ -464,9 +464,11 @@ def value_quality_report(
     eval_frames = frame_set(targets, states, episodes)
     train_eps = [ep for ep in baseline_train_episodes(cfg, loaded, targets) if ep not in set(episodes)]
     data = loaded.meta.get("dataset", {}) if loaded.source == "checkpoint" else {}
+    if loaded.source == "bundle":  # training.convert copies them into the bundle's training record
+        data = loaded.meta.get("training", {}) or {}
     provenance = {
         "normalizers": dict(targets.normalizers),
-        "normalizer_episodes": data.get("normalizer_episodes", "not recorded"),
+        "normalizer_episodes": data.get("normalizer_episodes") or "not recorded",
         "eval_target_clipping": targets.clip_counts(episodes),
         "train_target_clipping": data.get("target_clipping"),
         "checkpoint": str(loaded.path),
