@@ -756,7 +756,7 @@ def test_depth_max_must_be_a_whole_number_in_the_16bit_range():
 
 def test_the_dataset_records_each_cameras_image_preprocessing(tmp_path):
     from ove_ros.images import ImagePreprocessing
-    from ove_ros.training.image_spec import read_dataset_image_spec
+    from ove_ros.training.contract import read_dataset_image_spec
 
     bag = write_bag(tmp_path / "rec", BagSpec(cameras=CAMS, duration_s=0.3), "mcap")
     config = make_config("cameras.1.resize=[16,12]", "cameras.1.depth_max=4000")

@@ -31,7 +31,7 @@ from ove_ros.ros import conversions as conv  # noqa: E402
 from ove_ros.training import ros_types  # noqa: E402
 from ove_ros.training.bag_config import CameraConfig, load_config  # noqa: E402
 from ove_ros.training.bag_reader import _decode_camera, dataset_image_specs  # noqa: E402
-from ove_ros.training.image_spec import read_dataset_image_spec  # noqa: E402
+from ove_ros.training.contract import read_dataset_image_spec  # noqa: E402
 
 from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
 
@@ -187,6 +187,11 @@ def test_a_dataset_without_a_recorded_spec_reads_as_none(tmp_path):
     meta.write_text('{"image_preprocessing": {"cam": {"size": [1]}}}')
     with pytest.raises(ValueError, match=r"ove_ros_episodes.json, image_preprocessing: camera 'cam'.*size"):
         read_dataset_image_spec(tmp_path)
+    # Training reads the contract through the same check: a damaged spec never reaches a checkpoint.
+    from ove_ros.training.contract import conversion_contract
+
+    with pytest.raises(ValueError, match=r"image_preprocessing: camera 'cam'.*size"):
+        conversion_contract(tmp_path)
 
 
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])

@@ -65,7 +65,7 @@ from ove_ros.training.bag_reader import (
 log = logging.getLogger(__name__)
 
 EPISODES_META = "meta/ove_ros_episodes.json"
-IMAGE_SPEC_KEY = "image_preprocessing"  # in EPISODES_META; read back by ove_ros.training.image_spec
+IMAGE_SPEC_KEY = "image_preprocessing"  # in EPISODES_META; read back by ove_ros.training.contract
 
 
 class ConversionError(BagConversionError):
