@@ -59,12 +59,28 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
             "ms_per_frame": 1e3 * seconds / frames}
 
 
+def offline_values(bundle: Path, episodes: list) -> list:
+    """The bundle on the recorded frames with the node's engine settings (as ``main_job.report``), also for a
+    bundle that takes elapsed time: each frame's index in its episode (the bags hold one message per dataset
+    frame)."""
+    import numpy as np
+
+    from ove_ros.engine import EngineConfig, InferenceEngine
+
+    engine = InferenceEngine.from_bundle(bundle, EngineConfig(device="cpu", dtype="float32", num_threads=1,
+                                                              warmup_iters=0, resize="float"))
+    cams = list(engine.camera_names)
+    return [np.asarray([engine.infer([ep.images[c][i] for c in cams], ep.states[i], ep.task,
+                                     frame_index=i).value for i in range(len(ep.stamps))], dtype=np.float64)
+            for ep in episodes]
+
+
 def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
                 first_seed: int = 1) -> list[dict]:
     """Held-out metrics of models trained with training seeds ``first_seed``.. (``seeds`` of them) on the
     run's own dataset with the training ``overrides``, each next to the trivial baselines."""
     from ove_ros.main_job.episode_bags import read_episode_bag
-    from ove_ros.main_job.report import offline_values, trivial_baselines
+    from ove_ros.main_job.report import trivial_baselines
     from ove_ros.main_job.train_stage import train_and_bundle
     from ove_ros.sim.episodes import ROBOT_JOINTS
     from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
