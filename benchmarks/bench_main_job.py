@@ -5,6 +5,8 @@
 
     python benchmarks/bench_main_job.py [--episodes N] [--heldout N] [--train-steps N] [--seeds N]
                                         [--reuse outputs/demo] [--sim-only]
+    python benchmarks/bench_main_job.py --reuse outputs/demo --spread-only --seeds 2 --first-seed 0 \
+        --label bins16 -- 'model.overrides={state_bins: 16}'
 
 (defaults: the main job's own, ``ove_ros.main_job.config.DemoConfig``)
 
@@ -12,6 +14,11 @@
 held-out bags offline (the node's values equal the offline ones), so a single run's EV and AUROC come with
 their spread.
 ``--reuse`` takes the main job's output folder of an earlier run instead of running it again.
+Training overrides after ``--`` (``key=value``, as ``ove_ros.training.train`` takes them) apply to every
+retrained seed; each retrained seed is reported with the trivial baselines on the same held-out frames (the
+best one and the model's EV margin over it). ``--spread-only`` skips the simulator timings and appends the
+runs to ``benchmarks/results/main_job_experiments.json`` (``override_sweep``) instead of writing
+``main_job.json``.
 
 Prints a table and writes JSON to ``benchmarks/results/main_job.json`` (stage seconds, EV, AUROC,
 online-vs-offline agreement, the machine).
@@ -52,10 +59,28 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
             "ms_per_frame": 1e3 * seconds / frames}
 
 
-def seed_spread(summary: dict, seeds: int, work: Path) -> list[dict]:
-    """Held-out metrics of models trained with training seeds 1..``seeds`` on the run's own dataset."""
+def offline_values(bundle: Path, episodes: list) -> list:
+    """The bundle on the recorded frames with the node's engine settings (as ``main_job.report``), also for a
+    bundle that takes elapsed time: each frame's index in its episode (the bags hold one message per dataset
+    frame)."""
+    import numpy as np
+
+    from ove_ros.engine import EngineConfig, InferenceEngine
+
+    engine = InferenceEngine.from_bundle(bundle, EngineConfig(device="cpu", dtype="float32", num_threads=1,
+                                                              warmup_iters=0, resize="float"))
+    cams = list(engine.camera_names)
+    return [np.asarray([engine.infer([ep.images[c][i] for c in cams], ep.states[i], ep.task,
+                                     frame_index=i).value for i in range(len(ep.stamps))], dtype=np.float64)
+            for ep in episodes]
+
+
+def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
+                first_seed: int = 1) -> list[dict]:
+    """Held-out metrics of models trained with training seeds ``first_seed``.. (``seeds`` of them) on the
+    run's own dataset with the training ``overrides``, each next to the trivial baselines."""
     from ove_ros.main_job.episode_bags import read_episode_bag
-    from ove_ros.main_job.report import offline_values
+    from ove_ros.main_job.report import trivial_baselines
     from ove_ros.main_job.train_stage import train_and_bundle
     from ove_ros.sim.episodes import ROBOT_JOINTS
     from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
@@ -65,10 +90,11 @@ def seed_spread(summary: dict, seeds: int, work: Path) -> list[dict]:
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
     rows = []
-    for seed in range(1, seeds + 1):
+    for seed in range(first_seed, first_seed + seeds):
+        start = time.perf_counter()
         bundle, _ = train_and_bundle(cfg, Path(summary["dataset"]), work / "runs", f"seed{seed}",
                                      work / f"bundle_seed{seed}", work,
-                                     ["data.repo_id=sim/metaworld_demo", f"training.seed={seed}"])
+                                     ["data.repo_id=sim/metaworld_demo", f"training.seed={seed}", *overrides])
         from ove_ros.bundle import read_bundle_config
         from ove_ros.values import RewardConfig
 
@@ -81,12 +107,51 @@ def seed_spread(summary: dict, seeds: int, work: Path) -> list[dict]:
             for ep, v in zip(episodes, values, strict=True)
         ]
         metrics = value_metrics(evaluated)
-        rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"]})
-        print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}")
+        base = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values)
+        best = base["best_baseline"]
+        rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"],
+                     "mae": metrics["mae"], "best_baseline": best,
+                     "best_baseline_ev": base["baseline_ev"][best], "margin_ev": base["margin_ev"],
+                     "baseline_ev": base["baseline_ev"], "seconds": time.perf_counter() - start})
+        print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}; "
+              f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}")
     return rows
 
 
+def append_sweep(path: Path, entry: dict) -> None:
+    """Appends one setting's runs to the experiments file's ``override_sweep`` list (atomic rewrite)."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault("override_sweep", []).append(jsonable(entry))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def spread_only(args: argparse.Namespace, overrides: tuple[str, ...]) -> int:
+    """Retrains on an earlier run's dataset with the overrides and appends the runs to the experiments."""
+    summary = json.loads((args.reuse / "summary.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="bench_main_job_") as tmp:
+        work = Path(tmp) / "seeds"
+        work.mkdir()
+        runs = seed_spread(summary, args.seeds, work, overrides, args.first_seed)
+    entry = {"label": args.label or " ".join(overrides) or "default", "overrides": list(overrides),
+             "dataset": summary["dataset"], "train_steps": summary["config"]["train_steps"],
+             "heldout_episodes": len(summary["report"]["episodes"]), "runs": runs,
+             "machine": {**machine_info.basic(), "load_avg_1min_end": os.getloadavg()[0]}}
+    append_sweep(args.experiments, entry)
+    print(f"appended to {args.experiments}")
+    return 0
+
+
 def main() -> int:
+    argv = sys.argv[1:]
+    overrides: tuple[str, ...] = ()
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, overrides = argv[:cut], tuple(argv[cut + 1:])
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise SystemExit(f"training overrides must be key=value, got {bad}; e.g. -- training.steps=400")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=DemoConfig.episodes)
     parser.add_argument("--heldout", type=int, default=DemoConfig.heldout)
@@ -94,8 +159,18 @@ def main() -> int:
     parser.add_argument("--sim-only", action="store_true", help="only the simulator timings")
     parser.add_argument("--seeds", type=int, default=2, help="extra training seeds for the spread (0: none)")
     parser.add_argument("--reuse", type=Path, help="an earlier run's output folder (its summary.json)")
+    parser.add_argument("--first-seed", type=int, default=1, help="first retrained training seed")
+    parser.add_argument("--spread-only", action="store_true",
+                        help="only retrain on --reuse's dataset; append to --experiments")
+    parser.add_argument("--label", default="", help="name of the setting in --experiments")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "main_job.json")
-    args = parser.parse_args()
+    parser.add_argument("--experiments", type=Path,
+                        default=REPO / "benchmarks" / "results" / "main_job_experiments.json")
+    args = parser.parse_args(argv)
+    if args.spread_only:
+        if not args.reuse or args.seeds < 1:
+            raise SystemExit("--spread-only needs --reuse <earlier run's output folder> and --seeds >= 1")
+        return spread_only(args, overrides)
 
     results: dict = {"machine": {**machine_info.basic(), "gl_backend": GL_BACKEND}}
     results["simulator"] = [time_simulator((), 64), time_simulator(("topview", "gripperPOV"), 64),
@@ -117,7 +192,7 @@ def main() -> int:
                 work.mkdir()
                 own = summary["report"]["offline"]
                 spread = [{"training_seed": 0, "ev": own["ev"], "auroc_mid": own["auroc_mid"]},
-                          *seed_spread(summary, args.seeds, work)]
+                          *seed_spread(summary, args.seeds, work, overrides, args.first_seed)]
                 evs = [r["ev"] for r in spread]
                 aurocs = [r["auroc_mid"] for r in spread]
                 results["seed_spread"] = {
