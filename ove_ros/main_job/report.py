@@ -35,7 +35,8 @@ def offline_values(bundle: Path, episodes: Sequence[RecordedEpisode]) -> list[np
     cams = list(engine.camera_names)
     out = []
     for ep in episodes:
-        values = [engine.infer([ep.images[c][i] for c in cams], ep.states[i], ep.task).value
+        # Frame i of the episode is the node's frame i (a model with elapsed time as an input reads it).
+        values = [engine.infer([ep.images[c][i] for c in cams], ep.states[i], ep.task, frame_index=i).value
                   for i in range(len(ep.stamps))]
         out.append(np.asarray(values, dtype=np.float64))
     return out
