@@ -39,6 +39,7 @@ from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
@@ -682,8 +683,14 @@ def main(args: list[str] | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
-        # One uninterrupted spin: spinning in short slices throws away the ready list of each slice.
-        executor.spin_until_future_complete(node.exited)
+        while rclpy.ok() and not node.exited.done():
+            try:
+                executor.spin_until_future_complete(node.exited)
+            except InvalidHandle:
+                # Deactivate and cleanup destroy the input subscriptions on an executor thread; the QoS
+                # event handlers of one may be collected into the next wait set at that moment, and rclpy
+                # raises out of spin. The node is fine: collect the entities again.
+                continue
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
