@@ -53,11 +53,26 @@ def installed_executable(name: str) -> Path:
     return path
 
 
-def run_python(code: str, timeout: float = 60.0, **env: str) -> subprocess.CompletedProcess:
-    """Run a Python snippet in a fresh interpreter (a separate DDS participant)."""
+def run_python(
+    code: str, timeout: float = 60.0, cwd: str | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """Run a Python snippet in a fresh interpreter (a separate DDS participant); ``cwd="/"`` imports what is
+    installed rather than the checkout."""
     return subprocess.run(
-        [sys.executable, "-c", code], env=ros_env(**env), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", code], env=ros_env(**env), capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
     )
+
+
+def dotted_keys(tree: dict, prefix: str = "") -> dict:
+    """Nested mappings -> ``{"a.b.c": leaf}``."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(dotted_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 @pytest.fixture

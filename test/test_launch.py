@@ -20,7 +20,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, run_python
+from conftest import REPO_ROOT, dotted_keys, run_python
 
 LAUNCH_FILE = REPO_ROOT / "launch" / "value_estimator.launch.py"
 CONFIG_FILE = REPO_ROOT / "config" / "value_estimator.yaml"
@@ -150,23 +150,13 @@ def test_the_launch_ends_with_the_node_and_fails_with_it():
     assert on_node_exit(Exited(0), Context(is_shutdown=True)) is None
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def test_yaml_defaults_equal_the_declared_defaults():
     pytest.importorskip("rcl_interfaces.msg", reason="ROS 2 messages missing: run scripts/setup.sh")
     from ove_ros.ros.params import PARAMS
 
     doc = yaml.safe_load(CONFIG_FILE.read_text())
     assert list(doc) == ["/**"]
-    from_yaml = _flatten(doc["/**"]["ros__parameters"])
+    from_yaml = dotted_keys(doc["/**"]["ros__parameters"])
     declared = {p.name: p.default for p in PARAMS}
     assert from_yaml == declared
     # ROS parameters are typed: 1 is not 1.0, and a YAML int for a double parameter fails at start-up.

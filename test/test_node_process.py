@@ -203,22 +203,27 @@ class Probe:
                 if time.monotonic() >= deadline:
                     raise
 
-    def call_idempotent(self, client, request, timeout: float = WAIT, attempt: float = 10.0):
+    def call_idempotent(self, client, request, timeout: float = WAIT):
         """Call a service whose request can be repeated, sending it again when no answer comes.
 
         A client is "ready" once the server has matched its requests; the server may not have matched the
         client's response reader yet, and rmw_fastrtps then drops the response ("failed to send response
         (timeout): client will not receive response"). A fresh server's first answers can be lost that way."""
         wait_until(client.service_is_ready, timeout, f"service {client.srv_name}")
-        deadline = time.monotonic() + timeout
-        while True:
-            future = client.call_async(request)
-            try:
-                return self.result(future, min(attempt, max(0.1, deadline - time.monotonic())))
-            except AssertionError:
-                client.remove_pending_request(future)
-                if time.monotonic() >= deadline:
-                    raise
+        return self.repeat(lambda: client.call_async(request), timeout)
+
+    def lifecycle_state(self) -> str:
+        return self.call_idempotent(self.get_state, GetState.Request(), START_TIMEOUT).current_state.label
+
+    def transition(self, tid: int) -> bool:
+        request = ChangeState.Request(transition=Transition(id=tid))
+        return self.call(self.change_state, request, START_TIMEOUT).success
+
+    def prime_change_state(self) -> None:
+        """Get a first change_state answer through (see call_idempotent) with a transition that is invalid
+        from "unconfigured": it is refused without effect, so it may be sent until answered."""
+        invalid = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))
+        assert not self.call_idempotent(self.change_state, invalid, START_TIMEOUT).success
 
     @staticmethod
     def result(future: Future, timeout: float = WAIT):
@@ -367,19 +372,10 @@ def test_lifecycle_without_autostart(bundle, robot, tmp_path):
                  tmp_path / "node.log")
     probe = Probe("managed_estimator")
     try:
-        def state() -> str:
-            answer = probe.call_idempotent(probe.get_state, GetState.Request(), START_TIMEOUT)
-            return answer.current_state.label
-
+        state, transition = probe.lifecycle_state, probe.transition
         assert state() == "unconfigured"
-        # The first change_state answer can be lost the same way (see call_idempotent): a transition that is
-        # invalid from "unconfigured" is answered (refused) without effect, so it may be sent until answered.
-        invalid = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))
-        assert not probe.call_idempotent(probe.change_state, invalid, START_TIMEOUT).success
+        probe.prime_change_state()
         assert state() == "unconfigured"
-
-        def transition(tid: int) -> bool:
-            return probe.call(probe.change_state, ChangeState.Request(transition=Transition(id=tid))).success
 
         # configure waits for the model to load (and for torch to import: seconds); get_state is answered
         # meanwhile, from the transition state. (A get_state answer may also predate the configure request:
@@ -429,17 +425,9 @@ def test_the_node_survives_repeated_deactivation_while_inputs_flow(bundle, robot
                  tmp_path / "node.log")
     probe = Probe("cycled_estimator")
     try:
-        def state() -> str:
-            answer = probe.call_idempotent(probe.get_state, GetState.Request(), START_TIMEOUT)
-            return answer.current_state.label
-
-        def transition(tid: int) -> bool:
-            request = ChangeState.Request(transition=Transition(id=tid))
-            return probe.call(probe.change_state, request, START_TIMEOUT).success
-
+        state, transition = probe.lifecycle_state, probe.transition
         assert state() == "unconfigured"
-        invalid = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))
-        assert not probe.call_idempotent(probe.change_state, invalid, START_TIMEOUT).success
+        probe.prime_change_state()
         assert transition(Transition.TRANSITION_CONFIGURE)
         wait_for_robot_frames(robot)
         for cycle in range(12):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_python
 
 ament_index = pytest.importorskip("ament_index_python.packages", reason="run scripts/setup.sh first")
 
@@ -34,7 +34,7 @@ def test_executables_are_installed_into_lib():
 
 def test_generated_and_hand_written_modules_share_one_package():
     code = "import ove_ros, ove_ros.msg, ove_ros.values; print(ove_ros.__version__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    out = run_python(code, cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == __import__("ove_ros").__version__
 
@@ -59,7 +59,7 @@ def test_the_main_job_and_the_bag_types_are_installed():
         "import ove_ros.main_job.cli as c, ove_ros.bag_types as b, ove_ros.sim.recorder\n"
         "print(b.EPISODE_EVENT, c.__file__)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    out = run_python(code, timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr
     event, path = out.stdout.split()
     assert event == "ove_ros/msg/EpisodeEvent"
@@ -72,7 +72,7 @@ def test_training_is_installed_inside_ove_ros_only():
         "import importlib.util, ove_ros.training.train as t\n"
         "print(importlib.util.find_spec('training') is None, t.__name__)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    out = run_python(code, timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "ove_ros.training.train"]
 

@@ -17,20 +17,11 @@ from omegaconf import OmegaConf
 from ove_ros import typed_config
 from ove_ros.typed_config import ConfigError
 
+from conftest import dotted_keys
+
 REPO = Path(__file__).resolve().parents[1]
 BAG_YAML = REPO / "training" / "configs" / "bag_example.yaml"
 TINY_YAML = REPO / "training" / "configs" / "tiny.yaml"
-
-
-def _leaves(node, prefix=""):
-    """Dotted key -> default of every plain setting of a structured config's defaults."""
-    out = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _all_fields(cls):
@@ -80,7 +71,7 @@ def test_bag_config_help_lists_every_key_with_its_default():
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
-    defaults = _leaves(OmegaConf.to_container(OmegaConf.structured(BagConversionConfig)))
+    defaults = dotted_keys(OmegaConf.to_container(OmegaConf.structured(BagConversionConfig)))
     for key, default in defaults.items():
         shown = "???" if default == "???" else json.dumps(default)
         assert key in lines, key
