@@ -379,7 +379,8 @@ def compute_value_targets(
                 "data.precomputed_rewards=false (terminal-outcome mode: the sign of each episode's last "
                 "reward is its outcome), or store rewards <= 0 (costs) in the reward column"
             )
-    complete = [i for i, s in enumerate(starts.tolist()) if int(episode_index[s]) not in set(truncated)]
+    cut = set(truncated)
+    complete = [i for i, s in enumerate(starts.tolist()) if int(episode_index[s]) not in cut]
     if not complete:
         raise ValueError(
             f"dataset {dataset.repo_id}: every episode was cut short (reward 0 and is_done false on its last "
