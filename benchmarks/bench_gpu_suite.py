@@ -363,7 +363,8 @@ def attention_microbench(device: torch.device, cfg: Any) -> list[dict[str, Any]]
     if device.type != "cuda":
         return []
     text, vision = cfg.text, cfg.vision
-    n_img = cfg.num_cameras * cfg.tokens_per_camera
+    per_camera = (cfg.image_size // vision.get("patch_size", 16)) ** 2
+    n_img = cfg.num_cameras * per_camera
     length = n_img + cfg.max_text_tokens
     h, kv, d = text["num_attention_heads"], text["num_key_value_heads"], text["head_dim"]
     vh = vision["num_attention_heads"]
@@ -373,7 +374,7 @@ def attention_microbench(device: torch.device, cfg: Any) -> list[dict[str, Any]]
     mask[..., n_img + 40:] = torch.finfo(torch.bfloat16).min
     q = torch.randn(1, h, length, d, **bf)
     k, v = torch.randn(1, kv, length, d, **bf), torch.randn(1, kv, length, d, **bf)
-    vq = torch.randn(cfg.num_cameras, vh, cfg.tokens_per_camera, vd, **bf)
+    vq = torch.randn(cfg.num_cameras, vh, per_camera, vd, **bf)
     g = h // kv
     cases = {
         "gemma repeat_kv + mask (transformers)": lambda: F.scaled_dot_product_attention(
