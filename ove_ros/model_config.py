@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ove_ros import typed_config
 from ove_ros.backbones import language_backbone, vision_tower
 from ove_ros.backbones.gemma3 import GEMMA3_270M, GEMMA3_TINY
 from ove_ros.backbones.siglip import SIGLIP_SO400M_224, SIGLIP_TINY
@@ -154,13 +155,7 @@ class ValueModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ValueModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"ValueModelConfig: unknown keys {unknown}; expected a subset of {sorted(known)}"
-            )
-        return cls(**copy.deepcopy(dict(data)))
+        return typed_config.from_mapping(cls, copy.deepcopy(dict(data)))
 
 
 # Model presets by name (``model.preset`` of a training config). A new backbone pair gets one entry here.

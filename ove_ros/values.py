@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -28,15 +28,6 @@ ArrayLike = np.ndarray | torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------------- bins
-
-
-def _known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Check that ``data`` only names fields of the dataclass ``cls`` (catches typos in config files)."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; expected a subset of {sorted(known)}")
-    return dict(data)
 
 
 @dataclass(frozen=True)
@@ -72,7 +63,7 @@ class BinSupport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BinSupport:
-        return cls(**_known_fields(cls, data))
+        return typed_config.from_mapping(cls, data)
 
 
 def bin_centers(num_bins: int = 201, v_min: float = -1.0, v_max: float = 0.0) -> np.ndarray:

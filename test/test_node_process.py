@@ -119,7 +119,9 @@ def wait_until(condition: Callable[[], object], timeout: float = WAIT, what: str
             return result
         for p in procs:
             if p.poll() is not None:
-                raise AssertionError(f"process exited with {p.returncode} while waiting for {what}")
+                handle = getattr(p, "log_handle", None)
+                tail = Path(handle.name).read_text()[-3000:] if handle is not None else ""
+                raise AssertionError(f"process exited with {p.returncode} while waiting for {what}\n{tail}")
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
@@ -404,7 +406,7 @@ def test_lifecycle_without_autostart(bundle, robot, tmp_path):
         broken = tmp_path / "broken"
         broken.mkdir()
         (broken / "config.json").write_text("{ not json")
-        wait_until(lambda: probe.params.services_are_ready(), WAIT, "parameter services")
+        wait_until(lambda: probe.params.services_are_ready(), WAIT, "parameter services", (node,))
         probe.set_parameters([Parameter("checkpoint", value=str(broken))])
         assert not transition(Transition.TRANSITION_CONFIGURE)
         assert state() == "unconfigured" and node.poll() is None
@@ -416,31 +418,36 @@ def test_lifecycle_without_autostart(bundle, robot, tmp_path):
     assert rc == 0, log[-2000:]
 
 
-def test_the_node_survives_repeated_deactivation_while_inputs_flow(bundle, robot, tmp_path):
-    """Deactivate destroys the input subscriptions on an executor thread while another thread collects the
-    node's entities for the next wait: rclpy then raised InvalidHandle out of spin and the node died (seen in
-    two full CI runs on a loaded 2-core machine; it does not show on an idle one). Twelve cycles here give
-    the race twelve chances; the lifecycle test above gives it one."""
-    node = start(node_cmd(bundle, "-p", "autostart:=false", "-r", "__node:=cycled_estimator"),
-                 tmp_path / "node.log")
+def test_the_node_survives_repeated_deactivation_and_cleanup_while_inputs_flow(bundle, robot, tmp_path):
+    """Deactivate and cleanup destroy subscriptions and timers on an executor thread while other threads
+    collect entities for the next wait or still run a callback taken before: rclpy raised InvalidHandle out
+    of spin, and a diagnostics or input callback could read state cleanup had freed; either killed the node
+    (seen in full CI runs on a loaded 2-core machine, not on an idle one). Twelve cycles, with diagnostics
+    every 50 ms, give those races many chances; the lifecycle test above gives them one."""
+    node = start(node_cmd(bundle, "-p", "autostart:=false", "-p", "diagnostics_period:=0.05",
+                          "-r", "__node:=cycled_estimator"), tmp_path / "node.log")
     probe = Probe("cycled_estimator")
     try:
         state, transition = probe.lifecycle_state, probe.transition
         assert state() == "unconfigured"
         probe.prime_change_state()
-        assert transition(Transition.TRANSITION_CONFIGURE)
         wait_for_robot_frames(robot)
         for cycle in range(12):
+            assert transition(Transition.TRANSITION_CONFIGURE), f"cycle {cycle}"
             seen = len(probe.values)
             assert transition(Transition.TRANSITION_ACTIVATE), f"cycle {cycle}"
             wait_until(lambda seen=seen: len(probe.values) > seen, WAIT, "values after activate", (node,))
             assert transition(Transition.TRANSITION_DEACTIVATE), f"cycle {cycle}"
             assert node.poll() is None and state() == "inactive", f"cycle {cycle}"
+            assert transition(Transition.TRANSITION_CLEANUP), f"cycle {cycle}"  # frees the model and state
+            assert node.poll() is None and state() == "unconfigured", f"cycle {cycle}"
+        wait_until(lambda: probe.params.services_are_ready(), WAIT, "parameter services", (node,))
+        assert node.poll() is None
     finally:
         probe.close()
         rc = stop(node)
     log = (tmp_path / "node.log").read_text()
-    assert "Traceback" not in log and rc == 0, log[-3000:]
+    assert "Traceback" not in log and "callback failed" not in log and rc == 0, log[-3000:]
 
 
 def test_bad_configuration_exits_with_a_helpful_message(bundle, tmp_path):

@@ -29,6 +29,7 @@ import math
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, replace
 from functools import partial
@@ -53,6 +54,7 @@ from ove_ros.frame_grid import EpisodeEnd, EpisodeStart, FrameGrid, GridFrame
 from ove_ros.msg import EpisodeEvent
 from ove_ros.ros import contract, params
 from ove_ros.ros import conversions as conv
+from ove_ros.ros.callback_gate import CallbackGate, gated
 from ove_ros.ros.conversions import ConversionError
 from ove_ros.ros.diagnostics import InputStats, Throttle, Window
 from ove_ros.ros.diagnostics_report import WINDOWS, DiagnosticsSnapshot, InputSnapshot, diagnostic_array
@@ -104,6 +106,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._control_group = ReentrantCallbackGroup()
         self._throttle = Throttle(5.0)
         self._lock = threading.Lock()  # the frame grid (input callbacks, events, services, diagnostics)
+        self._gate = CallbackGate()  # open from configure to cleanup: what the callbacks read exists
         self._worker = Worker(self._process_tick, self._on_worker_error)
         self._worker.start()
         self._reset_state()
@@ -200,6 +203,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                                max_wait_s=s.max_age or 3600.0, clock_jump_s=s.tolerance_periods / s.fps,
                                event_delay_s=s.event_delay)
         self._create_outputs(s)
+        self._gate.open()
         self.get_logger().info(
             f"configured: {len(self._cameras)} cameras {self._cameras} <- {list(s.camera_topics)}, "
             f"{len(s.joint_names)} joints <- {s.joint_states_topic}, frame grid {s.fps:g} fps "
@@ -245,6 +249,9 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         self._active = False
         self._destroy_inputs()
         self._destroy_outputs()
+        # Callbacks the executor took before the entities went may still run: let them finish first.
+        if not self._gate.close(timeout=30.0):
+            self.get_logger().warning("cleanup: input or timer callbacks still running after 30 s")
         self._worker.submit(self._unload).result()
         self._reset_state()
         self.get_logger().info("cleaned up: model freed")
@@ -358,6 +365,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     # ---------------------------------------------------------------------------------- input callbacks
 
+    @gated
     def _on_camera(self, msg, stream: str) -> None:
         start = time.perf_counter()
         if self._received(stream):
@@ -368,6 +376,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
                 return self._reject(stream, exc)
             self._offer(stream, msg.header.stamp, msg, start)
 
+    @gated
     def _on_joints(self, msg: JointState) -> None:
         start = time.perf_counter()
         if self._received(JOINTS):
@@ -389,6 +398,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         st.rejected += 1
         self._input_problem(stream, f"reject:{reject_kind(exc)}", f"message dropped: {exc}")
 
+    @gated
     def _input_problem(self, stream: str, kind: str, problem: str) -> None:
         """Count and log (throttled per input and kind) a problem with one input."""
         st = self._inputs[stream]
@@ -435,6 +445,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             elif isinstance(item, EpisodeEnd):
                 self._worker.submit(partial(self._end_episode, item))
 
+    @gated
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
         stamp = conv.stamp_to_ns(msg.header.stamp)
         with self._lock:
@@ -609,6 +620,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     # ---------------------------------------------------------------------------------- watchdog, diagnostics
 
+    @gated
     def _watch_inputs(self) -> None:
         if not self._active:
             return
@@ -643,6 +655,7 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
             items = self._grid.settle() if self._grid.end_pending else []
         self._dispatch(items)
 
+    @gated
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         with self._lock:
@@ -682,6 +695,7 @@ def main(args: list[str] | None = None) -> int:
     # Two threads serve inputs and timers while a third may wait in configure; a fourth for spare.
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
+    failures: list[float] = []
     try:
         while rclpy.ok() and not node.exited.done():
             try:
@@ -691,6 +705,13 @@ def main(args: list[str] | None = None) -> int:
                 # event handlers of one may be collected into the next wait set at that moment, and rclpy
                 # raises out of spin. The node is fine: collect the entities again.
                 continue
+            except Exception:  # a bug in one callback: say so, and keep serving unless it repeats
+                node.get_logger().error(f"a callback failed:\n{traceback.format_exc()}")
+                failures = [t for t in failures if time.monotonic() - t < 60.0] + [time.monotonic()]
+                if len(failures) >= 10:
+                    node.get_logger().fatal("10 callback failures within 60 s: exiting")
+                    node.exit_code = 1
+                    break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
