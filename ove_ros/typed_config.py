@@ -218,7 +218,9 @@ def _respelled(
     return [(rename(key), value) for key, value in pairs]
 
 
-def _leaves(cls: type, tree: Mapping[str, Any], rename: Callable[[str], str], prefix: str = "") -> list:
+def _leaves(
+    cls: type, tree: Mapping[str, Any], rename: Callable[[str], str], prefix: str = ""
+) -> list[tuple[str, Any]]:
     """``(dotted key, value)`` of every value of ``tree``, descending only into groups of keys (a dict-typed
     setting such as free-form overrides stays one value)."""
     out: list[tuple[str, Any]] = []
