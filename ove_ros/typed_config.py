@@ -11,7 +11,7 @@ imports neither ROS nor torch; OmegaConf is imported only when a file or overrid
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import field, fields, is_dataclass
 from pathlib import Path
@@ -66,11 +66,22 @@ def _default(f: Any) -> Any:
 def _constraint_text(meta: Any) -> str:
     if "choices" in meta:
         return "one of " + ", ".join(json.dumps(c) for c in meta["choices"])
-    if "ge" in meta and "le" in meta:
-        return f"in [{meta['ge']}, {meta['le']}]"
+    low = next(((b, meta[k]) for k, b in (("ge", "["), ("gt", "(")) if k in meta), None)
+    high = next(((b, meta[k]) for k, b in (("le", "]"), ("lt", ")")) if k in meta), None)
+    if low and high:
+        return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
     symbols = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
-    parts = [f"{sym} {meta[k]}" for k, sym in symbols if k in meta]
-    return " and ".join(parts)
+    return " and ".join(f"{sym} {meta[k]}" for k, sym in symbols if k in meta)
+
+
+def _allowed(value: Any, meta: Any) -> bool:
+    """Whether ``value`` is one of the declared choices and inside the declared range (NaN is not)."""
+    if "choices" in meta:
+        return value in meta["choices"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True  # types are checked when the config loads
+    return not (("gt" in meta and not value > meta["gt"]) or ("ge" in meta and not value >= meta["ge"])
+                or ("lt" in meta and not value < meta["lt"]) or ("le" in meta and not value <= meta["le"]))
 
 
 def _nested(hint: Any) -> tuple[type | None, bool]:
@@ -123,7 +134,8 @@ def help_text(cls: type, usage: str, intro: str = "") -> str:
 
 def problems(obj: Any, prefix: str = "") -> list[str]:
     """Every declared choice or range that ``obj`` (a dataclass instance, nested ones included) breaks, as
-    ``<key> must be ..., got <value>``. ``None`` passes (optional settings)."""
+    ``<key> must be ..., got <value>`` (``<key> entries must be ...`` for a list). ``None`` passes (optional
+    settings)."""
     found: list[str] = []
     for f in fields(obj):
         value = getattr(obj, f.name)
@@ -132,22 +144,15 @@ def problems(obj: Any, prefix: str = "") -> list[str]:
             found.extend(problems(value, key + "."))
             continue
         meta = f.metadata
-        if value is None or not meta:
+        if value is None:
             continue
-        if "choices" in meta and isinstance(value, (list, tuple)):
-            bad = [v for v in value if v not in meta["choices"]]
+        rule = f"one of {meta['choices']}" if "choices" in meta else _constraint_text(meta)
+        if isinstance(value, (list, tuple)):
+            bad = [v for v in value if not _allowed(v, meta)]
             if bad:
-                found.append(f"{key} entries must be one of {meta['choices']}, got {bad}")
-            continue
-        if "choices" in meta and value not in meta["choices"]:
-            found.append(f"{key} must be one of {meta['choices']}, got {value!r}")
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if ("gt" in meta and not value > meta["gt"]) or ("ge" in meta and not value >= meta["ge"]) or (
-            "lt" in meta and not value < meta["lt"]
-        ) or ("le" in meta and not value <= meta["le"]):
-            found.append(f"{key} must be {_constraint_text(meta)}, got {value}")
+                found.append(f"{key} entries must be {rule}, got {bad}")
+        elif not _allowed(value, meta):
+            found.append(f"{key} must be {rule}, got {value!r}")
     return found
 
 
@@ -188,6 +193,59 @@ def _known_keys(exc: Exception) -> str:
     return f"; the keys there are: {', '.join(f.name for f in fields(group))}"
 
 
+def _group(cls: type, key: str) -> type | None:
+    """The dataclass of the group of keys at the dotted ``key`` of ``cls`` (None for a value or a list)."""
+    node: type | None = cls
+    for part in key.split("."):
+        f = next((f for f in fields(node) if f.name == part), None) if node else None
+        if f is None:
+            return None
+        default = _default(f)
+        inner, is_list = _nested(get_type_hints(node).get(f.name))
+        node = type(default) if is_dataclass(default) else None if is_list else inner
+    return node
+
+
+def _respelled(
+    pairs: Sequence[tuple[str, Any]], rename: Callable[[str], str], source: str
+) -> list[tuple[str, Any]]:
+    """``(key, value)`` pairs under the keys' own names; one key given under two spellings is an error."""
+    seen: dict[str, str] = {}
+    for key, _ in pairs:
+        own = rename(key)
+        if seen.setdefault(own, key) != key:
+            raise ConfigError(f"{source} sets {own} twice (as {seen[own]} and {key}); keep one")
+    return [(rename(key), value) for key, value in pairs]
+
+
+def _leaves(
+    cls: type, tree: Mapping[str, Any], rename: Callable[[str], str], prefix: str = ""
+) -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every value of ``tree``, descending only into groups of keys (a dict-typed
+    setting such as free-form overrides stays one value)."""
+    out: list[tuple[str, Any]] = []
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and _group(cls, rename(key)) is not None:
+            out.extend(_leaves(cls, value, rename, key + "."))
+        else:
+            out.append((key, value))
+    return out
+
+
+def _respelled_tree(cls: type, tree: Mapping[str, Any], rename: Callable[[str], str], source: str) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in _respelled(_leaves(cls, tree, rename), rename, source):
+        node = out
+        *groups, last = key.split(".")
+        for part in groups:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {key} is inside {part}, which is set to a value")
+        node[last] = value
+    return out
+
+
 def load(
     cls: type[T],
     path: str | Path | None = None,
@@ -195,29 +253,39 @@ def load(
     *,
     what: str = "configuration",
     example: str = "key=value",
+    data: Mapping[str, Any] | str | None = None,
+    rename: Callable[[str], str] | None = None,
 ) -> T:
-    """Defaults of ``cls`` <- the YAML file at ``path`` <- dotted ``key=value`` overrides (values in YAML
-    syntax: ``video.resize=[320,240]``, ``task=null``). Unknown keys and wrong types raise ``ConfigError``
-    naming the key; declared choices and ranges are not checked here (``check``), so a caller can fill in
-    derived values first."""
+    """Defaults of ``cls`` <- the YAML file at ``path`` (or ``data``: a mapping or YAML text, e.g. a stored
+    config) <- dotted ``key=value`` overrides (values in YAML syntax: ``video.resize=[320,240]``,
+    ``task=null``). Unknown keys and wrong types raise ``ConfigError`` naming the key; declared choices and
+    ranges are not checked here (``check``), so a caller can fill in derived values first.
+
+    ``rename``: a key's own dotted name for another accepted spelling (an older name); a file, mapping or
+    command line that sets one key under two spellings is an error."""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    source = str(path) if path is not None else "defaults"
+    source = str(path) if path is not None else what if data is not None else "defaults"
     try:
         cfg = OmegaConf.structured(cls)
         if path is not None:
             path = Path(path)
             if not path.is_file():
                 raise ConfigError(f"config file {path} does not exist")
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
-            cfg = OmegaConf.merge(cfg, loaded)
-        for item in overrides:
-            key, value = split_override(item, example)
-            OmegaConf.update(cfg, key, yaml.safe_load(value), merge=True)
+            data = OmegaConf.load(path)
+        elif isinstance(data, str):
+            data = OmegaConf.create(data)
+        if not isinstance(data, Mapping | None):
+            raise ConfigError(f"{source} must hold a mapping of keys (key: value), not a list or a value")
+        data = OmegaConf.to_container(OmegaConf.create(data or {}), resolve=False)
+        if rename is not None:
+            data = _respelled_tree(cls, data, rename, source)
+        cfg = OmegaConf.merge(cfg, data)
+        pairs = [split_override(item, example) for item in overrides]
+        for key, value in _respelled(pairs, rename, "the command line") if rename else pairs:
+            cfg.merge_with_dotlist([f"{key}={value}"])  # the value parsed as OmegaConf parses YAML
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         detail = " ".join(str(exc).split())  # OmegaConf's message spans lines

@@ -66,5 +66,5 @@ def test_config_rejects_negative_strengths_before_training():
 
     cfg = Config()
     cfg.training.augment_color = -0.2
-    with pytest.raises(ConfigError, match=r"augment_color=-0.2 must be >= 0"):
+    with pytest.raises(ConfigError, match=r"training\.augment_color must be >= 0, got -0\.2"):
         validate(cfg, require_run_name=False)

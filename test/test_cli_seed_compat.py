@@ -121,7 +121,7 @@ def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
 
     with pytest.raises(SystemExit) as exc:
         train_main([f"config={TINY_YAML}", "run_name=x", "training.learning_rate=-1"])
-    assert exc.value.code == "error: training.learning_rate=-1.0 must be > 0"
+    assert exc.value.code == "error: invalid configuration: training.learning_rate must be > 0, got -1.0"
     with pytest.raises(ConfigError):
         train_main([f"config={TINY_YAML}", "run_name=x", "training.learning_rate=-1", "--debug"])
     # An error after the config loaded (a missing checkpoint) is one line too.

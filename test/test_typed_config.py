@@ -5,11 +5,13 @@ fields, checks that name the key and the allowed values, ``key=value`` overrides
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from dataclasses import fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
@@ -268,3 +270,52 @@ def test_reward_settings_are_checked_by_the_core_and_shared_with_training():
         if f.name in ("step_penalty", "fail_penalty"):
             assert f.default == reward[f.name].default
             assert f.metadata["help"] == reward[f.name].metadata["help"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loader's other spellings, list ranges and YAML values (the core, on a small config)
+
+
+@dataclasses.dataclass
+class _Inner:
+    rate: float = typed_config.setting(0.5, "A rate.", ge=0, lt=1)
+    weights: list[float] = typed_config.setting([0.1], "Weights.", ge=0, le=1)
+    extra: dict[str, Any] = typed_config.setting({}, "Free-form values.")
+
+
+@dataclasses.dataclass
+class _Outer:
+    inner: _Inner = dataclasses.field(default_factory=_Inner, metadata={"help": "A group."})
+    name: str = typed_config.setting("n", "A name.")
+
+
+def _rename(key: str) -> str:
+    return {"old_name": "name", "inner.speed": "inner.rate"}.get(key, key)
+
+
+def test_load_renames_other_spellings_and_rejects_one_key_given_twice(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("old_name: a\ninner:\n  speed: 0.25\n  extra: {old_name: kept}\n")
+    cfg = typed_config.load(_Outer, path, ["inner.extra.x=1e-5"], rename=_rename)
+    assert (cfg.name, cfg.inner.rate) == ("a", 0.25)
+    assert cfg.inner.extra == {"old_name": "kept", "x": 1e-5}  # free-form keys are not renamed; 1e-5 a float
+    cfg = typed_config.load(_Outer, None, ["inner.speed=0.5"], data={"old_name": "b"}, rename=_rename)
+    assert (cfg.name, cfg.inner.rate) == ("b", 0.5)
+    path.write_text("name: a\nold_name: b\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml sets name twice \(as name and old_name\); keep one"):
+        typed_config.load(_Outer, path, rename=_rename)
+    with pytest.raises(ConfigError, match=r"the command line sets inner\.rate twice"):
+        typed_config.load(_Outer, None, ["inner.rate=0.1", "inner.speed=0.2"], rename=_rename)
+    with pytest.raises(ConfigError, match=r"must hold a mapping"):
+        typed_config.load(_Outer, None, data="- 1\n- 2\n")
+
+
+def test_ranges_of_list_entries_and_half_open_ranges_are_checked_and_described():
+    cfg = _Outer(_Inner(rate=1.0, weights=[0.5, 1.5, -1.0]))
+    assert typed_config.problems(cfg) == [
+        "inner.rate must be in [0, 1), got 1.0",
+        "inner.weights entries must be in [0, 1], got [1.5, -1.0]",
+    ]
+    rows = {k: h for k, _, h in typed_config.describe(_Outer)}
+    assert rows["inner.rate"] == "A rate. (in [0, 1))" and rows["inner.weights"] == "Weights. (in [0, 1])"
+    assert typed_config.problems(_Inner(rate=float("nan"))) == ["rate must be in [0, 1), got nan"]

@@ -6,9 +6,10 @@ Every command line of the training tools has the form::
 
     python -m ove_ros.training.train config=training/configs/tiny.yaml run_name=my_run data.batch_size=32
 
-``config=`` names the YAML file (required); every other argument is an OmegaConf dotlist override applied on
-top of it. Unknown keys and wrongly typed values are rejected with the name of the offending key, and
-out-of-range values (a negative learning rate, a percentile of 150) when the config loads, before any data.
+``config=`` names the YAML file (required); every other argument is a dotted ``key=value`` override applied
+on top of it (``ove_ros.typed_config.load``, the loader of every tool). Unknown keys and wrongly typed values
+are rejected with the name of the offending key, and values outside the choices or range a field declares
+(a negative learning rate, a percentile of 150) when the config loads, before any data.
 
 The spellings of the open-value-estimator library are accepted as aliases (listed by ``--help``):
 ``training.num_steps`` = ``training.steps``, ``resume_from`` = ``training.resume_from``, the ``eval`` group =
@@ -17,18 +18,15 @@ The spellings of the open-value-estimator library are accepted as aliases (liste
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ove_ros import typed_config
 from ove_ros.typed_config import ConfigError, setting
@@ -41,9 +39,10 @@ MODEL_PRESETS = ("tiny", "full")
 SWEEP_BACKENDS = ("wandb", "optuna")
 
 
-def _help(cls: type, name: str) -> str:
-    """The description of ``cls.name``, for a setting that mirrors it."""
-    return next(f.metadata["help"] for f in fields(cls) if f.name == name)
+def _mirror(cls: type, name: str) -> Any:
+    """A setting with the default, description and range of ``cls.name`` (one source for both)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return setting(f.default, **f.metadata)
 
 
 @dataclass
@@ -67,20 +66,24 @@ class DataConfig:
         "True: use the reward column as is. False: only the sign of each episode's last reward "
         "counts (success/failure) and rewards are built from step_penalty and fail_penalty.",
     )
-    step_penalty: float = _f(RewardConfig.step_penalty, _help(RewardConfig, "step_penalty"))
-    fail_penalty: float = _f(RewardConfig.fail_penalty, _help(RewardConfig, "fail_penalty"))
+    step_penalty: float = _mirror(RewardConfig, "step_penalty")
+    fail_penalty: float = _mirror(RewardConfig, "fail_penalty")
     assume_success_without_reward: bool = _f(
         False,
         "Datasets without a reward column (pure demonstrations): treat every episode as a success. "
         "Without this flag such a dataset is rejected.",
     )
-    val_fraction: float = _f(0.1, "Fraction of the episodes held out for validation (split by episode).")
+    val_fraction: float = _f(
+        0.1, "Fraction of the episodes held out for validation (split by episode).", ge=0, lt=1
+    )
     val_episodes: list[int] = _f([], "Explicit validation episode indices (overrides val_fraction).")
     split_seed: int = _f(0, "Seed of the train/validation episode split.")
     episodes: list[int] = _f([], "Restrict the dataset to these episode indices (empty = all).")
-    batch_size: int = _f(32, "Samples per optimizer micro-step and per process.")
-    eval_batch_size: int = _f(64, "Samples per forward pass during validation, evaluation and labelling.")
-    num_workers: int = _f(2, "DataLoader worker processes (0 = load in the main process).")
+    batch_size: int = _f(32, "Samples per optimizer micro-step and per process.", ge=1)
+    eval_batch_size: int = _f(
+        64, "Samples per forward pass during validation, evaluation and labelling.", ge=1
+    )
+    num_workers: int = _f(2, "DataLoader worker processes (0 = load in the main process).", ge=0)
     video_backend: str | None = _f(
         None, "'torchcodec' or 'pyav'; None picks torchcodec when it loads.",
         choices=("torchcodec", "pyav", "video_reader"),
@@ -107,7 +110,7 @@ class ModelConfig:
         None, "Start from the weights of a bundle, a checkpoint file or a run directory (no optimizer state)."
     )
     value_head_depth: int | None = _f(
-        None, "Hidden layers of the GELU MLP value head (0 = linear); None = the preset's (2)."
+        None, "Hidden layers of the GELU MLP value head (0 = linear); None = the preset's (2).", ge=0
     )
 
 
@@ -115,36 +118,48 @@ class ModelConfig:
 class OptimConfig:
     """The optimization loop."""
 
-    steps: int = _f(1000, "Total optimizer steps of the run (defines the learning-rate schedule).")
+    steps: int = _f(1000, "Total optimizer steps of the run (defines the learning-rate schedule).", ge=1)
     max_steps_this_run: int | None = _f(
-        None, "Stop this invocation after this many optimizer steps (resume later, e.g. on preemptible jobs)."
+        None,
+        "Stop this invocation after this many optimizer steps (resume later, e.g. on preemptible jobs).",
+        gt=0,
     )
-    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW.")
-    min_lr_ratio: float = _f(0.1, "Final learning rate as a fraction of the peak (cosine decay floor).")
-    warmup_steps: int = _f(100, "Linear warm-up steps from 0 to the peak learning rate.")
-    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and norm weights).")
-    betas: list[float] = _f([0.9, 0.95], "AdamW betas.")
-    eps: float = _f(1e-8, "AdamW epsilon.")
-    grad_clip: float = _f(1.0, "Clip the global gradient norm to this value (0 = off).")
-    gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
+    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW.", gt=0)
+    min_lr_ratio: float = _f(
+        0.1, "Final learning rate as a fraction of the peak (cosine decay floor).", ge=0, le=1
+    )
+    warmup_steps: int = _f(100, "Linear warm-up steps from 0 to the peak learning rate.", ge=0)
+    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and norm weights).", ge=0)
+    betas: list[float] = _f([0.9, 0.95], "AdamW betas (two values).", ge=0, lt=1)
+    eps: float = _f(1e-8, "AdamW epsilon.", gt=0)
+    grad_clip: float = _f(1.0, "Clip the global gradient norm to this value (0 = off).", ge=0)
+    gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.", ge=1)
     mixed_precision: str = _f(
         "bf16", "'bf16' autocast on CUDA, 'no' for fp32. CPUs always run fp32.", choices=("bf16", "no")
     )
     target_encoding: str = _f("one_hot", "Target distribution over the bins.", choices=TARGET_KINDS)
-    hl_gauss_sigma: float | None = _f(None, "Std of the HL-Gauss target in value units (None = 0.75 bins).")
-    augment_shift: float = _f(
-        0.0, "Random image shift per sample and camera, as a fraction of the image side (0 = off)."
+    hl_gauss_sigma: float | None = _f(
+        None, "Std of the HL-Gauss target in value units (None = 0.75 bins).", gt=0
     )
-    augment_color: float = _f(0.0, "Brightness/contrast jitter: factors in [1 - x, 1 + x] (0 = off).")
+    augment_shift: float = _f(
+        0.0, "Random image shift per sample and camera, as a fraction of the image side (0 = off).", ge=0
+    )
+    augment_color: float = _f(0.0, "Brightness/contrast jitter: factors in [1 - x, 1 + x] (0 = off).", ge=0)
     freeze_vision: bool = _f(False, "Freeze the vision tower (train the projector, language model and head).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
-    ema_decay: float = _f(0.999, "EMA decay of the weights (0 = no EMA); ramps up as (1+s)/(10+s).")
+    ema_decay: float = _f(
+        0.999, "EMA decay of the weights (0 = no EMA); ramps up as (1+s)/(10+s).", ge=0, lt=1
+    )
     seed: int = _f(0, "Seed of the weights, the data order and every random number of the run.")
-    log_every: int = _f(10, "Log training metrics every N optimizer steps.")
-    val_every: int = _f(200, "Validate every N optimizer steps (0 = only at the end).")
-    max_val_batches: int | None = _f(None, "Cap validation at this many batches (None = the whole split).")
-    save_every: int = _f(500, "Write a checkpoint every N optimizer steps (the last step is always saved).")
-    keep_last: int = _f(3, "Keep the newest K checkpoints of the run (older ones are deleted).")
+    log_every: int = _f(10, "Log training metrics every N optimizer steps.", gt=0)
+    val_every: int = _f(200, "Validate every N optimizer steps (0 = only at the end).", ge=0)
+    max_val_batches: int | None = _f(
+        None, "Cap validation at this many batches (None = the whole split).", gt=0
+    )
+    save_every: int = _f(
+        500, "Write a checkpoint every N optimizer steps (the last step is always saved).", gt=0
+    )
+    keep_last: int = _f(3, "Keep the newest K checkpoints of the run (older ones are deleted).", ge=0)
     resume: bool = _f(False, "Continue the run from its newest intact checkpoint under the output directory.")
     resume_from: str | None = _f(
         None,
@@ -158,7 +173,7 @@ class OptimConfig:
     )
     compile: bool = _f(False, "torch.compile the vision and text towers (CUDA only).")
     num_threads: int | None = _f(
-        None, "CPU threads of torch (None = torch's default; 1 on busy shared CPUs)."
+        None, "CPU threads of torch (None = torch's default; 1 on busy shared CPUs).", gt=0
     )
 
 
@@ -189,9 +204,11 @@ class EvaluateConfig:
         "val", "The episode split of the checkpoint's run to evaluate.", choices=("val", "train", "all")
     )
     output_dir: str | None = _f(None, "Where reports go; None = <run dir>/eval/<checkpoint name>.")
-    plot_episodes: int = _f(6, "Number of episodes to plot (value curve: prediction vs target).")
-    video_episodes: int = _f(1, "Number of episodes to render as an MP4 with the value drawn on the frames.")
-    video_fps: int | None = _f(None, "Frame rate of the videos; None = the dataset's.")
+    plot_episodes: int = _f(6, "Number of episodes to plot (value curve: prediction vs target).", ge=0)
+    video_episodes: int = _f(
+        1, "Number of episodes to render as an MP4 with the value drawn on the frames.", ge=0
+    )
+    video_fps: int | None = _f(None, "Frame rate of the videos; None = the dataset's.", gt=0)
 
 
 @dataclass
@@ -206,8 +223,8 @@ class AdvantageConfig:
     mode: str = _f(
         "n_step", "n_step: sum of N rewards + V(t+N) - V(t); mc: G_t - V(t).", choices=("n_step", "mc")
     )
-    n_step: int = _f(50, "N of the n-step advantage.")
-    percentile: float = _f(30.0, "Per-task percentile used as the positive/negative threshold.")
+    n_step: int = _f(50, "N of the n-step advantage.", ge=1)
+    percentile: float = _f(30.0, "Per-task percentile used as the positive/negative threshold.", ge=0, le=100)
     output_repo_id: str | None = _f(None, "repo_id of the labelled copy (None = <repo_id>_advantage).")
     output_root: str | None = _f(None, "Directory of the labelled copy (None = beside the source dataset).")
     overwrite: bool = _f(False, "Replace an existing output directory.")
@@ -219,7 +236,7 @@ class SweepConfig:
 
     spec: str = _f("training/configs/sweep.yaml", "Sweep file in W&B format (method, metric, parameters).")
     name: str = _f("sweep", "Name of the sweep (Optuna study name, run-name prefix).")
-    n_trials: int = _f(10, "Number of trials (runs) to start.")
+    n_trials: int = _f(10, "Number of trials (runs) to start.", ge=1)
     storage: str | None = _f(None, "Optuna storage URL; None = sqlite under <output_root>/<project>/sweeps.")
     sampler_seed: int = _f(0, "Seed of the Optuna sampler.")
     wandb_sweep_id: str | None = _f(None, "Join an existing W&B sweep instead of creating one.")
@@ -261,15 +278,15 @@ class CloudConfig:
     accelerator_type: str = _f(
         "NVIDIA_TESLA_A100", "aiplatform_v1.AcceleratorType name ('' or NONE = CPU only)."
     )
-    accelerator_count: int = _f(1, "GPUs per node (one training process each).")
-    replica_count: int = _f(1, "Nodes; more than 1 runs accelerate's multi-node launch.")
+    accelerator_count: int = _f(1, "GPUs per node (one training process each).", ge=0)
+    replica_count: int = _f(1, "Nodes; more than 1 runs accelerate's multi-node launch.", ge=1)
     boot_disk_type: str = _f("pd-ssd", "Boot disk type of every node.")
     boot_disk_size_gb: int = _f(200, "Boot disk size (GB): the dataset copy and the local run directory.")
     spot: bool = _f(False, "Run on Spot VMs (pre-emptible; the job resumes from its newest checkpoint).")
     restart_on_worker_restart: bool = _f(
         True, "Restart every node when one restarts (a multi-node run resumes together)."
     )
-    timeout_hours: float = _f(72.0, "Maximum run time of the job.")
+    timeout_hours: float = _f(72.0, "Maximum run time of the job.", gt=0)
     hf_token_secret: str | None = _f(
         None,
         "Secret Manager secret holding HF_TOKEN: 'name', 'name:version' or "
@@ -283,16 +300,15 @@ class CloudConfig:
     )
     gcs_mount: str = _f("/gcs", "Where the job sees gs://<bucket>/<path> (Vertex AI's Cloud Storage mount).")
     local_dir: str = _f("/tmp/ove_ros", "Node-local scratch directory: dataset copy, run directory.")
-    sync_every_s: float = _f(30.0, "How often the entry point copies new checkpoints to output_uri.")
+    sync_every_s: float = _f(30.0, "How often the entry point copies new checkpoints to output_uri.", gt=0)
     main_process_port: int = _f(29500, "Rendezvous port of multi-node runs on the primary node.")
-    sweep_agents: int = _f(1, "Sweep launcher: number of agent jobs joining sweep.wandb_sweep_id.")
+    sweep_agents: int = _f(1, "Sweep launcher: number of agent jobs joining sweep.wandb_sweep_id.", ge=1)
     request_dir: str = _f("outputs/cloud", "Where the launchers write the job requests as JSON.")
 
     def to_args(self) -> list[str]:
         """``cloud.<key>=<value>`` for every field, so the remote entry point sees the same settings."""
-        data = OmegaConf.to_container(OmegaConf.structured(self), resolve=True)
         args = []
-        for key, value in data.items():  # type: ignore[union-attr]
+        for key, value in asdict(self).items():
             if isinstance(value, dict):
                 args.append(f"{CLOUD_PREFIX}{key}={{}}")
                 args += [f"{CLOUD_PREFIX}{key}.{k}={_dotlist_value(v)}" for k, v in value.items()]
@@ -378,53 +394,9 @@ def canonical_key(key: str) -> str:
     return key
 
 
-def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(node, dict) and node:
-        out: list[tuple[str, Any]] = []
-        for k, v in node.items():
-            out.extend(_flatten(v, f"{prefix}{k}."))
-        return out
-    return [(prefix[:-1], node)]
-
-
-def _canonical_tree(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """``data`` with aliased keys renamed; giving a key under two names in one source is an error."""
-    data = copy.deepcopy(data)
-    model = data.get("model")
-    free = model.pop("overrides") if isinstance(model, dict) and "overrides" in model else None
-    out: dict[str, Any] = {}
-    seen: dict[str, str] = {}
-    for key, value in (_flatten(data) if data else []):
-        canon = canonical_key(key)
-        if canon in seen and seen[canon] != key:
-            raise ConfigError(f"{source} sets {canon} twice (as {seen[canon]} and {key}); keep one")
-        seen[canon] = key
-        _set(out, canon, value)
-    if free is not None:  # free-form: its keys are ValueModelConfig fields, not config keys
-        _set(out, "model.overrides", free)
-    return out
-
-
-def _set(tree: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = tree
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{key}: {part} is a value, not a group")
-    node[parts[-1]] = value
-
-
-def _positive(name: str, value: float | None, strict: bool = True, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or (value <= 0 if strict else value < 0):
-        raise ConfigError(f"{name}={value} must be {'> 0' if strict else '>= 0'}")
-
-
 def validate(cfg: Config, require_run_name: bool = True) -> Config:
-    """Check values that types alone cannot (choices, ranges, names), so a bad value stops the command
-    before it reads any data."""
+    """Check what the fields' declared choices and ranges (``typed_config.check``) cannot: the run name and
+    the settings that go together, so a bad value stops the command before it reads any data."""
     if require_run_name:
         if not cfg.run_name:
             raise ConfigError(
@@ -433,115 +405,43 @@ def validate(cfg: Config, require_run_name: bool = True) -> Config:
             )
         if not _RUN_NAME.match(cfg.run_name):
             raise ConfigError(f"run_name {cfg.run_name!r} may only contain letters, digits, '.', '_' and '-'")
-    typed_config.check(cfg)  # the choices declared by the fields
-    t = cfg.training
-    if t.steps < 1 or t.warmup_steps < 0 or t.gradient_accumulation_steps < 1:
-        raise ConfigError(
-            f"training.steps={t.steps} (alias training.num_steps) and training.gradient_accumulation_steps="
-            f"{t.gradient_accumulation_steps} must be >= 1, training.warmup_steps={t.warmup_steps} >= 0"
-        )
-    _positive("training.learning_rate", t.learning_rate)
-    _positive("training.eps", t.eps)
-    _positive("training.weight_decay", t.weight_decay, strict=False)
-    _positive("training.grad_clip", t.grad_clip, strict=False)
-    _positive("training.hl_gauss_sigma", t.hl_gauss_sigma, allow_none=True)
-    _positive("training.max_steps_this_run", t.max_steps_this_run, allow_none=True)
-    _positive("training.num_threads", t.num_threads, allow_none=True)
-    for name in ("log_every", "save_every"):
-        _positive(f"training.{name}", getattr(t, name))
-    for name in ("val_every", "keep_last"):
-        _positive(f"training.{name}", getattr(t, name), strict=False)
-    _positive("training.max_val_batches", t.max_val_batches, allow_none=True)
-    if not 0.0 <= t.min_lr_ratio <= 1.0:
-        raise ConfigError(f"training.min_lr_ratio={t.min_lr_ratio} must be in [0, 1]")
-    if t.augment_shift < 0 or t.augment_color < 0:
-        raise ConfigError(
-            f"training.augment_shift={t.augment_shift} and augment_color={t.augment_color} "
-            "must be >= 0 (0 = off)"
-        )
-    if not 0.0 <= t.ema_decay < 1.0:
-        raise ConfigError(f"training.ema_decay={t.ema_decay} must be in [0, 1)")
-    if len(t.betas) != 2 or not all(0.0 <= b < 1.0 for b in t.betas):
-        raise ConfigError(f"training.betas must be two values in [0, 1), got {t.betas}")
-    m = cfg.model
-    _positive("model.value_head_depth", m.value_head_depth, strict=False, allow_none=True)
-    d = cfg.data
-    if d.batch_size < 1 or d.eval_batch_size < 1:
-        raise ConfigError(
-            f"data.batch_size={d.batch_size} and data.eval_batch_size={d.eval_batch_size} must be >= 1"
-        )
-    _positive("data.num_workers", d.num_workers, strict=False)
-    if not 0.0 <= d.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction={d.val_fraction} must be in [0, 1)")
-    a = cfg.advantage
-    if a.n_step < 1:
-        raise ConfigError(f"advantage.n_step={a.n_step} must be >= 1")
-    if not 0.0 <= a.percentile <= 100.0:
-        raise ConfigError(f"advantage.percentile={a.percentile} must be in [0, 100]")
-    e = cfg.evaluate
-    _positive("evaluate.plot_episodes", e.plot_episodes, strict=False)
-    _positive("evaluate.video_episodes", e.video_episodes, strict=False)
-    _positive("evaluate.video_fps", e.video_fps, allow_none=True)
-    s = cfg.sweep
-    _positive("sweep.n_trials (alias count)", s.n_trials)
-    cfg.reward  # noqa: B018 -- RewardConfig validates the penalties
+    typed_config.check(cfg)
+    if len(cfg.training.betas) != 2:
+        raise ConfigError(f"training.betas must be two values in [0, 1), got {cfg.training.betas}")
+    cfg.reward  # noqa: B018 -- RewardConfig also rejects infinite penalties
     return cfg
 
 
-def split_cli_args(argv: Sequence[str]) -> tuple[str, list[str]]:
-    """Separate ``config=<file>`` from the dotlist overrides; a missing ``config=`` is an error."""
+def split_cli_args(argv: Sequence[str], required: bool = True) -> tuple[str | None, list[str]]:
+    """Separate ``config=<file>`` from the dotlist overrides; a missing ``config=`` is an error when
+    ``required``."""
     config_path: str | None = None
     overrides: list[str] = []
-    for arg in argv:
+    for given in argv:
+        arg = given[2:] if given.startswith("--") else given
         if arg.startswith("config="):
             config_path = arg.split("=", 1)[1]
-        elif arg.startswith("--config="):
-            config_path = arg.split("=", 1)[1]
         elif "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not of the form key=value (e.g. data.batch_size=32)")
+            raise ConfigError(f"argument {given!r} is not of the form key=value (e.g. data.batch_size=32)")
         else:
-            overrides.append(arg[2:] if arg.startswith("--") else arg)
-    if not config_path:
+            overrides.append(arg)
+    if required and not config_path:
         raise ConfigError("config=<file.yaml> is required, e.g. config=training/configs/tiny.yaml")
     return config_path, overrides
-
-
-def _canonical_overrides(overrides: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    seen: dict[str, str] = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        canon = canonical_key(key.strip())
-        if canon in seen and seen[canon] != key:
-            raise ConfigError(f"the command line sets {canon} twice (as {seen[canon]} and {key}); keep one")
-        seen[canon] = key
-        out.append(f"{canon}={value}")
-    return out
 
 
 def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     require_run_name: bool = True,
+    data: dict[str, Any] | str | None = None,
+    what: str = "configuration",
 ) -> Config:
-    """Defaults <- YAML file <- dotlist overrides, checked against the dataclasses."""
-    merged = OmegaConf.structured(Config)
-    try:
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"config file {str(path)!r} does not exist")
-            loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"config file {str(path)!r} must hold a mapping of groups and keys")
-            merged = OmegaConf.merge(merged, OmegaConf.create(_canonical_tree(loaded, str(path))))
-        if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(_canonical_overrides(overrides)))
-        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    """Defaults <- YAML file (or ``data``: a mapping or YAML text) <- dotlist overrides, every key in any
+    accepted spelling (``canonical_key``), checked against the dataclasses."""
+    cfg = typed_config.load(
+        Config, path, overrides, data=data, rename=canonical_key, what=what, example="data.batch_size=32"
+    )
     if cfg.training.resume_from:
         cfg.training.resume = True
     return validate(cfg, require_run_name=require_run_name)
@@ -556,13 +456,7 @@ def config_from_argv(argv: Sequence[str], require_run_name: bool = True) -> Conf
 def config_from_dict(data: dict[str, Any], require_run_name: bool = False) -> Config:
     """Rebuild a Config saved with ``Config.to_dict`` (e.g. from a checkpoint, also one from before a key was
     renamed)."""
-    try:
-        tree = _canonical_tree(data, "stored configuration")
-        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(tree))
-        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid stored configuration: {exc}") from exc
-    return validate(cfg, require_run_name=require_run_name)
+    return load_config(data=data, require_run_name=require_run_name, what="stored configuration")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
@@ -579,9 +473,8 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]
 
 def print_help(tool: str, extra: str = "") -> None:
     """Usage line plus every key with its default and description, and the accepted aliases."""
-    print(f"usage: python -m {tool} config=<file.yaml> [key=value ...] [--debug]\n{extra}")
-    for key, default, help_text in describe():
-        print(f"  {key:42s} {default:>14s}  {help_text}")
+    usage = f"usage: python -m {tool} config=<file.yaml> [key=value ...] [--debug]"
+    print(typed_config.help_text(Config, usage, extra))
     print("\naliases (other accepted spellings):")
     for alias, key in {**ALIASES, **{f"{a}.<key>": f"{k}.<key>" for a, k in GROUP_ALIASES.items()}}.items():
         print(f"  {alias:42s} = {key}")
@@ -625,6 +518,9 @@ def write_error_log(cfg: Config) -> Path | None:
     return path
 
 
+HELP_ARGS = ("-h", "--help", "help")
+
+
 def wants_debug(argv: Sequence[str]) -> bool:
     return any(a in ("--debug", "debug=true", "debug=True", "--debug=true") for a in argv)
 
@@ -638,13 +534,13 @@ def run_cli(
 ) -> _R | None:
     """The ``main()`` of the config-driven tools, so that they answer ``--help``, log and fail alike.
 
-    ``-h``/``--help`` prints the keys and returns None; otherwise the config is loaded from ``argv``
+    ``-h``/``--help``/``help`` prints the keys and returns None; otherwise the config is loaded from ``argv``
     (``sys.argv[1:]`` when None) and ``run(cfg)`` returned. Any error ends the command with one line
     ``error: <message>`` on stderr and exit status 1; the traceback goes to ``<run dir>/error.log`` where the
     run has a directory, and ``--debug`` (or ``debug=true``) lets it through instead.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
+    if any(a in HELP_ARGS for a in argv):
         print_help(tool, doc or "")
         return None
     debug = wants_debug(argv)

@@ -13,22 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from ove_ros.training.config import (
-    CLOUD_PREFIX,
-    CloudConfig,
-    Config,
-    ConfigError,
-    _canonical_overrides,
-    _canonical_tree,
-    split_cli_args,
-    validate,
-)
+from ove_ros.training.config import CloudConfig, Config, ConfigError, load_config, split_cli_args
 
 SECRET_RESOURCE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[A-Za-z0-9_-]+$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -61,17 +48,12 @@ def secret_resource(ref: str, project: str | None) -> str:
 
 
 def validate_cloud(c: CloudConfig) -> CloudConfig:
-    """Checks that need no credentials (what is merely unset is reported by the launchers instead)."""
+    """Checks beyond the fields' declared ranges that need no credentials (what is merely unset is reported
+    by the launchers instead)."""
     for key in ("staging_bucket", "output_uri"):
         value = getattr(c, key)
         if value is not None and not is_gcs(value):
             raise ConfigError(f"cloud.{key}={value!r} must be a gs:// URI (e.g. gs://my-bucket/ove)")
-    if c.replica_count < 1 or c.accelerator_count < 0:
-        raise ConfigError("cloud.replica_count must be >= 1 and cloud.accelerator_count >= 0")
-    if c.sweep_agents < 1:
-        raise ConfigError(f"cloud.sweep_agents={c.sweep_agents} must be >= 1")
-    if c.timeout_hours <= 0 or c.sync_every_s <= 0:
-        raise ConfigError("cloud.timeout_hours and cloud.sync_every_s must be > 0")
     for name in c.env:
         if name in SECRET_ENV_VARS:
             raise ConfigError(
@@ -90,65 +72,22 @@ class CloudCli:
 
     cloud: CloudConfig
     config: Config
-    config_path: str | None
-    overrides: list[str] = field(default_factory=list)
     dry_run: bool = False
 
 
-def _split(argv: Sequence[str]) -> tuple[list[str], list[str], bool]:
-    cloud, rest, dry = [], [], False
-    for arg in argv:
-        if arg in ("--dry-run", "--dry_run"):
-            dry = True
-        elif arg.lstrip("-").startswith(CLOUD_PREFIX):
-            cloud.append(arg.lstrip("-")[len(CLOUD_PREFIX) :])
-        else:
-            rest.append(arg)
-    return cloud, rest, dry
+DRY_RUN_ARGS = ("--dry-run", "--dry_run")
 
 
 def load_cloud_cli(
     argv: Sequence[str], require_run_name: bool = True, config_yaml: str | None = None
 ) -> CloudCli:
-    """``config=<file> [cloud.k=v ...] [--dry-run] [k=v ...]`` -> CloudCli.
+    """``config=<file> [cloud.k=v ...] [--dry-run] [k=v ...]`` -> CloudCli, through the training tools'
+    loader (``cloud`` is a group of the training config).
 
     ``config_yaml``: the training config as YAML text instead of a ``config=`` file (the remote entry point
     receives the launcher's resolved config this way).
     """
-    cloud_args, rest, dry = _split(argv)
-    if config_yaml is not None and not any(a.startswith(("config=", "--config=")) for a in rest):
-        path, overrides = None, [a[2:] if a.startswith("--") else a for a in rest]
-        for a in overrides:
-            if "=" not in a:
-                raise ConfigError(f"argument {a!r} is not of the form key=value (e.g. data.batch_size=32)")
-        raw = OmegaConf.create(config_yaml)
-    else:
-        path, overrides = split_cli_args(rest)
-        if not Path(path).is_file():
-            raise ConfigError(f"config file {path!r} does not exist")
-        raw = OmegaConf.load(path)
-    try:
-        section = raw.pop("cloud", None) if isinstance(raw, DictConfig) else None
-        cloud = OmegaConf.structured(CloudConfig)
-        if section:
-            cloud = OmegaConf.merge(cloud, section)
-        if cloud_args:
-            cloud = OmegaConf.merge(cloud, OmegaConf.from_dotlist(cloud_args))
-        cloud_cfg: CloudConfig = OmegaConf.to_object(cloud)  # type: ignore[assignment]
-        # The training keys take the same spellings (aliases) as the training tools' own command lines.
-        tree = _canonical_tree(OmegaConf.to_container(raw) or {}, str(path or "the job's config"))
-        overrides = _canonical_overrides(overrides)
-        merged = OmegaConf.merge(OmegaConf.structured(Config), tree, OmegaConf.from_dotlist(overrides))
-        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
-    if cfg.training.resume_from:
-        cfg.training.resume = True
-    cfg.cloud = validate_cloud(cloud_cfg)
-    validate(cfg, require_run_name=require_run_name)
-    return CloudCli(cfg.cloud, cfg, path, list(overrides), dry)
-
-
-def describe_cloud() -> list[tuple[str, str]]:
-    """(key, help) of every cloud setting, for ``--help``."""
-    return [(f"{CLOUD_PREFIX}{f.name}", f.metadata.get("help", "")) for f in fields(CloudConfig)]
+    path, overrides = split_cli_args([a for a in argv if a not in DRY_RUN_ARGS], config_yaml is None)
+    cfg = load_config(path, overrides, require_run_name, data=None if path else config_yaml)
+    validate_cloud(cfg.cloud)
+    return CloudCli(cfg.cloud, cfg, any(a in DRY_RUN_ARGS for a in argv))

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ove_ros.training.checkpoint import atomic_write_text
-from ove_ros.training.cloud.config import CloudCli, CloudConfig, describe_cloud, is_gcs, load_cloud_cli
+from ove_ros.training.cloud.config import CloudCli, CloudConfig, is_gcs, load_cloud_cli
 from ove_ros.training.cloud.jobs import CloudSdkMissing, JobPlan, aiplatform_types, request_json
-from ove_ros.training.config import ConfigError, print_help
+from ove_ros.training.config import HELP_ARGS, ConfigError, print_help
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 NO_CREDENTIALS = (
@@ -101,10 +101,8 @@ def run_launcher(
 ) -> int:
     """Parse, build the requests (``build`` returns them and its own missing items), write, submit."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
+    if any(a in HELP_ARGS for a in argv):  # the cloud.* keys are part of the training config's keys
         print_help(tool, (doc or "") + "\n  --dry-run  write the job requests as JSON, submit nothing")
-        for key, text in describe_cloud():
-            print(f"  {key:42s} {text}")
         return 0
     try:
         cli = load_cloud_cli(argv, require_run_name=require_run_name)
