@@ -71,6 +71,11 @@ def test_messages_are_counted_and_offered_only_while_active(node):
     callbacks._on_joints(joints(0))
     assert (st.received, st.rejected, st.problems) == (3, 1, 1)
     assert "header.stamp is 0" in st.last_error
+    # The diagnostics see each problem once, with the resolved topic.
+    snap = {s.topic: s for s in callbacks.snapshots(st.last_wall + 2.0)}
+    assert snap["joint_states"].new_problems == 1 and snap["joint_states"].resolved == "/joint_states"
+    assert snap["joint_states"].silent_s == pytest.approx(2.0) and snap["head/image"].received == 0
+    assert [s.new_problems for s in callbacks.snapshots(st.last_wall)] == [0, 0]
     # A clock jump on an input restarts the episode and is counted.
     callbacks._on_joints(joints(1))
     assert counts["clock_resets"] == 1

@@ -15,6 +15,7 @@ The decisions (QoS, transport, stamp checks, hints) live in ``inputs``, the watc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -29,6 +30,7 @@ from ove_ros.ros import conversions as conv
 from ove_ros.ros import watchdog
 from ove_ros.ros.conversions import ConversionError
 from ove_ros.ros.diagnostics import InputStats, Throttle, Window
+from ove_ros.ros.diagnostics_report import InputSnapshot
 from ove_ros.ros.inputs import (
     JOINTS,
     camera_transport,
@@ -241,6 +243,20 @@ class InputCallbacks:
         elif st.shape != shape:
             self.problem(cam, "size", f"frame size changed from {st.shape[1]}x{st.shape[0]} to "
                          f"{shape[1]}x{shape[0]}; frames are still resized for the model")
+
+    def snapshots(self, now: float) -> list[InputSnapshot]:
+        """Each input for the diagnostics at ``now`` (``time.monotonic()``), with the problems since the
+        previous call."""
+        found = []
+        for st in self.stats.values():
+            new_problems = st.problems - st.problems_reported
+            st.problems_reported = st.problems
+            found.append(InputSnapshot(
+                topic=st.topic, resolved=self._node.resolve_topic_name(st.topic), kind=st.kind,
+                received=st.received, rejected=st.rejected, last_error=st.last_error,
+                silent_s=(now - st.last_wall) if st.last_wall is not None else math.nan,
+                timed_out=st.timed_out, new_problems=new_problems))
+        return found
 
     # ----------------------------------------------------------------------------------------- watchdog
 

@@ -49,7 +49,7 @@ from ove_ros.frame_grid import FrameGrid
 from ove_ros.ros import contract, params
 from ove_ros.ros import conversions as conv
 from ove_ros.ros.diagnostics import Throttle, Window
-from ove_ros.ros.diagnostics_report import WINDOWS, DiagnosticsSnapshot, InputSnapshot, diagnostic_array
+from ove_ros.ros.diagnostics_report import WINDOWS, DiagnosticsSnapshot, diagnostic_array
 from ove_ros.ros.input_callbacks import InputCallbacks
 from ove_ros.ros.inputs import JOINTS
 from ove_ros.ros.outputs import Outputs
@@ -365,19 +365,10 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
         rate = (self._counts["ticks"] - prev_ticks) / max(1e-6, now - prev_wall)
         self._diag_prev = (now, self._counts["ticks"])
         s, tracker = self.settings, ticks.tracker
-        inputs = []
-        for st in self._in.stats.values():
-            new_problems = st.problems - st.problems_reported
-            st.problems_reported = st.problems
-            inputs.append(InputSnapshot(
-                topic=st.topic, resolved=self.resolve_topic_name(st.topic), kind=st.kind,
-                received=st.received, rejected=st.rejected, last_error=st.last_error,
-                silent_s=(now - st.last_wall) if st.last_wall is not None else math.nan,
-                timed_out=st.timed_out, new_problems=new_problems))
         snap = DiagnosticsSnapshot(
             node=self.get_fully_qualified_name(),
             hardware=str(self._engine.device) if self._engine is not None else "unloaded",
-            active=self._active, inputs=inputs, input_timeout=s.input_timeout,
+            active=self._active, inputs=self._in.snapshots(now), input_timeout=s.input_timeout,
             error_recent=now - self._last_error_wall < 2 * s.diagnostics_period, last_error=self._last_error,
             rate_hz=rate, checkpoint=s.checkpoint, task=ticks.task(), episode_frames=ticks.grid.frames,
             fps=s.fps, n_step=s.n_step, contract=contract.contract_text(self._contract),
