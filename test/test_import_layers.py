@@ -1,7 +1,8 @@
 # Copyright 2026 The ove_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Imports run one way: no module of ove_ros or training imports itself back through others, and only the main
-job (ove_ros.main_job) joins the runtime with the training package.
+"""Imports run one way: no module of ove_ros or training imports itself back through others, only the main
+job (ove_ros.main_job) joins the runtime with the training package, and only the ROS-facing layers
+(ove_ros.ros, ove_ros.sim) import ROS 2, whose pure parts stay free of it.
 
 Read from the source (every import statement, also those inside functions), so a cycle hidden behind a lazy
 import counts too.
@@ -164,3 +165,51 @@ def test_bundle_format_imports_without_the_model():
     done = subprocess.run([sys.executable, "-c", code], env=ros_env(), cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, f"importing ove_ros.bundle imported ove_ros.model: {done.stderr}"
+
+
+# ROS 2 client library and message packages: the ROS-facing code (the node, the simulated robot and its
+# recorder, player and parity tools) imports them; everything else runs without a ROS installation.
+ROS_IMPORTS = ("rclpy", "builtin_interfaces", "diagnostic_msgs", "rcl_interfaces", "sensor_msgs", "std_msgs",
+               "std_srvs", "visualization_msgs", "ove_ros.msg")
+ROS_LAYERS = ("ove_ros.ros", "ove_ros.sim")
+# Parts of the node kept free of ROS, directly and through other modules, so they are tested without it.
+ROS_FREE_IN_NODE = {"ove_ros.ros.watchdog", "ove_ros.ros.episode_tracker", "ove_ros.ros.worker"}
+
+
+def ros_importers() -> dict[str, set[str]]:
+    """Module -> the ROS packages its source imports (lazy imports included)."""
+    found = {}
+    for name, path in _modules().items():
+        ros = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            else:
+                continue
+            ros.update(p for t in targets for p in ROS_IMPORTS if _within(t, p))
+        if ros:
+            found[name] = ros
+    return found
+
+
+def test_ros_is_imported_only_by_the_ros_facing_layers():
+    importers = ros_importers()
+    assert {"ove_ros.ros.node", "ove_ros.sim.robot"} <= importers.keys()  # the scan sees them
+    outside = {m: sorted(p) for m, p in importers.items()
+               if not any(_within(m, layer) for layer in ROS_LAYERS)}
+    assert not outside, f"ROS imports outside {ROS_LAYERS}: {outside}"
+
+
+def test_the_nodes_pure_parts_never_reach_ros():
+    """Nor do the model, the math and the training package: only the ROS layers and the main job, which
+    starts the ROS processes, may reach a module that imports ROS."""
+    graph, importers = import_graph(), ros_importers()
+    may_reach = (*ROS_LAYERS, MAIN_JOB)
+    pure = {m for m in graph if not any(_within(m, p) for p in may_reach) and m not in SHIMS}
+    assert ROS_FREE_IN_NODE <= graph.keys()
+    found = {m: import_path(graph, m, importers.__contains__) for m in sorted(pure | ROS_FREE_IN_NODE)}
+    found = {m: c for m, c in found.items() if c or m in importers}
+    assert not found, "ROS reached through imports:\n" + "\n".join(
+        " -> ".join(c or [m]) for m, c in found.items())

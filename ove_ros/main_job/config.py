@@ -37,11 +37,11 @@ class DemoConfig:
     tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
     cameras: tuple[str, ...] = ("topview", "gripperPOV")
     image_size: int = 64
-    # Time limit (same as SimConfig.max_steps): the slowest expert success over 150 seeds took 70 frames. A
-    # failure's time to the limit is invisible in its frames, so a longer limit lowers the reachable EV (0.86
-    # at 100 frames, 0.91 at 80; ove_ros/sim/metrics.py), but at 80 frames the middle frame of an
-    # early-release failure falls right at the release and the mid-episode AUROC suffers: 100 measured better
-    # on both (benchmarks/results/main_job_experiments.json).
+    # Time limit (same as SimConfig.max_steps), above the slowest expert success. A failure's time to the
+    # limit is invisible in its frames, so a longer limit lowers the reachable EV (the outcome oracle of
+    # ove_ros/sim/metrics.py), but at 80 frames the middle frame of an early-release failure falls right at
+    # the release and the mid-episode AUROC suffers; the runs at 80 and 100 frames are in
+    # benchmarks/results/main_job_experiments.json.
     max_steps: int = 100
     fail_fraction: float = 0.5
     episodes: int = 48  # training episodes (seeds train_seed ...)

@@ -11,7 +11,7 @@ import numpy as np
 
 
 def decode_video(path: Path, width: int, height: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Every frame of a video, decoded in order (one pass: seeking per sample is ~100x slower on AV1)."""
+    """Every frame of a video, decoded in order (one pass: seeking per sample is far slower on AV1)."""
     import av
 
     times, frames = [], []
