@@ -35,8 +35,6 @@ from ove_ros.training.contract import read_dataset_image_spec  # noqa: E402
 
 from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
-
 RNG = np.random.default_rng(7)
 TYPESTORE = ros_types.make_typestore()
 
