@@ -286,7 +286,7 @@ def parse(
     return typed_config.check(obj, what)
 
 
-def fail(exc: BaseException, stderr: IO[str] | None = None) -> NoReturn:
+def fail(exc: BaseException | str, stderr: IO[str] | None = None) -> NoReturn:
     """One line ``error: <message>`` on stderr, exit status 2 (no traceback: the message says it all)."""
     print(f"error: {exc}", file=stderr or sys.stderr)
     raise SystemExit(USAGE_ERROR)
