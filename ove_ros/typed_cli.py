@@ -286,6 +286,30 @@ def parse(
     return typed_config.check(obj, what)
 
 
+def legacy_flags(argv: Sequence[str], flags: Mapping[str, str], stderr: IO[str] | None = None) -> list[str]:
+    """``argv`` with the older ``--flag value`` / ``--flag=value`` of ``flags`` (flag -> dotted key) as
+    ``key=value`` (a string) and one deprecation line naming them; every other argument unchanged. For a
+    tool whose own loader reads the ``key=value`` arguments."""
+    args, out, old, new = list(argv), [], [], []
+    while args:
+        arg = args.pop(0)
+        flag, eq, inline = arg.partition("=")
+        if flag not in flags:
+            out.append(arg)
+            continue
+        if not eq:
+            if not args or _is_flag(args[0]):
+                raise ConfigError(f"{flag} needs a value (or write {flags[flag]}=<value>)")
+            inline = args.pop(0)
+        item = f"{flags[flag]}={_scalar(inline)}"
+        old.append(shlex.join([arg] if eq else [flag, inline]))
+        new.append(shlex.quote(item))
+        out.append(item)
+    if old:
+        print(f"deprecated: {' '.join(old)}; write instead: {' '.join(new)}", file=stderr or sys.stderr)
+    return out
+
+
 def fail(exc: BaseException | str, stderr: IO[str] | None = None) -> NoReturn:
     """One line ``error: <message>`` on stderr, exit status 2 (no traceback: the message says it all)."""
     print(f"error: {exc}", file=stderr or sys.stderr)
