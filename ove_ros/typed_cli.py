@@ -68,6 +68,19 @@ def _kinds(cls: type | None) -> dict[str, tuple[str, str]]:
     return {f.metadata.get("key", f.name): _kind(hints.get(f.name)) for f in fields(cls)}
 
 
+def _scalars(cls: type) -> set[str]:
+    """The top-level keys of ``cls`` that hold one value (no ``key.sub`` below them)."""
+    hints = get_type_hints(cls)
+    found = set()
+    for f in fields(cls):
+        hint = hints.get(f.name)
+        if get_origin(hint) in (Union, types.UnionType):
+            hint = next((a for a in get_args(hint) if a is not type(None)), hint)
+        if _kind(hint)[0] in ("str", "bool") or hint in (int, float):
+            found.add(f.metadata.get("key", f.name))
+    return found
+
+
 def _scalar(text: str) -> str:
     """``text`` as a YAML string: as written where YAML reads it back unchanged, else double-quoted."""
     try:
@@ -101,6 +114,7 @@ class _Reader:
     def __init__(self, cls: type, positional: Sequence[str], renamed: Mapping[str, str],
                  switches: Mapping[str, str], config_file: bool, rest: str | None, rest_cls: type | None):
         self.kinds = _kinds(cls)
+        self.scalars = _scalars(cls)
         self.rest_kinds = _kinds(rest_cls)
         self.positional, self.renamed, self.switches = list(positional), dict(renamed), dict(switches)
         self.config_file, self.rest = config_file, rest
@@ -110,10 +124,17 @@ class _Reader:
         self.old: list[str] = []
         self.new: list[str] = []
 
+    def own(self, key: str) -> bool:
+        """Whether ``key`` is the tool's: its top-level key, or below one of its groups (a dotted key under a
+        one-value setting belongs to the pass-through, e.g. the main job's ``data`` and training's
+        ``data.batch_size``)."""
+        top = key.split(".")[0]
+        return top in self.kinds and (top == key or top not in self.scalars or self.rest is None)
+
     def kind(self, key: str) -> tuple[str, str] | None:
         """The kind of the value ``key`` takes, or None for a key no one reads."""
         top = key.split(".")[0]
-        if top in self.kinds:
+        if self.own(key):
             table = self.kinds
         elif self.rest is not None and (top in self.rest_kinds or not self.rest_kinds):
             table = self.rest_kinds  # without a declared class the pass-through takes any key
@@ -125,7 +146,7 @@ class _Reader:
         key, _, value = item.partition("=")
         if self.config_file and key == "config":
             self.config = value
-        elif key.split(".")[0] in self.kinds or self.rest is None:
+        elif self.own(key) or self.rest is None:
             self.overrides.append(item)
         else:
             self.passed.append(item)
