@@ -184,7 +184,7 @@ def _label_plans(
                 outcome, source = default_outcome, "cli"
             else:
                 if skip_unlabelled:
-                    log.warning("%s: no outcome; left out (--skip-unlabelled)", where)
+                    log.warning("%s: no outcome; left out (skip_unlabelled)", where)
                     skipped.append(f"{where}: no outcome")
                 else:
                     unlabelled.append(where)
@@ -199,13 +199,13 @@ def _label_plans(
     if unlabelled:
         raise ConversionError(
             f"{len(unlabelled)} episode(s) have no outcome: {', '.join(unlabelled[:10])}"
-            f"{' ...' if len(unlabelled) > 10 else ''}. Record it in the END EpisodeEvent, give a --labels "
-            "file, pass --outcome success|failure|truncated, or pass --skip-unlabelled to leave them out."
+            f"{' ...' if len(unlabelled) > 10 else ''}. Record it in the END EpisodeEvent, pass "
+            "labels=<file> or outcome=success|failure|truncated, or skip_unlabelled=true to leave them out."
         )
     if untasked:
         raise ConversionError(
             f"{len(untasked)} episode(s) have no task: {', '.join(untasked[:10])}. Set `task` in the config, "
-            "pass --task, or record EpisodeEvent.task."
+            "pass task=<text>, or record EpisodeEvent.task."
         )
     unused = sorted(set(labels) - used)
     if unused:
@@ -492,14 +492,15 @@ def convert_bags(
     if not bags:
         raise ConversionError("no bags given")
     if not repo_id or not repo_id.strip():
-        raise ConversionError("repo_id is empty; pass --repo-id <user>/<name>")
+        raise ConversionError("repo_id is empty; pass repo_id=<user>/<name>")
     try:
         output = check_output(
-            output, kind="LeRobot dataset", recognise=is_lerobot_dataset, inputs=bags, overwrite=overwrite
+            output, kind="LeRobot dataset", recognise=is_lerobot_dataset, inputs=bags, overwrite=overwrite,
+            flag="overwrite=true",
         )
     except OutputRefused as exc:
         raise ConversionError(str(exc)) from None
-    default_outcome = parse_outcome(outcome, "--outcome") if outcome is not None else None
+    default_outcome = parse_outcome(outcome, "outcome") if outcome is not None else None
     names = [Path(b).stem if Path(b).is_file() else Path(b).name for b in bags]
     if len(set(names)) != len(names):
         raise ConversionError(f"bag names must be unique (labels and metadata refer to them): {names}")
