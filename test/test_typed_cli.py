@@ -225,6 +225,19 @@ def test_main_job_reads_old_and_new_spellings_alike(capsys):
     assert parse_args([]) == DemoConfig()
 
 
+def test_main_job_reads_a_config_file_under_the_arguments(tmp_path):
+    from ove_ros.main_job.cli import parse_args
+
+    path = tmp_path / "demo.yaml"
+    path.write_text("episodes: 5\nheldout: 4\ntasks: [push-v3]\n")
+    cfg = parse_args([f"config={path}", "heldout=3", "training.lr=1"])
+    assert (cfg.episodes, cfg.heldout, cfg.tasks) == (5, 3, ("push-v3",))
+    assert cfg.train_overrides == ("training.lr=1",)
+    path.write_text("episodes: 0\n")
+    with pytest.raises(ConfigError, match="episodes must be >= 1, got 0"):
+        parse_args([f"config={path}"])
+
+
 def test_main_job_bad_value_is_one_line_and_exit_2():
     done = _run("ove_ros.main_job", "storage=zip")
     assert done.returncode == 2

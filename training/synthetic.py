@@ -190,13 +190,13 @@ def make_synthetic_dataset(
     return root
 
 
-USAGE = "usage: python -m ove_ros.training.synthetic root=<dir> [key=value ...]"
+USAGE = "usage: python -m ove_ros.training.synthetic root=<dir> [config=<yaml>] [key=value ...]"
 RENAMED = {"episodes": "num_episodes", "videos": "use_videos"}  # the older flag names
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     job = typed_cli.parse_or_exit(SyntheticJob, argv, USAGE, __doc__.splitlines()[0], renamed=RENAMED,
-                                  what="synthetic dataset options", example="num_episodes=12")
+                                  config_file=True, what="synthetic options", example="num_episodes=12")
     try:
         path = make_synthetic_dataset(job.root, job.repo_id, job.spec())
     except FileExistsError as exc:

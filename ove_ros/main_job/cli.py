@@ -23,9 +23,10 @@ from ove_ros.typed_config import ConfigError
 
 MODES = {"sim": DemoConfig, "real": RealConfig}
 PROG = "python -m ove_ros.main_job"
-USAGE = f"usage: {PROG} [sim|real] [key=value ...] [training overrides key=value ...]"
+USAGE = f"usage: {PROG} [sim|real] [config=<yaml>] [key=value ...] [training overrides key=value ...]"
 INTRO = (
     "sim (default): the full ROS 2 pipeline on MetaWorld; real: train and evaluate on the G1 episodes.\n"
+    "config=<yaml>: a file of these keys, under the key=value arguments.\n"
     "A key=value whose key is not listed is passed to training (e.g. training.learning_rate=3e-4)."
 )
 RENAMED = {"rate": "live_rate_hz"}  # older flag names
@@ -63,7 +64,7 @@ def parse_args(argv: Sequence[str] | None = None) -> DemoConfig | RealConfig:
         raise SystemExit(0)
     mode, args = split_mode(args)
     return typed_cli.parse(MODES[mode], args, USAGE, INTRO, renamed=RENAMED, switches=SWITCHES,
-                           rest="train_overrides", what=f"main job options ({mode} mode)",
+                           config_file=True, rest="train_overrides", what=f"main job options ({mode} mode)",
                            example="episodes=12")
 
 
