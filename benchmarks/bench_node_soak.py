@@ -142,7 +142,7 @@ def run(args: Settings) -> dict[str, Any]:
     node_cmd = [sys.executable, str(exe), "--ros-args", "-p", f"checkpoint:={bundle}",
                 "-p", f"camera_topics:=[{topics}]", "-p", "task:=pick",
                 "-p", f"num_threads:={args.num_threads}", "-p", "diagnostics_period:=1.0",
-                "-p", "input_timeout:=5.0"]
+                "-p", "input_timeout:=5.0", "-p", f"sync.fps:={args.camera_rate}"]  # no fps in the bundle
     logs = {name: open(tmp / f"{name}.log", "w") for name in ("robot", "node")}
     robot = subprocess.Popen(robot_cmd, env=env, stdout=logs["robot"], stderr=subprocess.STDOUT)
     node = subprocess.Popen(node_cmd, env=env, stdout=logs["node"], stderr=subprocess.STDOUT)
@@ -184,8 +184,8 @@ def run(args: Settings) -> dict[str, Any]:
         with probe.lock:
             values = [v for v in probe.values if v[0] >= t0]
             latencies = [x for x in probe.latencies if x[0] >= t0]
-            keys = ("received", "synced", "dropped", "rejected", "stale", "unmatched")
-            inputs = {topic: {k: v[k] for k in keys} for topic, v in probe.inputs.items()}
+            keys = ("received", "synced", "rejected")  # the node's per-input diagnostic counts
+            inputs = {topic: {k: v[k] for k in keys if k in v} for topic, v in probe.inputs.items()}
     finally:
         probe.close()
         stop_child(node, grace=20.0)
