@@ -3,19 +3,18 @@
 """Throughput of the rosbag2 -> LeRobot converter on a generated recording.
 
 Writes a bag with N cameras (default 3 x 640x480 rgb8 at 30 Hz) and joint states (default 200 Hz) for
-``--seconds`` (default 20), then converts it once per variant: reading alone (both passes, no dataset),
+``seconds`` (default 20), then converts it once per variant: reading alone (both passes, no dataset),
 the video encoders alone on frames decoded beforehand (what any conversion at those settings is bounded by),
 the dataset written by the streaming writer at several encoder presets and codecs, LeRobot's own PNG round
 trip before encoding, PNG images in parquet, and cameras resized to 320x240 / 224x224. Reports frames
 converted per second and the real-time factor (recorded seconds per wall second), prints a table and
 writes JSON to ``benchmarks/results/bag_to_lerobot.json``.
 
-    python benchmarks/bench_bag_to_lerobot.py [--seconds 20] [--bags 1] [--variants read,h264,...]
+    python benchmarks/bench_bag_to_lerobot.py [seconds=20] [bags=1] [variants=read,h264,...]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -35,10 +34,12 @@ sys.path.insert(0, str(REPO / "test"))
 
 from machine_info import cpu_model  # noqa: E402
 
+from ove_ros import typed_cli  # noqa: E402
 from ove_ros.training import ros_types  # noqa: E402
 from ove_ros.training.bag_config import BagConversionConfig, load_config  # noqa: E402
 from ove_ros.training.bag_reader import index_bag, iter_frames, plan_episodes  # noqa: E402
 from ove_ros.training.bag_to_lerobot import convert_bags  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 
 from bag_fixtures import BagSpec, CameraSpec, write_bag  # noqa: E402
 
@@ -198,35 +199,36 @@ def run_encode(bag: Path, config: BagConversionConfig, copies: int, out: Path) -
         writer.close()
 
 
+USAGE = "usage: python benchmarks/bench_bag_to_lerobot.py [key=value ...]"
+
+
+@dataclass
+class Settings:
+    """The recording and the variants to time (``key=value``; ``--help`` lists the keys)."""
+
+    seconds: float = setting(20.0, "Seconds of recording.", gt=0)
+    cameras: int = setting(3, "Cameras.", ge=1)
+    width: int = setting(640, "Camera width.", ge=1)
+    height: int = setting(480, "Camera height.", ge=1)
+    camera_hz: float = setting(30.0, "Camera rate.", gt=0)
+    joint_hz: float = setting(200.0, "Joint state rate.", gt=0)
+    fps: int = setting(30, "Dataset frame rate.", ge=1)
+    storage: str = setting("mcap", "rosbag2 storage.", choices=("mcap", "sqlite3"))
+    compressed: bool = setting(False, "Record the cameras as JPEG CompressedImage instead of rgb8.")
+    variants: str = setting(DEFAULT_VARIANTS, f"Comma-separated, of {sorted(VARIANTS)}.")
+    repeats: int = setting(1, "Conversions per variant; the row reports the median run.", ge=1)
+    bags: int = setting(
+        1,
+        "Convert this many copies of the recording in one call (one bag per episode, as a session of "
+        "recordings is converted); the copies are hard links, so only the conversion is timed.",
+        ge=1,
+    )
+    workdir: str | None = setting(None, "Where to write the bag and datasets (default: a temp dir).")
+    output: str = setting(str(RESULTS), "Result JSON.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--cameras", type=int, default=3)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--camera-hz", type=float, default=30.0)
-    parser.add_argument("--joint-hz", type=float, default=200.0)
-    parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    parser.add_argument(
-        "--compressed", action="store_true", help="record the cameras as JPEG CompressedImage instead of rgb8"
-    )
-    parser.add_argument(
-        "--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, of {sorted(VARIANTS)}"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="conversions per variant; the row reports the median run"
-    )
-    parser.add_argument(
-        "--bags",
-        type=int,
-        default=1,
-        help="convert this many copies of the recording in one call (one bag per episode, as a session of "
-        "recordings is converted); the copies are hard links, so only the conversion is timed",
-    )
-    parser.add_argument("--workdir", help="where to write the bag and datasets (default: a temp dir)")
-    parser.add_argument("--output", default=str(RESULTS))
-    args = parser.parse_args(argv)
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n\n")[0])
     logging.basicConfig(level=logging.ERROR)
     os.environ.setdefault("SVT_LOG", "1")
     warnings.simplefilter("ignore")
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        parser.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+        typed_cli.fail(f"variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_bag_"))

@@ -21,13 +21,13 @@ Variants, in the order they run (an over-budget run skips the rest and records t
 * ``engine-fast-mb8``: ``max_batch`` 8 (static sizes 1, 4, 8) at B = 1, 4, 8, whole-forward compile;
 * ablations: ``engine-compile-graphs-fused`` (fused layers only), ``engine-compile-graphs-devpre``
   (device tick only), ``engine-fast-fp8-torchao`` (when torchao imports), ``engine-fast-autotune``
-  (``--autotune``: max-autotune-no-cudagraphs kernels in the engine's graph).
+  (``autotune=true``: max-autotune-no-cudagraphs kernels in the engine's graph).
 
 Engine rows also hold the p50 of the engine's own stages (host preprocessing, forward, postprocessing; with
 ``device_preprocess`` the upload and resize count as forward).
 
 Accuracy: random weights give nearly constant outputs, which proves little, so the value head is first
-trained (Adam, full batch) on the fp32 pooled features of ``--acc-samples`` inputs towards random targets
+trained (Adam, full batch) on the fp32 pooled features of ``acc_samples`` inputs towards random targets
 spread over the value range. Every variant then scores those inputs and is compared with the fp32 eager
 forward: max |dE[V]| and the total-variation distance of the distributions (max and mean), beside the
 reference's own spread of E[V].
@@ -36,13 +36,12 @@ The JSON is rewritten after every row (a timeout keeps the rows done); a table i
 
 Usage (GPU; see benchmarks/README_gpu.md for the device command)::
 
-    python benchmarks/bench_gpu_suite.py --out benchmarks/results/gpu_suite_h200.json --budget-s 360
-    python benchmarks/bench_gpu_suite.py --quick      # CPU smoke run of every code path on the tiny model
+    python benchmarks/bench_gpu_suite.py out=benchmarks/results/gpu_suite_h200.json budget_s=360
+    python benchmarks/bench_gpu_suite.py quick=true   # CPU smoke run of every code path on the tiny model
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import gc
 import importlib.util
@@ -51,7 +50,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +72,12 @@ from bench_inference import (  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ove_ros import typed_cli  # noqa: E402
 from ove_ros.bundle import BundleMetadata  # noqa: E402
 from ove_ros.engine import EngineConfig, InferenceEngine  # noqa: E402
 from ove_ros.fp8 import supports_fp8  # noqa: E402
 from ove_ros.model import OpenValueEstimator  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 from ove_ros.values import encode_targets  # noqa: E402
 
 FRAME_HW = (480, 640)
@@ -97,7 +98,7 @@ class Variant:
     note: str = ""
 
 
-def variants(args: argparse.Namespace) -> list[Variant]:
+def variants(args: Settings) -> list[Variant]:
     graphs = {"cuda_graphs": True}
     compiled = {**graphs, "compile": True, "compile_mode": "default"}
     fast = {**compiled, "fused_layers": True, "device_preprocess": True}
@@ -129,7 +130,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
                            engine={**fast, "compile_mode": "max-autotune-no-cudagraphs"},
                            note="max-autotune kernels in the engine's graph"))
     if args.only:
-        keep = set(args.only)
+        keep = {x for x in args.only.split(",") if x}
         out = [v for v in out if v.name in keep]
     return out
 
@@ -246,7 +247,7 @@ def accuracy(probs: np.ndarray, values: np.ndarray, ref: dict[str, np.ndarray]) 
 class Runner:
     """Builds each variant on one worker thread, checks its accuracy and times it in the node's setting."""
 
-    def __init__(self, args: argparse.Namespace, master: OpenValueEstimator, acc: Inputs,
+    def __init__(self, args: Settings, master: OpenValueEstimator, acc: Inputs,
                  ref: dict[str, np.ndarray], pool: Inputs) -> None:
         self.args, self.master, self.acc, self.ref, self.pool = args, master, acc, ref, pool
         self.device = torch.device(args.device)
@@ -462,25 +463,33 @@ def missing(v: Variant, device: torch.device) -> str | None:
     return None
 
 
+USAGE = "usage: python benchmarks/bench_gpu_suite.py [key=value ...]"
+PRESETS = ("tiny", "full")
+
+
+@dataclass
+class Settings:
+    """The model, device and variants to time (``key=value``; ``--help`` lists the keys; unset sizes follow
+    ``quick``)."""
+
+    quick: bool = setting(False, "CPU smoke run: tiny model, few ticks.")
+    config: str | None = setting(None, "Model preset; default full (tiny with quick).", choices=PRESETS)
+    device: str | None = setting(None, "Default cuda (cpu with quick).", choices=("cuda", "cpu"))
+    cameras: int = setting(3, "Cameras.", ge=1)
+    ticks: int | None = setting(None, "Engine calls per B=1 row (B>1: divided by B); default 400 (12 quick).",
+                                ge=1)
+    eager_ticks: int | None = setting(None, "Eager calls per row; default 100 (6 quick).", ge=1)
+    acc_samples: int | None = setting(None, "Inputs the head is fitted on; default 32 (8 quick).", ge=1)
+    head_steps: int = setting(300, "Adam steps fitting the head.", ge=0)
+    budget_s: float = setting(math.inf, "Start no new variant after this many seconds (the rest: skipped).",
+                              gt=0)
+    autotune: bool = setting(False, "Also max-autotune-no-cudagraphs (slow to tune).")
+    only: str | None = setting(None, "Comma list of variant names to run.")
+    out: str | None = setting(None, "Result JSON; default benchmarks/results/gpu_suite[_cpu_smoke].json.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="CPU smoke run: tiny model, few ticks")
-    p.add_argument("--config", choices=("tiny", "full"), default=None,
-                   help="default: full (tiny with --quick)")
-    p.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda (cpu with --quick)")
-    p.add_argument("--cameras", type=int, default=3)
-    p.add_argument("--ticks", type=int, default=None, help="engine calls per B=1 row (B>1: divided by B)")
-    p.add_argument("--eager-ticks", type=int, default=None)
-    p.add_argument("--acc-samples", type=int, default=None,
-                   help="accuracy inputs (the head is fitted on them)")
-    p.add_argument("--head-steps", type=int, default=300)
-    p.add_argument("--budget-s", type=float, default=math.inf,
-                   help="start no new variant after this many seconds (the rest are recorded as skipped)")
-    p.add_argument("--autotune", action="store_true", help="also max-autotune-no-cudagraphs (slow to tune)")
-    p.add_argument("--only", type=lambda s: [x for x in s.split(",") if x], default=None,
-                   help="comma list of variant names to run")
-    p.add_argument("--out", type=Path, default=None)
-    args = p.parse_args(argv)
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n\n")[0])
     args.config = args.config or ("tiny" if args.quick else "full")
     args.device = args.device or ("cpu" if args.quick else "cuda")
     args.ticks = args.ticks or (12 if args.quick else 400)
@@ -488,9 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     args.acc_samples = args.acc_samples or (8 if args.quick else 32)
     if args.out is None:
         name = "gpu_suite_cpu_smoke.json" if args.device == "cpu" else "gpu_suite.json"
-        args.out = Path("benchmarks/results") / name
+        args.out = str(Path("benchmarks/results") / name)
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("CUDA is not available here; use --quick (or --device cpu) for the CPU smoke run")
+        typed_cli.fail("CUDA is not available here; use quick=true (or device=cpu) for the CPU smoke run")
     clock = time.perf_counter()
     device = torch.device(args.device)
     info = machine()
@@ -500,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                   if device.type == "cpu" else f"GPU suite on {info.get('gpu')}"),
         "setting": "engine built, warmed up and ticked on one worker thread; fresh 640x480 frames each call; "
                    "results on the host; latency = caller's wall time per call; ticks_per_s counts samples",
-        "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
+        "machine": info, "args": {k: str(v) for k, v in asdict(args).items()},
     }
     rows: list[dict[str, Any]] = []
 
@@ -508,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["rows"] = rows
         doc["summary"] = summary(rows, args.config == "full" and device.type == "cuda")
         doc["elapsed_s"] = round(time.perf_counter() - clock, 1)
-        write_json(args.out, doc)
+        write_json(Path(args.out), doc)
 
     master = build_model(args.config, args.cameras)
     acc = make_inputs(args.acc_samples, args.cameras, seed=1)

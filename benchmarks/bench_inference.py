@@ -11,20 +11,19 @@ device it times, in one process and on the same model object:
   see ``ove_ros.engine.resolve_resize``);
 * ``engine-fp32`` (CPU) / ``engine-bf16`` and ``engine-bf16-graphs`` (CUDA): the engine's tick;
 * ``engine-int8`` (CPU): the engine with dynamic int8 Linear weights (numbers change slightly);
-* ``engine-compile`` with ``--compile`` (slow to build on small CPUs), and on CUDA each mode named in
-  ``--compile-modes`` (``engine-bf16-compile-<mode>``).
+* ``engine-compile`` with ``compile=true`` (slow to build on small CPUs), and on CUDA each mode named in
+  ``compile_modes`` (``engine-bf16-compile-<mode>``).
 
 Tick rows also hold the p50 of each stage (``preprocess``, ``forward``, ``postprocess``) and of the overhead
 (everything but the forward); on CUDA the stages are separated by synchronizations.
 
 Usage::
 
-    python benchmarks/bench_inference.py --configs tiny,full --devices cpu,cuda --iters 20 --warmup 2
+    python benchmarks/bench_inference.py configs=tiny,full devices=cpu,cuda iters=20 warmup=2
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -33,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine_info import cpu_model  # noqa: E402
 
+from ove_ros import typed_cli  # noqa: E402
 from ove_ros.bundle import BundleMetadata  # noqa: E402
 from ove_ros.engine import RESIZE, EngineConfig, InferenceEngine  # noqa: E402
 from ove_ros.model import OpenValueEstimator, ValueModelConfig  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 
 FRAME_HW = (480, 640)
 STATE_DIM = 14
@@ -137,7 +139,7 @@ def time_ticks(tick, iters: int, warmup: int, sync) -> list[float]:
     return times
 
 
-def bench_one(name: str, device: str, args: argparse.Namespace, rows: list[dict[str, Any]], save) -> None:
+def bench_one(name: str, device: str, args: Settings, rows: list[dict[str, Any]], save) -> None:
     """Appends a row per variant to ``rows`` and calls ``save()`` after each: a run cut short keeps them."""
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
@@ -228,7 +230,7 @@ def bench_one(name: str, device: str, args: argparse.Namespace, rows: list[dict[
         engine_variant("engine-bf16-graphs", dtype="bfloat16", cuda_graphs=True)
         if args.compile:
             engine_variant("engine-bf16-compile", dtype="bfloat16", compile=True)
-        for mode in args.compile_modes:
+        for mode in [m for m in args.compile_modes.split(",") if m]:
             # Kernels tuned by the mode, graphs captured by the engine when the mode captures none.
             graphs = mode in ("default", "max-autotune-no-cudagraphs")
             engine_variant(f"engine-bf16-compile-{mode}", dtype="bfloat16", compile=True, compile_mode=mode,
@@ -237,7 +239,7 @@ def bench_one(name: str, device: str, args: argparse.Namespace, rows: list[dict[
         engine_variant("engine-fp32", dtype="float32")
         if args.compile:
             engine_variant("engine-fp32-compile", dtype="float32", compile=True)
-        if not args.no_int8:
+        if args.int8:
             engine_variant("engine-int8", dtype="float32", quantize="int8")  # quantizes the model in place
 
 
@@ -282,39 +284,49 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+USAGE = "usage: python benchmarks/bench_inference.py [key=value ...]"
+
+
+@dataclass
+class Settings:
+    """Which models, devices and variants to time (``key=value``; ``--help`` lists the keys)."""
+
+    configs: str = setting("tiny,full", "Comma list of tiny, full.")
+    devices: str = setting("cpu,cuda", "Comma list of cpu, cuda (cuda skipped if absent).")
+    iters: int = setting(20, "Timed ticks per variant.", ge=1)
+    warmup: int = setting(2, "Untimed ticks first.", ge=0)
+    threads: int = setting(0, "Torch CPU threads (0: torch's default).", ge=0)
+    cameras: int = setting(3, "Cameras.", ge=1)
+    compile: bool = setting(False, "Also time torch.compile (minutes to build on CPU).")
+    compile_modes: str = setting("", "CUDA: extra torch.compile modes to time, comma list (max-autotune).")
+    int8: bool = setting(True, "Time the int8 CPU variant (--no-int8 skips it).")
+    out: str | None = setting(
+        None,
+        "JSON file (default: benchmarks/results/inference.json, inference_cuda.json on a GPU machine, so the "
+        "two machines' figures stay apart).",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", default="tiny,full", help="comma list of tiny, full")
-    p.add_argument("--devices", default="cpu,cuda", help="comma list of cpu, cuda (cuda skipped if absent)")
-    p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--cameras", type=int, default=3)
-    p.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to build on CPU)")
-    p.add_argument("--compile-modes", default="", type=lambda v: [m for m in v.split(",") if m],
-                   help="CUDA: extra torch.compile modes to time, comma list (e.g. max-autotune)")
-    p.add_argument("--no-int8", action="store_true", help="skip the int8 CPU variant")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON file (default: benchmarks/results/inference.json, inference_cuda.json on a GPU "
-                        "machine, so the two machines' figures stay apart)")
-    args = p.parse_args(argv)
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n\n")[0])
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     configs = [c for c in args.configs.split(",") if c]
     devices = [d for d in args.devices.split(",") if d]
     bad = [c for c in configs if c not in ("tiny", "full")] + [d for d in devices if d not in ("cpu", "cuda")]
-    if bad or args.iters < 1 or args.warmup < 0:
-        p.error(f"bad choice(s) {bad}: configs in tiny,full; devices in cpu,cuda; iters >= 1; warmup >= 0")
+    if bad:
+        typed_cli.fail(f"bad choice(s) {bad}: configs in tiny,full; devices in cpu,cuda")
     if "cuda" in devices and not torch.cuda.is_available():
         print("CUDA is not available: skipping cuda", flush=True)
         devices.remove("cuda")
     if args.out is None:
         name = "inference_cuda.json" if "cuda" in devices else "inference.json"
-        args.out = Path("benchmarks/results") / name
+        args.out = str(Path("benchmarks/results") / name)
+    out = Path(args.out)
     info = machine()
     print(f"machine: {info}", flush=True)
     try:
-        old = json.loads(args.out.read_text()).get("results", []) if args.out.exists() else []
+        old = json.loads(out.read_text()).get("results", []) if out.exists() else []
     except (OSError, ValueError):
         old = []
     rows: list[dict[str, Any]] = []
@@ -324,13 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         # Earlier rows for other configs/devices stay; re-measured ones are replaced.
         fresh = {(r["config"], r["device"], r["variant"]) for r in rows}
         kept = [r for r in old if (r["config"], r["device"], r["variant"]) not in fresh]
-        write_json(args.out, {"machine": info, "args": settings, "results": kept + rows})
+        write_json(out, {"machine": info, "args": settings, "results": kept + rows})
 
     for name in configs:
         for device in devices:
             bench_one(name, device, args, rows, save)
     print_table(rows)
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -3,20 +3,20 @@
 """Times of the main job: the simulator alone (ms per frame, with and without cameras), then every stage of
 ``python -m ove_ros.main_job`` (record, convert, train + bundle, live node, report) without the cache.
 
-    python benchmarks/bench_main_job.py [--episodes N] [--heldout N] [--train-steps N] [--seeds N]
-                                        [--reuse outputs/demo] [--sim-only]
-    python benchmarks/bench_main_job.py --reuse outputs/demo --spread-only --seeds 2 --first-seed 0 \
-        --label bins16 -- 'model.overrides={state_bins: 16}'
+    python benchmarks/bench_main_job.py [episodes=N] [heldout=N] [train_steps=N] [seeds=N]
+                                        [reuse=outputs/demo] [sim_only=true]
+    python benchmarks/bench_main_job.py reuse=outputs/demo spread_only=true seeds=2 first_seed=0 \
+        label=bins16 -- 'model.overrides={state_bins: 16}'
 
 (defaults: the main job's own, ``ove_ros.main_job.config.DemoConfig``)
 
-``--seeds N`` then retrains on the same recorded dataset with training seeds 1..N and values the same
+``seeds=N`` then retrains on the same recorded dataset with training seeds 1..N and values the same
 held-out bags offline (the node's values equal the offline ones), so a single run's EV and AUROC come with
 their spread.
-``--reuse`` takes the main job's output folder of an earlier run instead of running it again.
+``reuse`` takes the main job's output folder of an earlier run instead of running it again.
 Training overrides after ``--`` (``key=value``, as ``ove_ros.training.train`` takes them) apply to every
 retrained seed; each retrained seed is reported with the trivial baselines on the same held-out frames (the
-best one and the model's EV margin over it). ``--spread-only`` skips the simulator timings and appends the
+best one and the model's EV margin over it). ``spread_only=true`` skips the simulator timings and appends the
 runs to ``benchmarks/results/main_job_experiments.json`` (``override_sweep``) instead of writing
 ``main_job.json``.
 
@@ -26,13 +26,13 @@ online-vs-offline agreement, the machine).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +40,11 @@ sys.path.insert(0, str(REPO))
 
 import machine_info  # noqa: E402
 
+from ove_ros import typed_cli  # noqa: E402
 from ove_ros.main_job.config import DemoConfig, jsonable  # noqa: E402
 from ove_ros.main_job.sim_mode import run_demo  # noqa: E402
 from ove_ros.sim.episodes import GL_BACKEND, SimConfig, SimWorld  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 
 
 def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3) -> dict[str, float]:
@@ -127,9 +129,9 @@ def append_sweep(path: Path, entry: dict) -> None:
     tmp.replace(path)
 
 
-def spread_only(args: argparse.Namespace, overrides: tuple[str, ...]) -> int:
+def spread_only(args: Settings, overrides: tuple[str, ...]) -> int:
     """Retrains on an earlier run's dataset with the overrides and appends the runs to the experiments."""
-    summary = json.loads((args.reuse / "summary.json").read_text())
+    summary = json.loads((Path(args.reuse) / "summary.json").read_text())
     with tempfile.TemporaryDirectory(prefix="bench_main_job_") as tmp:
         work = Path(tmp) / "seeds"
         work.mkdir()
@@ -138,38 +140,42 @@ def spread_only(args: argparse.Namespace, overrides: tuple[str, ...]) -> int:
              "dataset": summary["dataset"], "train_steps": summary["config"]["train_steps"],
              "heldout_episodes": len(summary["report"]["episodes"]), "runs": runs,
              "machine": {**machine_info.basic(), "load_avg_1min_end": os.getloadavg()[0]}}
-    append_sweep(args.experiments, entry)
+    append_sweep(Path(args.experiments), entry)
     print(f"appended to {args.experiments}")
     return 0
 
 
-def main() -> int:
-    argv = sys.argv[1:]
-    overrides: tuple[str, ...] = ()
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, overrides = argv[:cut], tuple(argv[cut + 1:])
+USAGE = "usage: python benchmarks/bench_main_job.py [key=value ...] [-- training overrides key=value ...]"
+
+
+@dataclass
+class Settings:
+    """What to run and where the figures go (``key=value``; ``--help`` lists the keys)."""
+
+    episodes: int = setting(DemoConfig.episodes, "Training episodes of the main job.", ge=1)
+    heldout: int = setting(DemoConfig.heldout, "Held-out episodes of the main job.", ge=1)
+    train_steps: int = setting(DemoConfig.train_steps, "Optimizer steps of the main job.", ge=1)
+    sim_only: bool = setting(False, "Only the simulator timings.")
+    seeds: int = setting(2, "Extra training seeds for the spread (0: none).", ge=0)
+    reuse: str | None = setting(None, "An earlier run's output folder (its summary.json).")
+    first_seed: int = setting(1, "First retrained training seed.")
+    spread_only: bool = setting(False, "Only retrain on reuse's dataset; append to experiments.")
+    label: str = setting("", "Name of the setting in experiments.")
+    output: str = setting(str(REPO / "benchmarks" / "results" / "main_job.json"), "Result JSON.")
+    experiments: str = setting(str(REPO / "benchmarks" / "results" / "main_job_experiments.json"),
+                               "The experiments file spread_only appends to.")
+    overrides: list[str] = setting([], "Training overrides (after --, or a key=value with a key not listed).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n\n")[0], rest="overrides")
+    overrides = tuple(args.overrides)
     bad = [o for o in overrides if "=" not in o]
     if bad:
-        raise SystemExit(f"training overrides must be key=value, got {bad}; e.g. -- training.steps=400")
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=DemoConfig.episodes)
-    parser.add_argument("--heldout", type=int, default=DemoConfig.heldout)
-    parser.add_argument("--train-steps", type=int, default=DemoConfig.train_steps)
-    parser.add_argument("--sim-only", action="store_true", help="only the simulator timings")
-    parser.add_argument("--seeds", type=int, default=2, help="extra training seeds for the spread (0: none)")
-    parser.add_argument("--reuse", type=Path, help="an earlier run's output folder (its summary.json)")
-    parser.add_argument("--first-seed", type=int, default=1, help="first retrained training seed")
-    parser.add_argument("--spread-only", action="store_true",
-                        help="only retrain on --reuse's dataset; append to --experiments")
-    parser.add_argument("--label", default="", help="name of the setting in --experiments")
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "main_job.json")
-    parser.add_argument("--experiments", type=Path,
-                        default=REPO / "benchmarks" / "results" / "main_job_experiments.json")
-    args = parser.parse_args(argv)
+        typed_cli.fail(f"training overrides must be key=value, got {bad}; e.g. -- training.steps=400")
     if args.spread_only:
         if not args.reuse or args.seeds < 1:
-            raise SystemExit("--spread-only needs --reuse <earlier run's output folder> and --seeds >= 1")
+            typed_cli.fail("spread_only=true needs reuse=<earlier run's output folder> and seeds >= 1")
         return spread_only(args, overrides)
 
     results: dict = {"machine": {**machine_info.basic(), "gl_backend": GL_BACKEND}}
@@ -181,7 +187,7 @@ def main() -> int:
     if not args.sim_only:
         with tempfile.TemporaryDirectory(prefix="bench_main_job_") as tmp:
             if args.reuse:
-                summary = json.loads((args.reuse / "summary.json").read_text())
+                summary = json.loads((Path(args.reuse) / "summary.json").read_text())
                 results["reused"] = str(args.reuse)
             else:
                 summary = run_demo(DemoConfig(output=Path(tmp) / "demo", cache_dir=Path(tmp) / "cache",
@@ -218,8 +224,9 @@ def main() -> int:
             sp = results["seed_spread"]
             print(f"  over {len(sp['runs'])} training seeds: EV {sp['ev_mean']:.3f} +- {sp['ev_std']:.3f}, "
                   f"AUROC {sp['auroc_mean']:.3f} +- {sp['auroc_std']:.3f}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(jsonable(results), indent=2))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(jsonable(results), indent=2))
     print(f"wrote {args.output}")
     return 0
 

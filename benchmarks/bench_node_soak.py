@@ -3,7 +3,7 @@
 """Soak test of the value_estimator node: 3 cameras 640x480 @ 30 Hz + joint states @ 200 Hz, tiny model, CPU.
 
 Starts test/fake_robot.py and the installed value_estimator (random-weights tiny bundle), lets them run for
-``--duration`` seconds and records, from the node's own measurements (ValueEstimate, ~/latency and
+``duration`` seconds and records, from the node's own measurements (ValueEstimate, ~/latency and
 /diagnostics) and from the outside (RSS and CPU of the processes):
 
 * tick latency: end-to-end (completing message -> value published) and model-only, p50/p99;
@@ -11,15 +11,14 @@ Starts test/fake_robot.py and the installed value_estimator (random-weights tiny
 * dropped ticks (replaced while the model was busy, by design) and sync misses;
 * RSS over time (target: growth < 5 % after warm-up) and backlog (latency and output age must not grow).
 
-    python benchmarks/bench_node_soak.py --duration 600
-    python benchmarks/bench_node_soak.py --duration 90 --transport compressed
+    python benchmarks/bench_node_soak.py duration=600
+    python benchmarks/bench_node_soak.py duration=90 transport=compressed
 
 Prints a table and writes benchmarks/results/node_soak.json (with the machine description).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Float64
 
+from ove_ros import typed_cli
 from ove_ros.child_process import stop_child
 from ove_ros.msg import ValueEstimate
+from ove_ros.typed_config import setting
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"overhead_p50_ms": 2.0, "rss_growth_pct": 5.0}
@@ -121,7 +123,7 @@ def pct(data: list[float], q: float) -> float:
     return float(np.percentile(data, q)) if data else float("nan")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Settings) -> dict[str, Any]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     node_cmd = [sys.executable, str(exe), "--ros-args", "-p", f"checkpoint:={bundle}",
                 "-p", f"camera_topics:=[{topics}]", "-p", "task:=pick",
                 "-p", f"num_threads:={args.num_threads}", "-p", "diagnostics_period:=1.0",
-                "-p", "input_timeout:=5.0"]
+                "-p", "input_timeout:=5.0", "-p", f"sync.fps:={args.camera_rate}"]  # no fps in the bundle
     logs = {name: open(tmp / f"{name}.log", "w") for name in ("robot", "node")}
     robot = subprocess.Popen(robot_cmd, env=env, stdout=logs["robot"], stderr=subprocess.STDOUT)
     node = subprocess.Popen(node_cmd, env=env, stdout=logs["node"], stderr=subprocess.STDOUT)
@@ -182,8 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with probe.lock:
             values = [v for v in probe.values if v[0] >= t0]
             latencies = [x for x in probe.latencies if x[0] >= t0]
-            keys = ("received", "synced", "dropped", "rejected", "stale", "unmatched")
-            inputs = {topic: {k: v[k] for k in keys} for topic, v in probe.inputs.items()}
+            keys = ("received", "synced", "rejected")  # the node's per-input diagnostic counts
+            inputs = {topic: {k: v[k] for k in keys if k in v} for topic, v in probe.inputs.items()}
     finally:
         probe.close()
         stop_child(node, grace=20.0)
@@ -244,7 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "no_backlog": bool(backlog_ok),
     }
     info["load_average_end"] = os.getloadavg()
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    config = asdict(args)
     return {"benchmark": "node_soak", "machine": info, "config": config, "results": results,
             "targets": TARGETS, "checks": checks, "samples": samples}
 
@@ -282,25 +284,34 @@ def print_table(report: dict[str, Any]) -> None:
     print("  checks: " + ", ".join(f"{k}={'PASS' if ok else 'FAIL'}" for k, ok in report["checks"].items()))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds of steady running")
-    parser.add_argument("--cameras", type=int, default=3)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--camera-rate", type=float, default=30.0)
-    parser.add_argument("--joint-rate", type=float, default=200.0)
-    parser.add_argument("--transport", choices=("raw", "compressed"), default="raw")
-    parser.add_argument("--num-threads", type=int, default=1, help="model CPU threads in the node")
-    parser.add_argument("--sample-period", type=float, default=5.0)
-    parser.add_argument("--warmup", type=float, default=20.0, help="seconds before the RSS baseline")
-    parser.add_argument("--start-timeout", type=float, default=300.0)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "node_soak.json")
-    args = parser.parse_args()
+USAGE = "usage: python benchmarks/bench_node_soak.py [key=value ...]"
+
+
+@dataclass
+class Settings:
+    """The robot to simulate and how long to run (``key=value``; ``--help`` lists the keys)."""
+
+    duration: float = setting(600.0, "Seconds of steady running.", gt=0)
+    cameras: int = setting(3, "Cameras.", ge=1)
+    width: int = setting(640, "Camera width.", ge=1)
+    height: int = setting(480, "Camera height.", ge=1)
+    camera_rate: float = setting(30.0, "Camera rate (Hz).", gt=0)
+    joint_rate: float = setting(200.0, "Joint state rate (Hz).", gt=0)
+    transport: str = setting("raw", "Image transport.", choices=("raw", "compressed"))
+    num_threads: int = setting(1, "Model CPU threads in the node.", ge=1)
+    sample_period: float = setting(5.0, "Seconds between samples.", gt=0)
+    warmup: float = setting(20.0, "Seconds before the RSS baseline.", ge=0)
+    start_timeout: float = setting(300.0, "Seconds for the node to start.", gt=0)
+    output: str = setting(str(ROOT / "benchmarks" / "results" / "node_soak.json"), "Result JSON.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n")[0])
     report = run(args)
     print_table(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0
 

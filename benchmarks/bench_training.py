@@ -3,7 +3,7 @@
 """Training throughput: data loading alone and the real training loop (samples/s, share of time waiting).
 
     python benchmarks/bench_training.py                       # tiny model, CPU (and GPU when present)
-    python benchmarks/bench_training.py --steps 60 --workers 0 2 --storage image video
+    python benchmarks/bench_training.py steps=60 workers=[0,2] storage=[image,video]
 
 Builds synthetic LeRobot v3 datasets in a temp directory (PNG frames in parquet, or MP4 video decoded on the
 fly), then for every (storage, workers) pair measures (1) the DataLoader alone and (2)
@@ -14,12 +14,12 @@ second half of the steps). Prints a table and writes ``benchmarks/results/traini
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,14 @@ import torch  # noqa: E402
 from machine_info import cpu_model  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from ove_ros import typed_cli  # noqa: E402
 from ove_ros.training.checkpoint import atomic_write_json  # noqa: E402
 from ove_ros.training.config import load_config  # noqa: E402
 from ove_ros.training.dataset import ValueFrameDataset, compute_value_targets, open_lerobot_dataset  # noqa: E402
 from ove_ros.training.sampler import ResumableBatchSampler  # noqa: E402
 from ove_ros.training.synthetic import SyntheticSpec, make_synthetic_dataset  # noqa: E402
 from ove_ros.training.train import collate, train  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 from ove_ros.values import RewardConfig  # noqa: E402
 
 TINY_YAML = REPO_ROOT / "training" / "configs" / "tiny.yaml"
@@ -107,19 +109,28 @@ def bench_train(
     }
 
 
+STORAGES = ("image", "video")
+USAGE = "usage: python benchmarks/bench_training.py [key=value ...]"
+
+
+@dataclass
+class Settings:
+    """What to measure (``key=value``; ``--help`` lists the keys)."""
+
+    steps: int = setting(40, "Training steps per measurement.", ge=1)
+    batches: int = setting(20, "Batches per data-loading measurement.", ge=1)
+    batch_size: int = setting(16, "Batch size.", ge=1)
+    workers: list[int] = setting([0, 2], "DataLoader worker counts to measure.")
+    storage: list[str] = setting(["image", "video"], "Dataset storages to measure.", choices=STORAGES)
+    image_size: int = setting(32, "Stored frame size (the tiny model reads 32).", ge=8)
+    cameras: int = setting(2, "Cameras per frame.", ge=1)
+    preset: str = setting("tiny", "Model preset.", choices=("tiny", "full"))
+    threads: int | None = setting(None, "Torch CPU threads (default: torch's).", ge=1)
+    output: str = setting(str(REPO_ROOT / "benchmarks" / "results" / "training.json"), "Result JSON.")
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=40, help="training steps per measurement")
-    p.add_argument("--batches", type=int, default=20, help="batches per data-loading measurement")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    p.add_argument("--storage", nargs="+", default=["image", "video"], choices=["image", "video"])
-    p.add_argument("--image-size", type=int, default=32, help="stored frame size (the tiny model reads 32)")
-    p.add_argument("--cameras", type=int, default=2)
-    p.add_argument("--preset", default="tiny", choices=["tiny", "full"])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "training.json")
-    args = p.parse_args(argv)
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.splitlines()[0])
     if args.threads:
         torch.set_num_threads(args.threads)
     host = machine()  # load average before the benchmark's own work
@@ -172,11 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "benchmark": "training",
         "machine": host,
-        "settings": vars(args) | {"output": str(args.output)},
+        "settings": asdict(args),
         "results": rows,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(args.output, result)
+    atomic_write_json(Path(args.output), result)
     print(f"wrote {args.output}")
 
 

@@ -2,27 +2,27 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Value quality of the tiny model on a fixed episode split, against the baselines, one experiment at a time.
 
-    python benchmarks/bench_value_quality.py --name time10 --seeds 0 1 2 \
-        --change "elapsed time as an input, 10 frames per bin" -- "model.overrides={time_bin_frames: 10}"
+    python benchmarks/bench_value_quality.py name=time10 seeds=[0,1,2] \
+        change="elapsed time as an input, 10 frames per bin" -- "model.overrides={time_bin_frames: 10}"
 
 Trains (``ove_ros.training.train``, ``training/configs/demo.yaml`` plus the overrides after ``--``) on every
-episode of the real G1 copy but ``--val-episodes`` and evaluates the held-out episodes with
+episode of the real G1 copy but ``val_episodes`` and evaluates the held-out episodes with
 ``ove_ros.training.evaluate``
 (the model next to baselines fitted on the training episodes only). Each experiment is appended to
-``--results`` (failures included) with the machine, the split and the figures of every seed.
+``results`` (failures included) with the machine, the split and the figures of every seed.
 
-The G1 data is LeRobot v2.1 with 640x480 AV1 video; ``--prepare`` makes the v3 copy at 64 px width that
+The G1 data is LeRobot v2.1 with 640x480 AV1 video; the first run makes the v3 copy at 64 px width that
 the runs read (one decoding pass, cached under outputs/cache/demo, as ``python -m ove_ros.main_job real``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.machine_info import basic  # noqa: E402
+from ove_ros import typed_cli  # noqa: E402
+from ove_ros.typed_cli import REQUIRED  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 
 G1 = REPO.parent / "shared" / "data" / "g1_pick_bottle_train30"
 REPO_ID = "local/g1_pick_bottle_train30"
@@ -64,7 +67,7 @@ def run(cmd: list[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(cmd[:3])} failed ({code}); see {log}")
 
 
-def evaluate(args: argparse.Namespace, common: list[str], ckpt: Path, eval_dir: Path, log: Path,
+def evaluate(args: Settings, common: list[str], ckpt: Path, eval_dir: Path, log: Path,
              reuse: bool) -> dict[str, Any]:
     if not reuse:
         run([sys.executable, "-m", "ove_ros.training.evaluate", *common, f"evaluate.checkpoint={ckpt}",
@@ -83,7 +86,7 @@ def evaluate(args: argparse.Namespace, common: list[str], ckpt: Path, eval_dir: 
     }
 
 
-def one_seed(args: argparse.Namespace, root: Path, seed: int, overrides: list[str]) -> list[dict[str, Any]]:
+def one_seed(args: Settings, root: Path, seed: int, overrides: list[str]) -> list[dict[str, Any]]:
     """Train one seed and evaluate its last checkpoint on the held-out episodes; with ``--select-best K``
     the run trains on the train split but its last K episodes, validates on those every 100 steps, and the
     checkpoint with the best validation EV is evaluated too."""
@@ -175,34 +178,42 @@ def analyze(name: str, seeds: list[int], best: bool = False) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--change", default="", help="what this experiment changes, in words")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--data", type=Path, default=G1)
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--config", default="training/configs/demo.yaml")
-    parser.add_argument("--val-episodes", type=int, nargs="+", default=HELD_OUT)
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / RESULTS)
-    parser.add_argument("--episodes", type=int, default=30, help="episodes in the dataset")
-    parser.add_argument("--select-best", type=int, default=0, metavar="K",
-                        help="validate on the last K training episodes and also evaluate the best checkpoint")
-    parser.add_argument("--reuse", action="store_true", help="reuse a finished run of the same name and seed")
-    parser.add_argument("--analyze", action="store_true",
-                        help="only add the ensemble / causal-smoothing analysis of finished runs")
-    parser.add_argument("--analyze-best", action="store_true",
-                        help="with --analyze: of the runs' best-validation checkpoints")
-    parser.add_argument("overrides", nargs="*", help="training overrides (after --)")
-    args = parser.parse_args()
+USAGE = "usage: python benchmarks/bench_value_quality.py name=<experiment> [key=value ...] [-- overrides ...]"
+
+
+@dataclass
+class Settings:
+    """One experiment (``key=value``; ``--help`` lists the keys; training overrides after ``--``)."""
+
+    name: str = setting(REQUIRED, "Required. The experiment's name in the results.")
+    change: str = setting("", "What this experiment changes, in words.")
+    seeds: list[int] = setting([0], "Training seeds.")
+    data: str = setting(str(G1), "The G1 LeRobot dataset.")
+    width: int = setting(64, "Training copy's image width.", ge=8)
+    config: str = setting("training/configs/demo.yaml", "Training config file.")
+    val_episodes: list[int] = setting(HELD_OUT, "Held-out episodes.")
+    results: str = setting(str(REPO / "benchmarks" / "results" / RESULTS), "Results JSON (appended to).")
+    episodes: int = setting(30, "Episodes in the dataset.", ge=1)
+    select_best: int = setting(
+        0, "K > 0: validate on the last K training episodes and also evaluate the best checkpoint.", ge=0
+    )
+    reuse: bool = setting(False, "Reuse a finished run of the same name and seed.")
+    analyze: bool = setting(False, "Only add the ensemble / causal-smoothing analysis of finished runs.")
+    analyze_best: bool = setting(False, "With analyze: of the runs' best-validation checkpoints.")
+    overrides: list[str] = setting([], "Training overrides (after --, or a key=value with a key not listed).")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n\n")[0], rest="overrides")
+    results = Path(args.results)
     if args.analyze:
-        doc = json.loads(args.results.read_text())
+        doc = json.loads(results.read_text())
         found = analyze(args.name, args.seeds, args.analyze_best)
         doc["analyses"] = [a for a in doc.get("analyses", []) if a["name"] != found["name"]] + [found]
-        write_json(args.results, doc)
+        write_json(results, doc)
         print(json.dumps(found, default=float))
         return
-    root = prepare(args.data, args.width)
+    root = prepare(Path(args.data), args.width)
     entry: dict[str, Any] = {"name": args.name, "change": args.change, "overrides": args.overrides,
                              "machine": basic(), "runs": []}
     try:
@@ -222,7 +233,7 @@ def main() -> None:
     if entry["runs"]:
         entry["best_baseline_ev"] = entry["runs"][0]["best_baseline_ev"]
         entry["best_baseline"] = entry["runs"][0]["best_baseline"]
-    doc = json.loads(args.results.read_text()) if args.results.is_file() else {
+    doc = json.loads(results.read_text()) if results.is_file() else {
         "what": "tiny value model (training/configs/demo.yaml + overrides) on the real G1 pick-bottle "
                 "episodes (../shared/data/g1_pick_bottle_train30 at 64x48 px); trained on the train split, "
                 "evaluated on the held-out split against baselines fitted on the train split only",
@@ -231,7 +242,7 @@ def main() -> None:
         "experiments": [],
     }
     doc["experiments"] = [e for e in doc["experiments"] if e["name"] != args.name] + [entry]
-    write_json(args.results, doc)
+    write_json(results, doc)
     print(f"{args.name}: held-out EV {entry.get('heldout_ev_mean')} vs {entry.get('best_baseline')} "
           f"{entry.get('best_baseline_ev')}" + (f" ERROR {entry['error']}" if "error" in entry else ""))
 

@@ -21,8 +21,8 @@ fi
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/ove_ros_inductor}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu,memory.used \
   --format=csv 2>&1 | tee "$out/nvidia_smi.txt"
-timeout "${SUITE_TIMEOUT_S:-400}" python3 benchmarks/bench_gpu_suite.py --budget-s "${SUITE_BUDGET_S:-300}" \
-  --out "$out/gpu_suite.json" "$@" 2>&1 | tee "$out/gpu_suite.log"
+timeout "${SUITE_TIMEOUT_S:-400}" python3 benchmarks/bench_gpu_suite.py budget_s="${SUITE_BUDGET_S:-300}" \
+  out="$out/gpu_suite.json" "$@" 2>&1 | tee "$out/gpu_suite.log"
 echo "suite exit status: ${PIPESTATUS[0]}"
-timeout "${TESTS_TIMEOUT_S:-45}" python3 -m pytest -q -x -p no:cacheprovider test/test_engine_fast_paths.py -k cuda \
+timeout "${TESTS_TIMEOUT_S:-150}" python3 -m pytest -q -x -p no:cacheprovider test/test_engine_fast_paths.py -k cuda \
   2>&1 | tail -25 | tee "$out/cuda_tests.log"

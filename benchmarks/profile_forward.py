@@ -9,16 +9,16 @@ captured CUDA graph cannot go below; launches times a few microseconds is what g
 
 Usage::
 
-    python benchmarks/profile_forward.py --config full --device cuda --ticks 5
+    python benchmarks/profile_forward.py config=full device=cuda ticks=5
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ from bench_inference import FRAME_HW, STATE_DIM, TASK, build_model, machine, wri
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ove_ros import typed_cli  # noqa: E402
 from ove_ros.bundle import BundleMetadata  # noqa: E402
 from ove_ros.engine import EngineConfig, InferenceEngine  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
 
 # First match wins; kernel names differ between cuBLAS/cuDNN/Triton/ATen versions, so the patterns are loose.
 FAMILIES = (
@@ -98,19 +100,27 @@ def profile(config: str, device: str, ticks: int, dtype: str, **options: Any) ->
     }
 
 
+USAGE = "usage: python benchmarks/profile_forward.py [key=value ...]"
+
+
+@dataclass
+class Settings:
+    """The model, device and engine options to profile (``key=value``; ``--help`` lists the keys)."""
+
+    config: str = setting("full", "Model preset.", choices=("tiny", "full"))
+    device: str = setting("cuda", "Device.", choices=("cpu", "cuda"))
+    dtype: str = setting("auto", "Engine dtype (auto: bf16 on CUDA, fp32 on CPU).")
+    ticks: int = setting(5, "Profiled ticks.", ge=1)
+    fused_layers: bool = setting(False, "Engine option fused_layers.")
+    device_preprocess: bool = setting(False, "Engine option device_preprocess.")
+    compile: bool = setting(False, "torch.compile (default mode), still no graphs.")
+    out: str = setting("benchmarks/results/profile_forward.json", "Result JSON.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="full", choices=("tiny", "full"))
-    p.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
-    p.add_argument("--dtype", default="auto", help="engine dtype (auto: bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--ticks", type=int, default=5)
-    p.add_argument("--fused-layers", action="store_true", help="engine option fused_layers")
-    p.add_argument("--device-preprocess", action="store_true", help="engine option device_preprocess")
-    p.add_argument("--compile", action="store_true", help="torch.compile (default mode), still no graphs")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/profile_forward.json"))
-    args = p.parse_args(argv)
+    args = typed_cli.parse_or_exit(Settings, argv, USAGE, __doc__.split("\n\n")[0])
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("CUDA is not available here; use --device cpu")
+        typed_cli.fail("CUDA is not available here; use device=cpu")
     options = {k: True for k in ("fused_layers", "device_preprocess", "compile") if getattr(args, k)}
     if options.get("compile"):
         options["compile_mode"] = "default"
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print("top kernels:")
     for row in result["top_kernels"]:
         print(f"  {row['ms_per_tick']:8.3f} ms  x{row['launches_per_tick']:<6} {row['name'][:100]}")
-    write_json(args.out, {"machine": machine(), "results": [result]})
+    write_json(Path(args.out), {"machine": machine(), "results": [result]})
     print(f"wrote {args.out}")
     print(json.dumps(result["families"]))
     return 0

@@ -505,7 +505,7 @@ def test_unlabelled_episodes_fail_or_are_skipped(tmp_path):
     bag_b = write_bag(tmp_path / "bag_b", BagSpec(cameras=CAMS[:1], action_topic=None), "mcap")
     config = make_config("video.use_videos=false", cameras=CAMS[:1], action=False)
     out = tmp_path / "dataset"
-    with pytest.raises(ConversionError, match=r"no outcome: bag_a/0, bag_b/0.*--skip-unlabelled"):
+    with pytest.raises(ConversionError, match=r"no outcome: bag_a/0, bag_b/0.*skip_unlabelled=true"):
         convert_bags([bag_a, bag_b], out, "test/unlabelled", config)
     assert_nothing_left(tmp_path, out)
     labels = tmp_path / "labels.yaml"
@@ -621,7 +621,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     config = make_config("video.use_videos=false", cameras=CAMS[:1], action=False)
     convert_bags([bag], out, "test/exists", config, outcome="success")  # an empty folder is taken
     first = (out / EPISODES_META).read_text()
-    with pytest.raises(ConversionError, match="exists; pass --overwrite"):
+    with pytest.raises(ConversionError, match="exists; pass overwrite=true"):
         convert_bags([bag], out, "test/exists", config, outcome="success")
     (out / "marker").write_text("old dataset")
     convert_bags([bag], out, "test/exists", config, outcome="success", overwrite=True)

@@ -161,7 +161,7 @@ def test_readme_training_commands_run_as_written(workdir: Path):
         )
         if cmd.startswith("python -m ove_ros.training.train"):
             cmd = f"{cmd} {' '.join(QUICK)}"
-        elif cmd.startswith("python -m ove_ros.training.sweep --backend optuna"):
+        elif cmd.startswith("python -m ove_ros.training.sweep") and "sweep.backend=optuna" in cmd:
             cmd = f"{cmd} {' '.join(QUICK)} training.steps=2"
         result = run(cmd, workdir, _env(workdir, wandb_account=not wandb_sweep))
         if wandb_sweep:

@@ -2,18 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """Convert rosbag2 recordings (mcap or sqlite3) into a LeRobot v3.0 dataset with reward and done labels.
 
-    python -m ove_ros.training.bag_to_lerobot --config training/configs/bag_example.yaml \\
-        --bags rec/ep0 rec/ep1 --output data/pick --repo-id local/pick [--fps 30] \\
-        [--outcome success|failure|truncated] [--labels labels.csv] [--task "pick up the bottle"] \\
+    python -m ove_ros.training.bag_to_lerobot config=training/configs/bag_example.yaml \\
+        output=data/pick repo_id=local/pick rec/ep0 rec/ep1 [fps=30] \\
+        [outcome=success|failure|truncated] [labels=labels.csv] [task="pick up the bottle"] \\
         [key=value ...]
+
+(``--help`` lists every key; the older ``--config``/``--bags``/``--repo-id``/... flags are still read.)
 
 Resampling and episode splitting are described in ``training/bag_reader.py``.
 
 Outcome of an episode, the most specific source first: the labels file (a person's judgement), the END
 EpisodeEvent's outcome (the recording's), ``truncated`` for an episode the recording cut short (a START
-without an END: a new START or the end of the bag), then ``--outcome`` (a default for the whole run). An
-episode with none is an error unless ``--skip-unlabelled``. Task: the EpisodeEvent's task, else ``task`` from
-the config (which ``--task`` sets).
+without an END: a new START or the end of the bag), then ``outcome=`` (a default for the whole run). An
+episode with none is an error unless ``skip_unlabelled=true``. Task: the EpisodeEvent's task, else ``task``
+from the config (which ``task=`` on the command line sets).
 
 Written per frame, as docs/ARCHITECTURE.md fixes: ``reward`` float32 (1,) is 0 except on the last frame (+1
 success, -1 failure), ``is_done`` bool (1,) is true on the last frame only (a truncated episode: reward 0 and
@@ -21,13 +23,12 @@ is_done false throughout); also ``success`` bool (1,) (the
 episode's outcome) and ``source_stamp_ns`` int64 (1,) (the tick's stamp in the bag, showing dropped ticks as
 gaps). ``meta/ove_ros_episodes.json`` keeps per episode its outcome, task, source bag and dropped ticks.
 
-The dataset is built in a temporary folder next to ``--output``, loaded back to check it, and only then moved
+The dataset is built in a temporary folder next to ``output``, loaded back to check it, and only then moved
 into place; on any error nothing is left behind.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -42,10 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ove_ros import typed_cli
 from ove_ros.images import specs_to_dict
 from ove_ros.output_guard import OutputRefused, check_output, is_lerobot_dataset
 from ove_ros.training import ros_types
 from ove_ros.training.bag_config import (
+    OUTCOMES,
     BagConversionConfig,
     BagConversionError,
     load_config,
@@ -61,6 +64,8 @@ from ove_ros.training.bag_reader import (
     iter_frames,
     plan_episodes,
 )
+from ove_ros.typed_cli import REQUIRED
+from ove_ros.typed_config import ConfigError, setting
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +184,7 @@ def _label_plans(
                 outcome, source = default_outcome, "cli"
             else:
                 if skip_unlabelled:
-                    log.warning("%s: no outcome; left out (--skip-unlabelled)", where)
+                    log.warning("%s: no outcome; left out (skip_unlabelled)", where)
                     skipped.append(f"{where}: no outcome")
                 else:
                     unlabelled.append(where)
@@ -194,13 +199,13 @@ def _label_plans(
     if unlabelled:
         raise ConversionError(
             f"{len(unlabelled)} episode(s) have no outcome: {', '.join(unlabelled[:10])}"
-            f"{' ...' if len(unlabelled) > 10 else ''}. Record it in the END EpisodeEvent, give a --labels "
-            "file, pass --outcome success|failure|truncated, or pass --skip-unlabelled to leave them out."
+            f"{' ...' if len(unlabelled) > 10 else ''}. Record it in the END EpisodeEvent, pass "
+            "labels=<file> or outcome=success|failure|truncated, or skip_unlabelled=true to leave them out."
         )
     if untasked:
         raise ConversionError(
             f"{len(untasked)} episode(s) have no task: {', '.join(untasked[:10])}. Set `task` in the config, "
-            "pass --task, or record EpisodeEvent.task."
+            "pass task=<text>, or record EpisodeEvent.task."
         )
     unused = sorted(set(labels) - used)
     if unused:
@@ -487,14 +492,15 @@ def convert_bags(
     if not bags:
         raise ConversionError("no bags given")
     if not repo_id or not repo_id.strip():
-        raise ConversionError("repo_id is empty; pass --repo-id <user>/<name>")
+        raise ConversionError("repo_id is empty; pass repo_id=<user>/<name>")
     try:
         output = check_output(
-            output, kind="LeRobot dataset", recognise=is_lerobot_dataset, inputs=bags, overwrite=overwrite
+            output, kind="LeRobot dataset", recognise=is_lerobot_dataset, inputs=bags, overwrite=overwrite,
+            flag="overwrite=true",
         )
     except OutputRefused as exc:
         raise ConversionError(str(exc)) from None
-    default_outcome = parse_outcome(outcome, "--outcome") if outcome is not None else None
+    default_outcome = parse_outcome(outcome, "outcome") if outcome is not None else None
     names = [Path(b).stem if Path(b).is_file() else Path(b).name for b in bags]
     if len(set(names)) != len(names):
         raise ConversionError(f"bag names must be unique (labels and metadata refer to them): {names}")
@@ -628,43 +634,49 @@ def print_summary(report: ConversionReport, console=None) -> None:
         console.print(f"  left out: {reason}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ove-bag-to-lerobot",
-        description="Convert rosbag2 recordings into a LeRobot v3.0 dataset with reward and is_done labels.",
+USAGE = (
+    "usage: python -m ove_ros.training.bag_to_lerobot config=<yaml> output=<dir> repo_id=<id> "
+    "<bag> [<bag> ...] [key=value ...]"
+)
+INTRO = (
+    "Convert rosbag2 recordings into a LeRobot v3.0 dataset with reward and is_done labels.\n"
+    "A key=value whose key is not one of these is a conversion config override (keys below)."
+)
+
+
+@dataclass
+class ConvertArgs:
+    """The run's inputs and outputs; the conversion itself is the ``config=`` file's (plus overrides)."""
+
+    config: str = setting(REQUIRED, "Required. YAML mapping topics to features.")
+    bags: list[str] = setting(
+        REQUIRED, "Required. rosbag2 directories (or .mcap/.db3 files); bare arguments land here."
     )
-    parser.add_argument("--config", required=True, help="YAML mapping topics to features")
-    parser.add_argument("--bags", nargs="+", required=True, help="rosbag2 directories (or .mcap/.db3 files)")
-    parser.add_argument(
-        "--output", required=True, help="dataset root to create (an existing one only with --overwrite)"
+    output: str = setting(REQUIRED, "Required. Dataset root to create (an existing one only with overwrite).")
+    repo_id: str = setting(REQUIRED, "Required. Dataset id, e.g. local/pick_bottle.")
+    outcome: str | None = setting(
+        None, "Outcome of episodes without a label, an END event outcome or a cut.", choices=OUTCOMES
     )
-    parser.add_argument("--repo-id", required=True, help="dataset id, e.g. local/pick_bottle")
-    parser.add_argument("--fps", type=int, help="output frame rate (overrides the config's fps)")
-    parser.add_argument(
-        "--outcome",
-        choices=("success", "failure", "truncated"),
-        help="outcome of episodes without a label, an END event outcome or a cut (truncated: no outcome)",
-    )
-    parser.add_argument("--labels", help="CSV or YAML: bag, bag/episode_id, bag/n or episode_id -> outcome")
-    parser.add_argument("--task", help="task of episodes whose EpisodeEvent has none (overrides the config)")
-    parser.add_argument(
-        "--skip-unlabelled", action="store_true", help="leave out episodes without an outcome"
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing LeRobot dataset at --output (never another folder or an input)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. video.vcodec=h264"
-    )
-    return parser
+    labels: str | None = setting(None, "CSV or YAML: bag, bag/episode_id, bag/n or episode_id -> outcome.")
+    skip_unlabelled: bool = setting(False, "Leave out episodes without an outcome.")
+    overwrite: bool = setting(False, "Replace an existing LeRobot dataset at output (never another folder).")
+    overrides: list[str] = setting([], "Conversion config overrides (a key=value with a key listed below).")
+
+
+def parse_args(argv: list[str] | None = None) -> ConvertArgs:
+    """argv -> the run's arguments, the conversion overrides in ``overrides`` (``ConfigError`` names a bad
+    key)."""
+    return typed_cli.parse(ConvertArgs, argv, USAGE, INTRO, positional=["bags"], rest="overrides",
+                           rest_cls=BagConversionConfig, rest_help="conversion config keys (config=<yaml>):",
+                           what="bag_to_lerobot options", example="repo_id=local/pick")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point ``ove-bag-to-lerobot``."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ConfigError as exc:
+        typed_cli.fail(exc)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("SVT_LOG", "1")  # libsvtav1: errors only
     with contextlib.suppress(ImportError):
@@ -675,17 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         import datasets
 
         datasets.disable_progress_bars()
-    # `--bags a b fps=15`: argparse gives trailing overrides to --bags; a key=value that is no path is one.
-    overrides = [b for b in args.bags if "=" in b and not Path(b).exists()] + list(args.overrides)
-    args.bags = [b for b in args.bags if b not in overrides]
-    if args.fps is not None:
-        overrides.append(f"fps={args.fps}")
-    if args.task is not None:
-        overrides.append(f"task={json.dumps(args.task)}")
-    if args.no_progress:
-        overrides.append("progress=false")
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, args.overrides)
         labels = load_labels(args.labels) if args.labels else None
         report = convert_bags(
             args.bags,

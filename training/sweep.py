@@ -15,7 +15,7 @@ both backends::
 
     # Optuna (local): trials share a sqlite study under <output_root>/<project>/sweeps/<sweep.name>/optuna.db,
     # so several of these commands can run in parallel (also on several machines with a shared disk)
-    python -m ove_ros.training.sweep --backend optuna config=training/configs/tiny.yaml sweep.n_trials=20
+    python -m ove_ros.training.sweep sweep.backend=optuna config=training/configs/tiny.yaml sweep.n_trials=20
 
 Every trial is a normal training run named ``<sweep.name>-t<NNN>`` with its own output directory.
 ``sweep_config``, ``count``, ``sweep_id`` and ``create_only`` are aliases of ``sweep.spec``,
@@ -24,12 +24,12 @@ Every trial is a normal training run named ``<sweep.name>-t<NNN>`` with its own 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ove_ros import typed_cli
 from ove_ros.training.config import Config, ConfigError, canonical_key, config_from_dict, run_cli
 
 if TYPE_CHECKING:
@@ -263,11 +264,10 @@ def run_wandb(cfg: Config, spec: SweepSpec | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
-    parser.add_argument("--backend", choices=["optuna", "wandb"], default=None)
-    args, rest = parser.parse_known_args(argv)  # -h/--help stay in ``rest`` for run_cli
-    if args.backend:
-        rest = [*rest, f"sweep.backend={args.backend}"]
+    try:  # the older --backend flag, as the sweep.backend key
+        rest = typed_cli.legacy_flags(sys.argv[1:] if argv is None else argv, {"--backend": "sweep.backend"})
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
     def run(cfg: Config) -> None:
         if cfg.sweep.backend == "optuna":
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         require_wandb(cfg)
         print(json.dumps({"sweep_id": run_wandb(cfg, spec)}))
 
-    run_cli("ove_ros.training.sweep [--backend optuna|wandb]", __doc__, rest, run, require_run_name=False)
+    run_cli("ove_ros.training.sweep [sweep.backend=optuna|wandb]", __doc__, rest, run, require_run_name=False)
 
 
 if __name__ == "__main__":

@@ -7,43 +7,56 @@ channel and state joint 0 grow with progress ``t / (T - 1)``. A model that reads
 Monte Carlo value exactly. Rewards follow ARCHITECTURE.md (0 everywhere, +1/-1 on the last frame) unless
 ``reward_style="dense"`` (a precomputed per-frame reward) or ``"none"`` (no reward/is_done columns).
 
-    python -m ove_ros.training.synthetic --root /tmp/syn --episodes 12
+    python -m ove_ros.training.synthetic root=/tmp/syn num_episodes=12   (--help: every key)
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ove_ros import typed_cli
+from ove_ros.typed_cli import REQUIRED
+from ove_ros.typed_config import setting
+
 REWARD_STYLES = ("outcome", "dense", "none")
+REPO_ID = "synthetic/values"
 
 
 @dataclass
 class SyntheticSpec:
     """Shape and content of a synthetic dataset."""
 
-    num_episodes: int = field(default=8, metadata={"help": "Number of episodes."})
-    min_length: int = field(default=6, metadata={"help": "Shortest episode (frames)."})
-    max_length: int = field(default=12, metadata={"help": "Longest episode (frames)."})
-    image_size: int = field(default=32, metadata={"help": "Square camera frames of this size."})
-    cameras: Sequence[str] = field(default=("cam_high",), metadata={"help": "Camera short names."})
-    state_dim: int = field(default=4, metadata={"help": "Joints in observation.state."})
-    tasks: Sequence[str] = field(
-        default=("pick the bottle",), metadata={"help": "Tasks, cycled over episodes."}
-    )
-    failure_every: int = field(default=3, metadata={"help": "Every k-th episode fails (0 = none fail)."})
-    reward_style: str = field(default="outcome", metadata={"help": f"One of {REWARD_STYLES}."})
-    fps: int = field(default=10, metadata={"help": "Frames per second."})
-    use_videos: bool = field(default=False, metadata={"help": "Store cameras as MP4 (else PNG in parquet)."})
-    vcodec: str = field(default="h264", metadata={"help": "Video codec when use_videos."})
-    seed: int = field(default=0, metadata={"help": "Seed of lengths and noise."})
+    num_episodes: int = setting(8, "Number of episodes (older spelling --episodes).", ge=1)
+    min_length: int = setting(6, "Shortest episode (frames).", ge=1)
+    max_length: int = setting(12, "Longest episode (frames).", ge=1)
+    image_size: int = setting(32, "Square camera frames of this size.", ge=1)
+    cameras: tuple[str, ...] = setting(("cam_high",), "Camera short names.")
+    state_dim: int = setting(4, "Joints in observation.state.", ge=1)
+    tasks: tuple[str, ...] = setting(("pick the bottle",), "Tasks, cycled over episodes.")
+    failure_every: int = setting(3, "Every k-th episode fails (0 = none fail).", ge=0)
+    reward_style: str = setting("outcome", "Per-frame reward columns.", choices=REWARD_STYLES)
+    fps: int = setting(10, "Frames per second.", ge=1)
+    use_videos: bool = setting(False, "Store cameras as MP4, else PNG in parquet (older spelling --videos).")
+    vcodec: str = setting("h264", "Video codec when use_videos.")
+    seed: int = setting(0, "Seed of lengths and noise.")
+
+
+@dataclass
+class SyntheticJob(SyntheticSpec):
+    """The command line: where to write, and the spec."""
+
+    root: str = setting(REQUIRED, "Required. Output directory (must not exist).")
+    repo_id: str = setting(REPO_ID, "Dataset id.")
+
+    def spec(self) -> SyntheticSpec:
+        return SyntheticSpec(**{f.name: getattr(self, f.name) for f in fields(SyntheticSpec)})
 
 
 def episode_plan(spec: SyntheticSpec) -> list[tuple[int, bool, str]]:
@@ -121,7 +134,7 @@ def squeeze_scalar_features(dataset: Any) -> None:
 
 
 def make_synthetic_dataset(
-    root: str | Path, repo_id: str = "synthetic/values", spec: SyntheticSpec | None = None
+    root: str | Path, repo_id: str = REPO_ID, spec: SyntheticSpec | None = None
 ) -> Path:
     """Write a synthetic LeRobot v3 dataset to ``root`` (atomically: built beside it, then renamed)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -177,24 +190,17 @@ def make_synthetic_dataset(
     return root
 
 
+USAGE = "usage: python -m ove_ros.training.synthetic root=<dir> [config=<yaml>] [key=value ...]"
+RENAMED = {"episodes": "num_episodes", "videos": "use_videos"}  # the older flag names
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="output directory (must not exist)")
-    parser.add_argument("--repo-id", default="synthetic/values")
-    parser.add_argument("--episodes", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--cameras", nargs="+", default=["cam_high"])
-    parser.add_argument("--reward-style", choices=REWARD_STYLES, default="outcome")
-    parser.add_argument("--videos", action="store_true", help="store cameras as MP4")
-    args = parser.parse_args(argv)
-    spec = SyntheticSpec(
-        num_episodes=args.episodes,
-        image_size=args.image_size,
-        cameras=tuple(args.cameras),
-        reward_style=args.reward_style,
-        use_videos=args.videos,
-    )
-    path = make_synthetic_dataset(args.root, args.repo_id, spec)
+    job = typed_cli.parse_or_exit(SyntheticJob, argv, USAGE, __doc__.splitlines()[0], renamed=RENAMED,
+                                  config_file=True, what="synthetic options", example="num_episodes=12")
+    try:
+        path = make_synthetic_dataset(job.root, job.repo_id, job.spec())
+    except FileExistsError as exc:
+        typed_cli.fail(f"{exc}; choose another root=<dir>")
     print(f"wrote {path}")
 
 

@@ -25,7 +25,7 @@ Sim mode runs every stage as the real system would, over ROS 2 between processes
    code, compared frame by frame with the node's live values and advantages, and with a second node fed the
    same bags faster than it can value them (skipped frames must be gaps, not shifts).
 
-Bags, dataset and training run are cached under ``--cache-dir`` keyed by a hash of what produced them, so a
+Bags, dataset and training run are cached under ``cache_dir`` keyed by a hash of what produced them, so a
 re-run only repeats the live stage and the report (``sim_mode``). Real mode (``real_mode``) trains and
 evaluates the same model on the real G1 episodes (all successes: the value is task progress), from a
 training-resolution copy of the dataset (``reencode``, ``video``), and reports EV on held-out episodes.

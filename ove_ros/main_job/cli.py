@@ -2,72 +2,82 @@
 # SPDX-License-Identifier: Apache-2.0
 """The main job on a laptop: simulated robot -> rosbag2 -> LeRobot dataset -> training -> bundle -> live node.
 
-    python -m ove_ros.main_job [--output outputs/demo] [--episodes 48] [--heldout 12] [--train-steps 800]
-    python -m ove_ros.main_job real [--data ../shared/data/g1_pick_bottle_mini] [--output outputs/demo_real]
+    python -m ove_ros.main_job [output=outputs/demo] [episodes=48] [heldout=12] [train_steps=800]
+    python -m ove_ros.main_job real [data=../shared/data/g1_pick_bottle_mini] [output=outputs/demo_real]
+
+The keys are those of ``DemoConfig`` (sim) and ``RealConfig`` (real), which hold every default; a
+``key=value`` whose key they lack is a training override (``training.learning_rate=3e-4``).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from ove_ros.main_job.config import DEMO_TRAIN_CONFIG, DemoConfig, RealConfig
+from ove_ros import typed_cli, typed_config
+from ove_ros.main_job.config import DemoConfig, RealConfig
 from ove_ros.main_job.real_mode import run_real
 from ove_ros.main_job.sim_mode import run_demo
 from ove_ros.main_job.stages import StageError
+from ove_ros.typed_config import ConfigError
+
+MODES = {"sim": DemoConfig, "real": RealConfig}
+PROG = "python -m ove_ros.main_job"
+USAGE = f"usage: {PROG} [sim|real] [config=<yaml>] [key=value ...] [training overrides key=value ...]"
+INTRO = (
+    "sim (default): the full ROS 2 pipeline on MetaWorld; real: train and evaluate on the G1 episodes.\n"
+    "config=<yaml>: a file of these keys, under the key=value arguments.\n"
+    "A key=value whose key is not listed is passed to training (e.g. training.learning_rate=3e-4)."
+)
+RENAMED = {"rate": "live_rate_hz"}  # older flag names
+SWITCHES = {"--no-cache": "use_cache=false"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ove_ros.main_job", description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", nargs="?", default="sim", choices=["sim", "real"],
-                        help="sim: the full ROS 2 pipeline on MetaWorld; real: train/evaluate on the G1 data")
-    parser.add_argument("--output", type=Path, help="output folder (replaced); default outputs/demo[_real]")
-    parser.add_argument("--cache-dir", type=Path, default=DemoConfig.cache_dir)
-    parser.add_argument("--no-cache", action="store_true", help="regenerate bags, dataset and training run")
-    parser.add_argument("--episodes", type=int, default=DemoConfig.episodes, help="training episodes (sim)")
-    parser.add_argument("--heldout", type=int, help=f"held-out episodes (sim: {DemoConfig.heldout} live "
-                        f"episodes; real: {RealConfig.heldout})")
-    parser.add_argument("--tasks", nargs="+", default=list(DemoConfig.tasks))
-    parser.add_argument("--max-steps", type=int, default=DemoConfig.max_steps,
-                        help="frames per episode at most (sim)")
-    parser.add_argument("--image-size", type=int, default=DemoConfig.image_size)
-    parser.add_argument("--train-steps", type=int, help=f"optimizer steps (default {DemoConfig.train_steps} "
-                        f"sim, {RealConfig.train_steps} real)")
-    parser.add_argument("--rate", type=float, default=DemoConfig.live_rate_hz,
-                        help="frames per second of the live run (sim)")
-    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default=DemoConfig.storage)
-    parser.add_argument("--data", type=Path, help="real mode: the LeRobot v2.1/v3 dataset folder")
-    parser.add_argument("--train-config", default=DEMO_TRAIN_CONFIG)
-    parser.add_argument("overrides", nargs="*", default=[], help="training overrides key=value")
-    return parser
+def help_page() -> str:
+    """Both modes' keys with their defaults, and the older spellings."""
+    sim = typed_cli.help_page(DemoConfig, USAGE, INTRO, positional=["mode"], renamed=RENAMED,
+                              switches=SWITCHES)
+    real = typed_config.help_text(RealConfig, f"\nreal mode ({PROG} real key=value ...):")
+    return f"{sim}\n{real}"
+
+
+def split_mode(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """The mode (a bare ``sim``/``real`` or ``mode=...``; default sim) and the other arguments."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        after_flag = i > 0 and args[i - 1].startswith("--") and "=" not in args[i - 1]
+        if arg in MODES and not after_flag:
+            return arg, args[:i] + args[i + 1:]
+        if arg.startswith("mode="):
+            mode = arg.partition("=")[2]
+            if mode not in MODES:
+                raise ConfigError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
+            return mode, args[:i] + args[i + 1:]
+    return "sim", args
+
+
+def parse_args(argv: Sequence[str] | None = None) -> DemoConfig | RealConfig:
+    """argv -> the checked config of its mode (``ConfigError`` names a bad key and what is allowed)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(help_page())
+        raise SystemExit(0)
+    mode, args = split_mode(args)
+    return typed_cli.parse(MODES[mode], args, USAGE, INTRO, renamed=RENAMED, switches=SWITCHES,
+                           config_file=True, rest="train_overrides", what=f"main job options ({mode} mode)",
+                           example="episodes=12")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        if args.mode == "real":
-            real = RealConfig(output=args.output or Path("outputs/demo_real"), cache_dir=args.cache_dir,
-                              train_config=args.train_config, train_overrides=tuple(args.overrides),
-                              use_cache=not args.no_cache)
-            if args.data:
-                real.data = args.data
-            if args.heldout:
-                real.heldout = args.heldout
-            if args.train_steps:
-                real.train_steps = args.train_steps
-            run_real(real)
+        cfg = parse_args(argv)
+    except ConfigError as exc:
+        typed_cli.fail(exc)
+    try:
+        if isinstance(cfg, RealConfig):
+            run_real(cfg)
         else:
-            run_demo(DemoConfig(
-                output=args.output or Path("outputs/demo"), cache_dir=args.cache_dir,
-                use_cache=not args.no_cache,
-                tasks=tuple(args.tasks), image_size=args.image_size, max_steps=args.max_steps,
-                episodes=args.episodes, heldout=args.heldout or DemoConfig.heldout,
-                train_steps=args.train_steps or DemoConfig.train_steps,
-                train_config=args.train_config, train_overrides=tuple(args.overrides), live_rate_hz=args.rate,
-                storage=args.storage,
-            ))
+            run_demo(cfg)
     except (StageError, FileNotFoundError, ValueError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

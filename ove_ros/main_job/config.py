@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the main job does, in one place: its configurations, constants and cache keys.
 
-Both modes' defaults live here once; the CLI reads them for its help and defaults.
+Both modes' defaults live here once; the command line (``ove_ros.main_job.cli``) reads them for its help
+and defaults.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ove_ros.typed_config import setting
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIM_DIR = Path(__file__).resolve().parents[1] / "sim"  # the simulator's sources (part of the bag cache key)
@@ -27,33 +30,49 @@ AGREEMENT_TARGET = 1e-3
 REPLAY_RATE = 4.0  # the parity replay plays the held-out bags at this multiple of their recorded speed
 
 
+STORAGES = ("mcap", "sqlite3")
+
+
+def _paths(obj: Any) -> None:
+    """Path settings given as text (their defaults, a caller's strings) become Paths."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.type in ("Path", Path) and isinstance(value, str):
+            setattr(obj, f.name, Path(value))
+
+
 @dataclass
 class DemoConfig:
-    """Everything the sim-mode demo does (the CLI fills it)."""
+    """Everything the sim-mode main job does (``python -m ove_ros.main_job key=value ...``)."""
 
-    output: Path = Path("outputs/demo")
-    cache_dir: Path = Path("outputs/cache/demo")
-    use_cache: bool = True
-    tasks: tuple[str, ...] = ("reach-v3", "push-v3", "pick-place-v3")
-    cameras: tuple[str, ...] = ("topview", "gripperPOV")
-    image_size: int = 64
+    output: Path = setting("outputs/demo", "Output folder (replaced).")
+    cache_dir: Path = setting("outputs/cache/demo", "Cache of bags, datasets and training runs.")
+    use_cache: bool = setting(True, "Reuse cached bags, dataset and training run; false regenerates them.")
+    tasks: tuple[str, ...] = setting(("reach-v3", "push-v3", "pick-place-v3"), "MetaWorld tasks.")
+    cameras: tuple[str, ...] = setting(("topview", "gripperPOV"), "Simulated cameras.")
+    image_size: int = setting(64, "Square camera frames of this size.", ge=8)
     # Time limit (same as SimConfig.max_steps), above the slowest expert success. A failure's time to the
     # limit is invisible in its frames, so a longer limit lowers the reachable EV (the outcome oracle of
     # ove_ros/sim/metrics.py), but at 80 frames the middle frame of an early-release failure falls right at
     # the release and the mid-episode AUROC suffers; the runs at 80 and 100 frames are in
     # benchmarks/results/main_job_experiments.json.
-    max_steps: int = 100
-    fail_fraction: float = 0.5
-    episodes: int = 48  # training episodes (seeds train_seed ...)
-    heldout: int = 12  # live episodes on new seeds (heldout_seed ...)
-    train_seed: int = 0
-    heldout_seed: int = 100_000
-    train_steps: int = 800
-    train_config: str = DEMO_TRAIN_CONFIG
-    train_overrides: tuple[str, ...] = ()
-    live_rate_hz: float = 15.0
-    storage: str = "mcap"
-    stage_timeout: float = 900.0
+    max_steps: int = setting(100, "Frames per episode at most.", ge=1)
+    fail_fraction: float = setting(0.5, "Share of episodes the scripted policy fails on purpose.", ge=0, le=1)
+    episodes: int = setting(48, "Training episodes (seeds train_seed ...).", ge=1)
+    heldout: int = setting(12, "Live episodes on new seeds (heldout_seed ...).", ge=1)
+    train_seed: int = setting(0, "First seed of the training episodes.")
+    heldout_seed: int = setting(100_000, "First seed of the held-out episodes.")
+    train_steps: int = setting(800, "Optimizer steps.", ge=1)
+    train_config: str = setting(DEMO_TRAIN_CONFIG, "Training config file.")
+    train_overrides: tuple[str, ...] = setting(
+        (), "Training overrides; a key=value whose key is not one of these lands here."
+    )
+    live_rate_hz: float = setting(15.0, "Frames per second of the live run (older spelling --rate).", gt=0)
+    storage: str = setting("mcap", "rosbag2 storage of the recordings.", choices=STORAGES)
+    stage_timeout: float = setting(900.0, "Seconds a stage may take.", gt=0)
+
+    def __post_init__(self) -> None:
+        _paths(self)
 
     def sim_params(self) -> dict[str, Any]:
         return {
@@ -66,15 +85,21 @@ class DemoConfig:
 class RealConfig:
     """Real-data mode: the G1 pick-bottle episodes (LeRobot v2.1, converted to v3 in a cached copy)."""
 
-    data: Path = REPO_ROOT.parent / "shared" / "data" / "g1_pick_bottle_mini"
-    output: Path = Path("outputs/demo_real")
-    cache_dir: Path = Path("outputs/cache/demo")
-    heldout: int = 2  # the last episodes are held out
-    image_width: int = 64  # cameras are stored at this width (aspect kept) for CPU training
-    train_steps: int = 600
-    train_config: str = DEMO_TRAIN_CONFIG
-    train_overrides: tuple[str, ...] = ()
-    use_cache: bool = True
+    data: Path = setting(str(REPO_ROOT.parent / "shared" / "data" / "g1_pick_bottle_mini"),
+                         "The LeRobot v2.1/v3 dataset folder.")
+    output: Path = setting("outputs/demo_real", "Output folder (replaced).")
+    cache_dir: Path = setting("outputs/cache/demo", "Cache of the converted dataset and training run.")
+    heldout: int = setting(2, "The last episodes are held out.", ge=1)
+    image_width: int = setting(64, "Cameras are stored at this width (aspect kept) for CPU training.", ge=8)
+    train_steps: int = setting(600, "Optimizer steps.", ge=1)
+    train_config: str = setting(DEMO_TRAIN_CONFIG, "Training config file.")
+    train_overrides: tuple[str, ...] = setting(
+        (), "Training overrides; a key=value whose key is not one of these lands here."
+    )
+    use_cache: bool = setting(True, "Reuse the cached dataset and training run; false regenerates them.")
+
+    def __post_init__(self) -> None:
+        _paths(self)
 
 
 def config_hash(*parts: Any) -> str:

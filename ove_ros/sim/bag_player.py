@@ -2,24 +2,24 @@
 # SPDX-License-Identifier: Apache-2.0
 """Play a rosbag2 recording onto ROS 2 topics: the part of `ros2 bag play` the parity checks need.
 
-    python -m ove_ros.sim.bag_player BAG [--rate 1.0] [--topics /a /b] [--done-file F]
+    python -m ove_ros.sim.bag_player BAG [rate=1.0] [topics=[/a,/b]] [done_file=F]   (--help: every key)
 
 Messages go out as the recorded CDR bytes, in receive order, with their original header stamps, reliable
 (so a fast replay loses nothing in transit) and transient_local with the whole recording kept: a subscriber
 can match the player's publishers some time after the player matched it (discovery is not symmetric), and a
 volatile one misses what was sent meanwhile; a transient_local subscriber (the node's
-``input_qos.durability``) receives those messages on matching. ``--rate`` scales the recorded timing;
-``--rate 0`` publishes as fast as possible. It waits until every played topic has a subscriber, waits for
+``input_qos.durability``) receives those messages on matching. ``rate`` scales the recorded timing;
+``rate=0`` publishes as fast as possible. It waits until every played topic has a subscriber, waits for
 every message to be acknowledged before each episode event and at the end, then writes "done" to
-``--done-file``, so callers wait on events, not on time.
+``done_file``, so callers wait on events, not on time.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
@@ -27,7 +27,23 @@ from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
+from ove_ros import typed_cli
 from ove_ros.bag_types import EPISODE_EVENT
+from ove_ros.typed_cli import REQUIRED
+from ove_ros.typed_config import setting
+
+USAGE = "usage: python -m ove_ros.sim.bag_player <bag> [key=value ...]"
+
+
+@dataclass
+class PlayerConfig:
+    """What to play and how fast."""
+
+    bag: str = setting(REQUIRED, "Required (also the first bare argument). The rosbag2 folder or file.")
+    rate: float = setting(1.0, "Timing factor; 0 = as fast as possible.", ge=0)
+    topics: list[str] | None = setting(None, "Play only these topics (default: all).")
+    done_file: str | None = setting(None, "Written when every message was delivered.")
+    wait_timeout: float = setting(300.0, "Seconds to wait for subscribers and acknowledgements.", gt=0)
 
 
 def _unacknowledged(topic: str, timeout: float) -> int:
@@ -41,13 +57,10 @@ def _message_class(msgtype: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("bag")
-    parser.add_argument("--rate", type=float, default=1.0, help="timing factor; 0 = as fast as possible")
-    parser.add_argument("--topics", nargs="*", help="play only these topics (default: all)")
-    parser.add_argument("--done-file", help="written when every message was delivered")
-    parser.add_argument("--wait-timeout", type=float, default=300.0)
-    args = parser.parse_args(argv)
+    args = typed_cli.parse_or_exit(PlayerConfig, argv, USAGE, __doc__.split("\n\n")[0], positional=["bag"],
+                                   what="bag player options", example="rate=2.0")
+    if not Path(args.bag).exists():
+        typed_cli.fail(f"bag {args.bag} does not exist; give a rosbag2 folder or file")
     rclpy.init()
     node = rclpy.create_node("bag_player")
     qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,

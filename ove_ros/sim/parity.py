@@ -11,6 +11,7 @@ labelled by the training code) is ``ove_ros.main_job.parity``, so this module ne
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -174,8 +175,9 @@ def replay(bags: Sequence[Path], topics: Sequence[str], node_name: str, env: dic
             listener.take()
             with open(log, "a") as handle:
                 player = subprocess.run(
-                    [sys.executable, "-m", "ove_ros.sim.bag_player", str(bag), "--rate", str(rate),
-                     "--topics", *topics], env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
+                    [sys.executable, "-m", "ove_ros.sim.bag_player", str(bag), f"rate={rate}",
+                     f"topics={json.dumps(list(topics))}"],
+                    env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
             if player.returncode != 0:
                 raise RuntimeError(f"playing {bag} failed (exit {player.returncode}); see {log}")
             # The END's flush (terminal records) marks the end; an episode with nothing to flush shows none,
