@@ -5,7 +5,7 @@
 A command may replace only what it would itself have written there (a LeRobot dataset, a bundle, an evaluation
 folder) or an empty folder; never a plain file, a folder holding anything else, one of its own inputs, or a
 folder that contains one of its inputs. Anything else is refused before any work starts, so a mistyped
-``--output`` costs a message, not the user's files.
+output path costs a message, not the user's files.
 """
 
 from __future__ import annotations

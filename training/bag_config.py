@@ -274,7 +274,8 @@ def lookup_label(
 if __name__ == "__main__":  # python -m ove_ros.training.bag_config --help: every key, default and description
     print(typed_config.help_text(
         BagConversionConfig,
-        "usage: python -m ove_ros.training.bag_to_lerobot --config <file.yaml> --bags ... [key=value ...]",
+        "usage: python -m ove_ros.training.bag_to_lerobot config=<yaml> output=<dir> repo_id=<id> <bag> ... "
+        "[key=value ...]",
         "Conversion config keys (YAML file or key=value overrides):",
     ))
     sys.exit(0)
