@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ove_ros import typed_cli
-from ove_ros.training.config import Config, ConfigError, canonical_key, config_from_dict, run_cli
+from ove_ros.training.config import Config, ConfigError, load_config, run_cli
 
 if TYPE_CHECKING:
     from ove_ros.training.train import TrainResult
@@ -114,21 +114,13 @@ def metric_value(result: TrainResult, metric: str) -> float:
 
 
 def trial_config(base: Config, params: dict[str, Any], run_name: str) -> Config:
-    """The base config with the trial's parameters applied (validated like a command line)."""
-    data = copy.deepcopy(base.to_dict())
-    for given, value in params.items():
-        key = canonical_key(given)  # a sweep file may use the aliases too (training.num_steps)
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if part not in node or not isinstance(node[part], dict):
-                raise ConfigError(f"sweep parameter {key!r} is not a config key")
-            node = node[part]
-        if parts[-1] not in node and parts[0] != "model":
-            raise ConfigError(f"sweep parameter {key!r} is not a config key")
-        node[parts[-1]] = value
-    data["run_name"] = run_name
-    return config_from_dict(data, require_run_name=True)
+    """The base config with the trial's parameters applied, read like a command line (any accepted
+    spelling of a key; an unknown key or a value out of its range is a ``ConfigError`` naming it)."""
+    overrides = [f"{key}={json.dumps(value)}" for key, value in params.items()] + [f"run_name={run_name}"]
+    try:
+        return load_config(data=base.to_dict(), overrides=overrides, what="sweep trial")
+    except ConfigError as exc:
+        raise ConfigError(f"sweep parameters {sorted(params)}: {exc}") from None
 
 
 def sweep_dir(cfg: Config) -> Path:
