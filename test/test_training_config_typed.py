@@ -54,7 +54,7 @@ def test_help_of_every_training_tool_is_the_typed_config_page(tool, capsys):
     for flag in ("--help", "help"):
         module.main([flag])
         out = capsys.readouterr().out
-        name = f"ove_ros.training.{tool}" + (" [--backend optuna|wandb]" if tool == "sweep" else "")
+        name = f"ove_ros.training.{tool}" + (" [sweep.backend=optuna|wandb]" if tool == "sweep" else "")
         page = typed_config.help_text(Config, USAGE.format(name), module.__doc__)
         assert out.startswith(page + "\n"), out[:400]
         assert "= training.steps" in out[len(page):]  # then the accepted other spellings
