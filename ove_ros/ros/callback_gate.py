@@ -4,8 +4,9 @@
 
 Destroying a subscription or timer does not stop a callback that the executor has already taken: it may
 start on another thread after cleanup has freed what it reads (the frame grid, the input table). The gate
-is opened once configure has built that state; cleanup closes it, which waits for the callbacks in flight,
-and only then frees the state. A callback arriving at a closed gate does nothing. Pure threading, no rclpy.
+is opened once configure has built that state; cleanup closes it first, which waits for the callbacks in
+flight, and only then destroys the entities and frees the state. A callback arriving at a closed gate does
+nothing. Pure threading, no rclpy.
 """
 
 from __future__ import annotations

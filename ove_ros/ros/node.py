@@ -204,12 +204,13 @@ class ValueEstimatorNode(LifecycleNodeMixin, Node):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
+        # First the gate: callbacks the executor has taken (or takes before their entities are gone) finish
+        # or do nothing, so none sees the publishers or the state half destroyed.
+        if not self._gate.close(timeout=30.0):
+            self.get_logger().warning("cleanup: input or timer callbacks still running after 30 s")
         if self._in is not None:
             self._in.unsubscribe()
         self._destroy_outputs()
-        # Callbacks the executor took before their entities went may still run: let them finish first.
-        if not self._gate.close(timeout=30.0):
-            self.get_logger().warning("cleanup: input or timer callbacks still running after 30 s")
         self._worker.submit(self._unload).result()
         self._reset_state()
         self.get_logger().info("cleaned up: model freed")
