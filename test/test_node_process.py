@@ -119,11 +119,19 @@ def wait_until(condition: Callable[[], object], timeout: float = WAIT, what: str
             return result
         for p in procs:
             if p.poll() is not None:
-                handle = getattr(p, "log_handle", None)
-                tail = Path(handle.name).read_text()[-3000:] if handle is not None else ""
-                raise AssertionError(f"process exited with {p.returncode} while waiting for {what}\n{tail}")
+                raise AssertionError(f"process exited with {p.returncode} while waiting for {what}\n"
+                                     f"{log_tail(p)}")
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    tails = "".join(f"\n--- {' '.join(map(str, p.args[1:2]))}:\n{log_tail(p)}" for p in procs)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{tails}")
+
+
+def log_tail(proc: subprocess.Popen, chars: int = 3000) -> str:
+    """The end of a process's log (started by ``start``), for a failure message."""
+    handle = getattr(proc, "log_handle", None)
+    if handle is None:
+        return ""
+    return Path(handle.name).read_text(errors="replace")[-chars:]
 
 
 def key(stamp) -> tuple[int, int]:
@@ -634,7 +642,8 @@ def test_time_going_back_truncates_the_episode_and_restarts(system):
     jump_at = len(probe.values)
     probe.robot("offset -0.3")  # a bag loop / simulator reset in miniature (stays within sync.max_age)
     try:
-        wait_until(lambda: episode_started(probe.values, jump_at), WAIT, "the restart")
+        wait_until(lambda: episode_started(probe.values, jump_at), WAIT, "the restart",
+                   (system["node"], system["robot"]))
     finally:
         probe.robot("offset 0")  # forward again: a jump forward, no restart
     restart = _starts(probe.values, jump_at)[0]
