@@ -246,6 +246,10 @@ def test_main_job_bad_value_is_one_line_and_exit_2():
     ]
     done = _run("ove_ros.main_job", "mode=fake")
     assert done.returncode == 2 and "mode must be one of ('sim', 'real')" in done.stderr
+    # A training key is checked before any stage starts (no bag, dataset or run is made).
+    done = _run("ove_ros.main_job", "output=/nonexistent/never_written", "training.lr=1")
+    assert done.returncode == 2 and "training.lr" in done.stderr and "learning_rate" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not Path("/nonexistent/never_written").exists()
 
 
 @pytest.mark.parametrize(

@@ -6,16 +6,18 @@
     python -m ove_ros.main_job real [data=../shared/data/g1_pick_bottle_mini] [output=outputs/demo_real]
 
 The keys are those of ``DemoConfig`` (sim) and ``RealConfig`` (real), which hold every default; a
-``key=value`` whose key they lack is a training override (``training.learning_rate=3e-4``).
+``key=value`` whose key they lack is a training override (``training.learning_rate=3e-4``), checked against
+the training config before any stage starts.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ove_ros import typed_cli, typed_config
-from ove_ros.main_job.config import DemoConfig, RealConfig
+from ove_ros.main_job.config import REPO_ROOT, DemoConfig, RealConfig
 from ove_ros.main_job.real_mode import run_real
 from ove_ros.main_job.sim_mode import run_demo
 from ove_ros.main_job.stages import StageError
@@ -68,9 +70,20 @@ def parse_args(argv: Sequence[str] | None = None) -> DemoConfig | RealConfig:
                            example="episodes=12")
 
 
+def check_training_overrides(cfg: DemoConfig | RealConfig) -> None:
+    """Read the training config with the overrides now (``ConfigError`` names a bad key), not when the
+    training stage starts minutes later; relative paths as the stage reads them, from the repository."""
+    from ove_ros.training.config import load_config
+
+    path = Path(cfg.train_config)
+    load_config(path if path.is_absolute() else REPO_ROOT / path, list(cfg.train_overrides),
+                require_run_name=False, what="training overrides")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = parse_args(argv)
+        check_training_overrides(cfg)
     except ConfigError as exc:
         typed_cli.fail(exc)
     try:
