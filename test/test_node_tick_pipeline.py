@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("ove_ros.msg")  # the ROS layer must be importable (built interfaces)
 
-from ove_ros.bundle import BundleMetadata  # noqa: E402
+from test_episode_tracker import PERIOD_NS, EpisodeSettings, Log, meta  # noqa: E402
+
 from ove_ros.frame_grid import FrameGrid, GridFrame  # noqa: E402
 from ove_ros.ros import conversions as conv  # noqa: E402
 from ove_ros.ros.inputs import JOINTS  # noqa: E402
@@ -20,29 +21,14 @@ from ove_ros.ros.tick_pipeline import TickPipeline, tick_job  # noqa: E402
 from ove_ros.ros.worker import Worker  # noqa: E402
 from ove_ros.values import RewardConfig  # noqa: E402
 
-PERIOD_NS = 100_000_000  # 10 fps
 T0 = 1_000_000_000
 
 
 @dataclass
-class Settings:
-    """The settings the pipeline and the episode tracker read (a subset of params.Settings)."""
+class Settings(EpisodeSettings):
+    """The settings the pipeline reads: the episode tracker's and the output frame."""
 
-    task: str = "pick"
-    n_step: int = 3
-    fps: float = 10.0
-    advantage_threshold: float = 0.0
-    bootstrap_tolerance: int = 0
-    overlay_history: int = 100
     frame_id: str = "base"
-
-
-class Log:
-    def info(self, text: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
 
 
 def test_a_grid_frame_becomes_the_workers_job_in_camera_order():
@@ -63,13 +49,11 @@ def test_a_grid_frame_becomes_the_workers_job_in_camera_order():
 
 def pipeline(worker: Worker, counts: dict) -> TickPipeline:
     grid = FrameGrid(["head", JOINTS], 10.0, 1.0, max_wait_s=3600.0, clock_jump_s=0.1, event_delay_s=0.5)
-    meta = BundleMetadata(camera_names=["head"], joint_names=["j0"], state_low=[0.0], state_high=[1.0],
-                          task_normalizers={"pick": 40.0}, advantage_thresholds={"pick": 0.01}, n_step=3)
     settings = Settings()
-    return TickPipeline(grid=grid, worker=worker, cameras=["head"], image_specs=[None], bins=None, meta=meta,
-                        reward=RewardConfig(), log=Log(), settings=lambda: settings, engine=lambda: None,
-                        active=lambda: True, outputs=lambda: None, counts=counts, windows={},
-                        reject=lambda cam, exc: None, note_shape=lambda cam, shape, size: None)
+    return TickPipeline(grid=grid, worker=worker, cameras=["head"], image_specs=[None], bins=None,
+                        meta=meta(), reward=RewardConfig(), log=Log(), settings=lambda: settings,
+                        engine=lambda: None, active=lambda: True, outputs=lambda: None, counts=counts,
+                        windows={}, reject=lambda cam, exc: None, note_shape=lambda cam, shape, size: None)
 
 
 def test_frames_are_latest_wins_and_episode_changes_keep_their_order():
