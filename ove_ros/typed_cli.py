@@ -290,9 +290,7 @@ def parse(
         raise SystemExit(0)
     reader = _Reader(cls, positional, renamed or {}, switches or {}, config_file, rest, rest_cls)
     reader.read(args)
-    if reader.old:
-        print(f"deprecated: {' '.join(reader.old)}; write instead: {' '.join(reader.new)}",
-              file=stderr or sys.stderr)
+    _say_deprecated(reader.old, reader.new, stderr)
     if reader.config is None:
         given = {o.partition("=")[0].split(".")[0] for o in reader.overrides}
         for f in fields(cls):  # type: ignore[arg-type]
@@ -326,9 +324,14 @@ def legacy_flags(argv: Sequence[str], flags: Mapping[str, str], stderr: IO[str] 
         old.append(shlex.join([arg] if eq else [flag, inline]))
         new.append(shlex.quote(item))
         out.append(item)
+    _say_deprecated(old, new, stderr)
+    return out
+
+
+def _say_deprecated(old: Sequence[str], new: Sequence[str], stderr: IO[str] | None) -> None:
+    """The one stderr line naming the older spellings read and what to write instead (none: nothing)."""
     if old:
         print(f"deprecated: {' '.join(old)}; write instead: {' '.join(new)}", file=stderr or sys.stderr)
-    return out
 
 
 def fail(exc: BaseException | str, stderr: IO[str] | None = None) -> NoReturn:

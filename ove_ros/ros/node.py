@@ -409,7 +409,8 @@ def main(args: list[str] | None = None) -> int:
                 continue
             except Exception:  # a bug in one callback: say so, and keep serving unless it repeats
                 node.get_logger().error(f"a callback failed:\n{traceback.format_exc()}")
-                failures = [t for t in failures if time.monotonic() - t < 60.0] + [time.monotonic()]
+                now = time.monotonic()
+                failures = [t for t in failures if now - t < 60.0] + [now]
                 if len(failures) >= 10:
                     node.get_logger().fatal("10 callback failures within 60 s: exiting")
                     node.exit_code = 1
