@@ -77,6 +77,35 @@ def offline_values(bundle: Path, episodes: list) -> list:
             for ep in episodes]
 
 
+def smoothness(values, targets) -> float:
+    """Mean |dV| per frame over the target's mean per-frame change (1: as smooth as the truth)."""
+    import numpy as np
+
+    dv, dt = np.abs(np.diff(values)), np.abs(np.diff(targets))
+    return float(dv.mean() / dt.mean()) if dt.size and dt.mean() > 0 else float("nan")
+
+
+def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: list) -> dict:
+    """The pause-advantage AUROC of ``main_job.report`` on the offline values: n-step advantages over every
+    recorded frame (the node's on a lossless stream), scored on the pauses planned from each seed."""
+
+    from ove_ros.main_job.report import mistake_report
+    from ove_ros.sim.episodes import SimConfig, plan_mistakes
+    from ove_ros.values import episode_rewards, n_step_advantages
+
+    sim = DemoConfig(**{k: v for k, v in summary["config"].items()
+                        if k in DemoConfig.__dataclass_fields__}).sim_params()
+    sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sim.items()})
+    advantages, pauses = [], []
+    for ep, v in zip(episodes, values, strict=True):
+        rewards = episode_rewards(len(v), ep.success, reward) / meta.scale_for(ep.task)
+        advantages.append(n_step_advantages(rewards, v, meta.n_step))
+        name, _, seed = ep.episode_id.partition("/seed")
+        plan = plan_mistakes(name, int(seed), sim_cfg) if seed.isdigit() else None
+        pauses.append([s for s, _ in plan.pauses] if plan is not None else [])
+    return mistake_report(advantages, pauses, [ep.task for ep in episodes], meta)
+
+
 def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
                 first_seed: int = 1) -> list[dict]:
     """Held-out metrics of models trained with training seeds ``first_seed``.. (``seeds`` of them) on the
@@ -91,6 +120,8 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
     cameras = summary["config"]["cameras"]
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
+    import numpy as np
+
     rows = []
     for seed in range(first_seed, first_seed + seeds):
         start = time.perf_counter()
@@ -109,13 +140,21 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
             for ep, v in zip(episodes, values, strict=True)
         ]
         metrics = value_metrics(evaluated)
+        mistakes = offline_mistake_report(summary, meta, reward, episodes, values)
+        smooth = [smoothness(v, t) for v, t in ((e.values, e.targets) for e in evaluated)]
+        np.savez(work / f"heldout_values_seed{seed}.npz",
+                 **{f"{e.episode_id}:{k}": getattr(e, k) for e in evaluated for k in ("values", "targets")})
         base = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values)
         best = base["best_baseline"]
         rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"],
                      "mae": metrics["mae"], "best_baseline": best,
                      "best_baseline_ev": base["baseline_ev"][best], "margin_ev": base["margin_ev"],
-                     "baseline_ev": base["baseline_ev"], "seconds": time.perf_counter() - start})
-        print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}; "
+                     "baseline_ev": base["baseline_ev"],
+                     "smoothness_ratio": float(np.mean(smooth)),
+                     "mistake_advantage_auroc": mistakes["auroc"], "mistake_advantage": mistakes,
+                     "seconds": time.perf_counter() - start})
+        print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}, "
+              f"pause-advantage AUROC {mistakes['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
               f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}")
     return rows
 
@@ -133,8 +172,8 @@ def spread_only(args: Settings, overrides: tuple[str, ...]) -> int:
     """Retrains on an earlier run's dataset with the overrides and appends the runs to the experiments."""
     summary = json.loads((Path(args.reuse) / "summary.json").read_text())
     with tempfile.TemporaryDirectory(prefix="bench_main_job_") as tmp:
-        work = Path(tmp) / "seeds"
-        work.mkdir()
+        work = Path(args.keep) if args.keep else Path(tmp) / "seeds"
+        work.mkdir(parents=True, exist_ok=True)
         runs = seed_spread(summary, args.seeds, work, overrides, args.first_seed)
     entry = {"label": args.label or " ".join(overrides) or "default", "overrides": list(overrides),
              "dataset": summary["dataset"], "train_steps": summary["config"]["train_steps"],
@@ -161,6 +200,7 @@ class Settings:
     first_seed: int = setting(1, "First retrained training seed.")
     spread_only: bool = setting(False, "Only retrain on reuse's dataset; append to experiments.")
     label: str = setting("", "Name of the setting in experiments.")
+    keep: str | None = setting(None, "spread_only: keep runs, bundles and held-out values in this folder.")
     output: str = setting(str(REPO / "benchmarks" / "results" / "main_job.json"), "Result JSON.")
     experiments: str = setting(str(REPO / "benchmarks" / "results" / "main_job_experiments.json"),
                                "The experiments file spread_only appends to.")

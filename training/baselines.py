@@ -122,7 +122,8 @@ def _ridge(x_train: np.ndarray, y: np.ndarray, x_test: np.ndarray, ridge: float 
     return b @ w
 
 
-def _knn(x_train: np.ndarray, y: np.ndarray, x_test: np.ndarray, k: int = KNN_K) -> np.ndarray:
+def knn_regress(x_train: np.ndarray, y: np.ndarray, x_test: np.ndarray, k: int = KNN_K) -> np.ndarray:
+    """Mean ``y`` of the ``k`` nearest training rows (Euclidean) of each test row."""
     k = max(1, min(int(k), x_train.shape[0]))
     out = np.empty(x_test.shape[0], dtype=np.float64)
     sq_train = (x_train**2).sum(1)
@@ -162,7 +163,7 @@ def _feature_model(
     def predict(train: FrameSet, test: FrameSet) -> np.ndarray:
         feats = _Features(train, with_time, with_state)
         x_train, x_test = feats(train), feats(test)
-        solver = _knn if kind == "knn" else _ridge
+        solver = knn_regress if kind == "knn" else _ridge
         return _per_task(train, test, lambda tr, te: solver(x_train[tr], train.target[tr], x_test[te]))
 
     return predict
