@@ -89,21 +89,24 @@ def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: 
     """The pause-advantage AUROC of ``main_job.report`` on the offline values: n-step advantages over every
     recorded frame (the node's on a lossless stream), scored on the pauses planned from each seed."""
 
-    from ove_ros.main_job.report import mistake_report
+    from ove_ros.main_job.report import mistake_report, release_onsets
     from ove_ros.sim.episodes import SimConfig, plan_mistakes
     from ove_ros.values import episode_rewards, n_step_advantages
 
     sim = DemoConfig(**{k: v for k, v in summary["config"].items()
                         if k in DemoConfig.__dataclass_fields__}).sim_params()
     sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sim.items()})
-    advantages, pauses = [], []
+    advantages, pauses, specs = [], [], {}
     for ep, v in zip(episodes, values, strict=True):
         rewards = episode_rewards(len(v), ep.success, reward) / meta.scale_for(ep.task)
         advantages.append(n_step_advantages(rewards, v, meta.n_step))
         name, _, seed = ep.episode_id.partition("/seed")
         plan = plan_mistakes(name, int(seed), sim_cfg) if seed.isdigit() else None
+        if plan is not None:
+            specs[len(pauses)] = (name, int(seed))
         pauses.append([s for s, _ in plan.pauses] if plan is not None else [])
-    return mistake_report(advantages, pauses, [ep.task for ep in episodes], meta)
+    return mistake_report(advantages, pauses, [ep.task for ep in episodes], meta,
+                          release_onsets(specs, len(episodes), sim_cfg))
 
 
 def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
@@ -151,10 +154,13 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
                      "best_baseline_ev": base["baseline_ev"][best], "margin_ev": base["margin_ev"],
                      "baseline_ev": base["baseline_ev"],
                      "smoothness_ratio": float(np.mean(smooth)),
-                     "mistake_advantage_auroc": mistakes["auroc"], "mistake_advantage": mistakes,
+                     "mistake_advantage_auroc": mistakes["auroc"],
+                     "release_advantage_auroc": mistakes["early_release"]["auroc"],
+                     "mistake_advantage": mistakes,
                      "seconds": time.perf_counter() - start})
         print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}, "
-              f"pause-advantage AUROC {mistakes['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
+              f"advantage AUROC pauses {mistakes['auroc']:.3f} / early releases "
+              f"{mistakes['early_release']['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
               f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}")
     return rows
 

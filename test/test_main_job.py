@@ -126,6 +126,8 @@ def test_live_node_valued_the_heldout_frames(demo_run):
     assert mistakes["frames_clean"] > 0
     assert mistakes["frames_after_mistake"] == 0 or mistakes["episodes_with_pauses"] > 0
     assert mistakes["frames_after_mistake"] == 0 or 0.0 <= mistakes["auroc"] <= 1.0
+    release = mistakes["early_release"]  # onsets found by running the held-out seeds again without cameras
+    assert release["frames_clean"] > 0 and (release["frames_after_mistake"] > 0) == (release["episodes"] > 0)
     base = report["baselines"]
     assert base["best_baseline"] in base["baseline_ev"] and "frame_index_mean" in base["baseline_ev"]
     assert (out / "heldout_bags" / "recording.json").is_file()

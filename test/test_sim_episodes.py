@@ -14,6 +14,7 @@ from ove_ros.sim.episodes import (
     SimWorld,
     episode_id,
     plan_mistakes,
+    release_frames,
 )
 
 # Six seeds per task: with fail_fraction 0.5 these give each task both outcomes (deterministic by seed).
@@ -74,6 +75,25 @@ def test_episodes_are_deterministic_by_seed(blind_world):
     np.testing.assert_array_equal(*positions)
     assert not np.array_equal(a.frames[0].position, c.frames[0].position) or a.plan != c.plan
     assert a.episode_id == episode_id("push-v3", 3) == "push-v3/seed3"
+
+
+def test_an_early_release_is_found_at_the_frame_the_gripper_opens(blind_world):
+    config = blind_world.config
+    released = [s for s in range(60) if plan_mistakes("pick-place-v3", s, config).failure == "early_release"]
+    clean = next(s for s in range(60) if not plan_mistakes("pick-place-v3", s, config).failure)
+    assert released, "no early release among the first 60 pick-place seeds"
+    episode = blind_world.rollout("pick-place-v3", released[0])
+    onset = episode.release_frame
+    assert onset is not None and 5 <= onset < len(episode.frames) - 6
+    positions = np.stack([f.position for f in episode.frames])
+    grip = positions[:, ROBOT_JOINTS.index("r_close")] - positions[:, ROBOT_JOINTS.index("l_close")]
+    # The fingers close on the object up to the onset, then part (the expert opens over five frames).
+    assert grip[onset] >= grip[onset - 5] - 1e-3, grip[onset - 5 : onset + 6]
+    assert grip[onset + 5] < grip[onset] - 0.01, grip[onset - 5 : onset + 6]
+    assert blind_world.rollout("pick-place-v3", clean).release_frame is None
+    # Found again by seed alone (the report's way), None where the plan has no early release.
+    assert release_frames([("pick-place-v3", released[0]), ("pick-place-v3", clean)], blind_world.config) == [
+        onset, None]
 
 
 def test_frames_have_the_right_shapes_and_images_change():

@@ -208,3 +208,26 @@ def test_evaluating_other_episodes_refuses_training_episodes(trained_run, tmp_pa
     data["data"]["val_episodes"] = [1, 2]  # episode 2 was a training episode of the run
     with pytest.raises(ValueError, match=r"include episodes \[2\] the model was trained on"):
         evaluate(config_from_dict(data))
+
+
+def test_the_mistake_report_scores_pauses_and_early_releases_apart():
+    from types import SimpleNamespace
+
+    from ove_ros.main_job.report import RELEASE_WINDOW, mistake_report
+
+    meta = SimpleNamespace(advantage_thresholds={"pick": -0.01}, n_step=2)
+    released = np.full(20, 0.0)
+    released[12 : 12 + RELEASE_WINDOW] = -0.4  # the value falls as the object drops
+    paused = np.full(20, 0.0)
+    paused[[4, 5]] = -0.02  # a pause costs two frames
+    clean = np.linspace(0.01, 0.03, 20)
+    out = mistake_report([released, paused, clean], [[], [4], []], ["pick"] * 3, meta, [12, None, None])
+    assert out["episodes_with_pauses"] == 1 and out["frames_after_mistake"] == 2
+    release = out["early_release"]
+    assert release["episodes"] == 1 and release["frames_after_mistake"] == RELEASE_WINDOW
+    assert release["auroc"] == 1.0 and release["negative_fraction_after_mistake"] == 1.0
+    # The pause score is what it was without releases (their frames count as clean there).
+    pauses_only = mistake_advantage_auroc([released, paused, clean], [[], [4], []], window=2,
+                                          thresholds=-0.01, margin_before=2)
+    assert out["auroc"] == pauses_only["auroc"] < 1.0
+    assert "early_release" not in mistake_report([clean], [[]], ["pick"], meta)  # only where onsets are given

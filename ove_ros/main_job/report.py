@@ -55,6 +55,7 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
     sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sim_params().items()})
     online_eps, offline_eps, rows, pairs = [], [], [], ([], [])
     per_episode, pauses, live_advantages = [], [], []
+    specs: dict[int, tuple[str, int]] = {}  # episode position -> (task, seed) of the simulated ones
     for ep, off in zip(episodes, offline, strict=True):
         target = normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)
         online = np.full(len(ep.stamps), np.nan)
@@ -68,6 +69,8 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         offline_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, off, target))
         task_name, _, seed = ep.episode_id.partition("/seed")
         plan = plan_mistakes(task_name, int(seed), sim_cfg) if seed.isdigit() else None
+        if plan is not None:
+            specs[len(pauses)] = (task_name, int(seed))
         mistake = plan.failure if plan is not None else ""
         pauses.append([start for start, _ in plan.pauses] if plan is not None else [])
         adv = np.full(len(ep.stamps), np.nan)
@@ -98,25 +101,48 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         "node_latency_ms_median": float(np.median(latencies) * 1e3) if latencies else None,
         # A value model is judged against the trivial predictors, fitted on the training episodes only.
         "baselines": trivial_baselines(dataset, meta, reward, episodes, offline) if dataset else None,
-        "mistake_advantage": mistake_report(live_advantages, pauses, [ep.task for ep in episodes], meta),
+        "mistake_advantage": mistake_report(live_advantages, pauses, [ep.task for ep in episodes], meta,
+                                            release_onsets(specs, len(episodes), sim_cfg)),
         "episodes": per_episode,
         "plots": plots,
         "overlay": media,
     }
 
 
-def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks: list[str],
-                   meta) -> dict[str, Any]:
-    """How well the node's n-step advantages single out the frames where the expert stood still.
+def release_onsets(specs: dict[int, tuple[str, int]], count: int, sim_cfg) -> list[int | None]:
+    """The early-release frame of each of ``count`` episodes (``specs``: position -> (task, seed) of the
+    simulated ones; None elsewhere)."""
+    from ove_ros.sim.episodes import release_frames
 
-    The injected pauses (2-5 frames, planned from the episode's seed) are the mistakes whose frames are known
-    before the run; a pause wastes frames, so the advantages of its frames should rank below those of clean
-    stretches. Wrong targets and early releases are left out: their onset frame is not recorded."""
+    found = dict(zip(specs, release_frames(list(specs.values()), sim_cfg), strict=True))
+    return [found.get(i) for i in range(count)]
+
+
+RELEASE_WINDOW = 5  # frames: the early-releasing expert opens the gripper over five frames
+
+
+def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks: list[str],
+                   meta, releases: Sequence[int | None] | None = None) -> dict[str, Any]:
+    """How well the n-step advantages single out the frames right after a mistake.
+
+    The injected pauses (2-5 frames, planned from the episode's seed): a pause wastes a few frames, so the
+    advantages of its frames should rank below those of clean stretches. The cost is small (a few steps'
+    penalty), so value noise of the same size hides it. Early releases (``releases``, the frame whose action
+    opened the gripper, from ``sim.episodes.release_frames``): the episode turns from a success into a
+    failure there, so its first ``RELEASE_WINDOW`` frames should have the lowest advantages of all (under
+    ``early_release``). Wrong targets are left out: that mistake is made from the first frame on."""
     thresholds = [meta.advantage_thresholds.get(t, 0.0) for t in tasks]
     out = mistake_advantage_auroc(advantages, pauses, window=2, thresholds=thresholds,
                                   margin_before=meta.n_step)
-    return {**out, "mistakes": "pauses (first 2 frames of each)", "episodes_with_pauses":
-            sum(bool(p) for p in pauses)}
+    report = {**out, "mistakes": "pauses (first 2 frames of each)", "episodes_with_pauses":
+              sum(bool(p) for p in pauses)}
+    if releases is not None:
+        marks = [[] if r is None else [int(r)] for r in releases]
+        released = mistake_advantage_auroc(advantages, marks, window=RELEASE_WINDOW, thresholds=thresholds,
+                                           margin_before=meta.n_step)
+        report["early_release"] = {**released, "mistakes": f"early releases (first {RELEASE_WINDOW} frames)",
+                                   "episodes": sum(bool(m) for m in marks)}
+    return report
 
 
 def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
@@ -182,6 +208,10 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     if mistakes:
         table.add_row("AUROC of -A on paused frames vs clean ones", fmt(mistakes["auroc"]),
                       f"{mistakes['frames_after_mistake']}/{mistakes['frames_clean']} frames", ">= 0.9")
+        release = mistakes.get("early_release")
+        if release:
+            table.add_row("AUROC of -A on early-release frames vs clean ones", fmt(release["auroc"]),
+                          f"{release['frames_after_mistake']}/{release['frames_clean']} frames", ">= 0.9")
     for name, run in summary["report"].get("parity", {}).items():
         table.add_row(f"{name}: max |dV| / |dA| vs training code", fmt(run["value_max_abs_diff"]),
                       fmt(run["advantage_max_abs_diff"]), f"<= {run['tolerance']:g}")

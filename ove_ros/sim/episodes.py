@@ -24,8 +24,8 @@ import ctypes.util
 import os
 import warnings
 import zlib
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -191,6 +191,7 @@ class MistakenExpert:
         self.plan = plan
         self.rng = np.random.default_rng([int(seed), _task_code(task), 2])
         self.released = False
+        self.release_step: int | None = None  # early release: the frame whose action opened the gripper
         self.open_frames = 0
         self.grip = -1.0
         self.carry_start: np.ndarray | None = None
@@ -209,6 +210,8 @@ class MistakenExpert:
         action = np.asarray(self.policy.get_action(seen), dtype=np.float64).copy()
         if self.plan.failure == "early_release":
             action = self._early_release(obs, action)
+            if self.released and self.release_step is None:
+                self.release_step = int(step)
         action[:3] = action[:3] * self.plan.speed + self.rng.normal(0.0, self.plan.noise_std, 3)
         self.grip = float(action[3])
         return np.clip(action, -1.0, 1.0).astype(np.float32)
@@ -249,6 +252,7 @@ class Episode:
     instruction: str
     plan: MistakePlan
     frames: list[Frame] = field(default_factory=list)
+    release_frame: int | None = None  # early release: the frame whose action opened the gripper
 
     @property
     def success(self) -> bool:
@@ -263,6 +267,25 @@ class Episode:
 class EpisodeSpec:
     task: str
     seed: int
+
+
+def release_frames(specs: Sequence[tuple[str, int]], config: SimConfig) -> list[int | None]:
+    """The early-release onset of each ``(task, seed)`` episode (None where the plan has none), found by
+    running those episodes again without cameras: physics and experts are deterministic by seed, and the
+    onset depends on where the carried object is, which no plan holds in advance."""
+    out: list[int | None] = [None] * len(specs)
+    todo = [i for i, (task, seed) in enumerate(specs)
+            if plan_mistakes(task, seed, config).failure == "early_release"]
+    if not todo:
+        return out
+    blind = replace(config, cameras=())
+    with SimWorld(blind) as world:
+        for i in todo:
+            task, seed = specs[i]
+            for _ in world.frames(task, seed):
+                pass
+            out[i] = world.release_frame
+    return out
 
 
 def episode_id(task: str, seed: int) -> str:
@@ -388,7 +411,14 @@ class SimWorld:
     def rollout(self, task: str, seed: int) -> Episode:
         episode = Episode(task, int(seed), TASKS[task].instruction, plan_mistakes(task, seed, self.config))
         episode.frames.extend(self.frames(task, seed))
+        episode.release_frame = self.release_frame
         return episode
+
+    @property
+    def release_frame(self) -> int | None:
+        """In an early-release episode, the frame whose action opened the gripper (None before it or in any
+        other episode): the onset of the mistake, known only once the expert has acted on it."""
+        return None if self._expert is None else self._expert.release_step
 
     def close(self) -> None:
         for sim in self._sims.values():
