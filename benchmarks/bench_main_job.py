@@ -119,7 +119,9 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
     from ove_ros.sim.episodes import ROBOT_JOINTS
     from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
 
-    cfg = DemoConfig(**{k: v for k, v in summary["config"].items() if k in ("train_steps", "train_config")})
+    # The run's model settings (a summary from before they were a main-job setting trained the preset as is).
+    kept = {k: v for k, v in summary["config"].items() if k in ("train_steps", "train_config")}
+    cfg = DemoConfig(**kept, model_overrides=summary["config"].get("model_overrides", {}))
     cameras = summary["config"]["cameras"]
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
@@ -130,7 +132,8 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
         start = time.perf_counter()
         bundle, _ = train_and_bundle(cfg, Path(summary["dataset"]), work / "runs", f"seed{seed}",
                                      work / f"bundle_seed{seed}", work,
-                                     ["data.repo_id=sim/metaworld_demo", f"training.seed={seed}", *overrides])
+                                     ["data.repo_id=sim/metaworld_demo", *cfg.model_args(),
+                                      f"training.seed={seed}", *overrides])
         from ove_ros.bundle import read_bundle_config
         from ove_ros.values import RewardConfig
 

@@ -246,6 +246,14 @@ def _respelled_tree(cls: type, tree: Mapping[str, Any], rename: Callable[[str], 
     return out
 
 
+def _is_plain_mapping(cfg: Any, key: str) -> bool:
+    """True when ``key`` holds a free-form mapping (a dict-typed field), not a group of declared keys."""
+    from omegaconf import DictConfig, OmegaConf
+
+    node = OmegaConf.select(cfg, key, throw_on_missing=False)
+    return isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict
+
+
 def load(
     cls: type[T],
     path: str | Path | None = None,
@@ -258,7 +266,8 @@ def load(
 ) -> T:
     """Defaults of ``cls`` <- the YAML file at ``path`` (or ``data``: a mapping or YAML text, e.g. a stored
     config) <- dotted ``key=value`` overrides (values in YAML syntax: ``video.resize=[320,240]``,
-    ``task=null``). Unknown keys and wrong types raise ``ConfigError`` naming the key; declared choices and
+    ``task=null``; ``key={a: 1}`` replaces a mapping, ``key.a=1`` sets one of its entries). Unknown keys and
+    wrong types raise ``ConfigError`` naming the key; declared choices and
     ranges are not checked here (``check``), so a caller can fill in derived values first.
 
     ``rename``: a key's own dotted name for another accepted spelling (an older name); a file, mapping or
@@ -285,7 +294,11 @@ def load(
         cfg = OmegaConf.merge(cfg, data)
         pairs = [split_override(item, example) for item in overrides]
         for key, value in _respelled(pairs, rename, "the command line") if rename else pairs:
-            cfg.merge_with_dotlist([f"{key}={value}"])  # the value parsed as OmegaConf parses YAML
+            parsed = yaml.safe_load(value) if value.lstrip().startswith("{") else None
+            if isinstance(parsed, dict) and _is_plain_mapping(cfg, key):
+                OmegaConf.update(cfg, key, parsed, merge=False)  # key={...} sets it; key.sub=v one entry
+            else:
+                cfg.merge_with_dotlist([f"{key}={value}"])  # the value parsed as OmegaConf parses YAML
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         detail = " ".join(str(exc).split())  # OmegaConf's message spans lines

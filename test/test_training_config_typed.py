@@ -145,6 +145,20 @@ def test_free_form_model_overrides_keep_their_keys_and_yaml_values(tmp_path):
     assert again.model.overrides == cfg.model.overrides and again == cfg
 
 
+def test_a_mapping_on_the_command_line_replaces_the_files_and_a_dotted_key_changes_one_entry(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("run_name: r\nmodel:\n  overrides: {state_bins: 16, image_size: 16}\n"
+                    "data:\n  repo_id: x/y\n  batch_size: 8\n")
+    assert load_config(path, ["model.overrides={}"]).model.overrides == {}
+    replaced = load_config(path, ["model.overrides={time_bin_frames: 10}"]).model.overrides
+    assert replaced == {"time_bin_frames": 10}
+    merged = load_config(path, ["model.overrides.time_bin_frames=10"]).model.overrides
+    assert merged == {"state_bins": 16, "image_size": 16, "time_bin_frames": 10}
+    # A group of declared keys is never replaced wholesale: the file's other values stay.
+    cfg = load_config(path, ["data={num_workers: 0}"])
+    assert cfg.data.num_workers == 0 and cfg.data.batch_size == 8
+
+
 def test_an_unknown_key_lists_the_keys_of_its_group():
     with pytest.raises(ConfigError, match=r"training\.learning_rat.*the keys there are: .*learning_rate"):
         load("training.learning_rat=1")
