@@ -640,10 +640,17 @@ def test_time_going_back_truncates_the_episode_and_restarts(system):
     index = len(probe.values)
     wait_until(lambda: len(probe.values) >= index + N_STEP + 3, WAIT, "some frames before the jump")
     jump_at = len(probe.values)
-    probe.robot("offset -0.3")  # a bag loop / simulator reset in miniature (stays within sync.max_age)
+    # A bag loop / simulator reset in miniature. The node counts a step back of more than one tolerance
+    # (50 ms here) as a jump; 2 s stays one even when the loaded robot stalls between two messages (at
+    # -0.3 s a stall of a quarter second hid the jump on every stream, and the restart never came).
+    probe.robot("offset -2.0")
     try:
         wait_until(lambda: episode_started(probe.values, jump_at), WAIT, "the restart",
                    (system["node"], system["robot"]))
+    except AssertionError as exc:  # say whether values kept coming (a jump not seen) or stopped
+        after = probe.values[jump_at:]
+        last = f"; the last in episode {after[-1].episode}, frame {after[-1].tick}" if after else ""
+        raise AssertionError(f"{exc}\n{len(after)} values after the jump{last}") from None
     finally:
         probe.robot("offset 0")  # forward again: a jump forward, no restart
     restart = _starts(probe.values, jump_at)[0]
