@@ -77,36 +77,19 @@ def offline_values(bundle: Path, episodes: list) -> list:
             for ep in episodes]
 
 
-def smoothness(values, targets) -> float:
-    """Mean |dV| per frame over the target's mean per-frame change (1: as smooth as the truth)."""
-    import numpy as np
-
-    dv, dt = np.abs(np.diff(values)), np.abs(np.diff(targets))
-    return float(dv.mean() / dt.mean()) if dt.size and dt.mean() > 0 else float("nan")
-
-
 def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: list) -> dict:
-    """The pause-advantage AUROC of ``main_job.report`` on the offline values: n-step advantages over every
-    recorded frame (the node's on a lossless stream), scored on the pauses planned from each seed."""
-
-    from ove_ros.main_job.report import mistake_report, release_onsets
-    from ove_ros.sim.episodes import SimConfig, plan_mistakes
+    """The mistake report of ``main_job.report`` on the offline values: n-step advantages over every
+    recorded frame (the node's on a lossless stream), scored on the pauses and early releases planned from
+    each seed."""
+    from ove_ros.main_job.report import mistake_report, planned_mistakes
     from ove_ros.values import episode_rewards, n_step_advantages
 
-    sim = DemoConfig(**{k: v for k, v in summary["config"].items()
-                        if k in DemoConfig.__dataclass_fields__}).sim_params()
-    sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sim.items()})
-    advantages, pauses, specs = [], [], {}
-    for ep, v in zip(episodes, values, strict=True):
-        rewards = episode_rewards(len(v), ep.success, reward) / meta.scale_for(ep.task)
-        advantages.append(n_step_advantages(rewards, v, meta.n_step))
-        name, _, seed = ep.episode_id.partition("/seed")
-        plan = plan_mistakes(name, int(seed), sim_cfg) if seed.isdigit() else None
-        if plan is not None:
-            specs[len(pauses)] = (name, int(seed))
-        pauses.append([s for s, _ in plan.pauses] if plan is not None else [])
-    return mistake_report(advantages, pauses, [ep.task for ep in episodes], meta,
-                          release_onsets(specs, len(episodes), sim_cfg))
+    sim_cfg = DemoConfig(**{k: v for k, v in summary["config"].items()
+                            if k in DemoConfig.__dataclass_fields__}).sim_config()
+    advantages = [n_step_advantages(episode_rewards(len(v), ep.success, reward) / meta.scale_for(ep.task), v,
+                                    meta.n_step) for ep, v in zip(episodes, values, strict=True)]
+    _, pauses, releases = planned_mistakes([ep.episode_id for ep in episodes], sim_cfg)
+    return mistake_report(advantages, pauses, [ep.task for ep in episodes], meta, releases)
 
 
 def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
@@ -126,6 +109,8 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
     import numpy as np
+
+    from ove_ros.training.metrics import smoothness
 
     rows = []
     for seed in range(first_seed, first_seed + seeds):
@@ -147,7 +132,9 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
         ]
         metrics = value_metrics(evaluated)
         mistakes = offline_mistake_report(summary, meta, reward, episodes, values)
-        smooth = [smoothness(v, t) for v, t in ((e.values, e.targets) for e in evaluated)]
+        # Per-episode ratios, averaged (training.metrics.smoothness pools the frames of the episodes it gets).
+        smooth = [smoothness(np.zeros(e.values.size), np.arange(e.values.size), e.values,
+                             e.targets)["smoothness_ratio"] for e in evaluated]
         np.savez(work / f"heldout_values_seed{seed}.npz",
                  **{f"{e.episode_id}:{k}": getattr(e, k) for e in evaluated for k in ("values", "targets")})
         base = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values)

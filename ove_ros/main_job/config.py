@@ -84,6 +84,12 @@ class DemoConfig:
         """The training override that sets ``model_overrides`` (it replaces the training config's)."""
         return [f"model.overrides={json.dumps(self.model_overrides, sort_keys=True)}"]
 
+    def sim_config(self) -> Any:
+        """The simulator's ``SimConfig`` (imported here: the simulator loads MuJoCo)."""
+        from ove_ros.sim.episodes import SimConfig
+
+        return SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.sim_params().items()})
+
     def sim_params(self) -> dict[str, Any]:
         return {
             "tasks": list(self.tasks), "cameras": list(self.cameras), "image_size": self.image_size,

@@ -28,9 +28,9 @@ def sim_topics(cameras: Sequence[str]) -> dict[str, str]:
 def stratified_seeds(cfg: DemoConfig, count: int, first_seed: int) -> list[int]:
     """Seeds from ``first_seed`` on, one per episode (tasks cycle), alternating between seeds whose episode
     gets a fatal mistake and seeds whose does not, so a small held-out set still has both outcomes."""
-    from ove_ros.sim.episodes import SimConfig, plan_mistakes
+    from ove_ros.sim.episodes import plan_mistakes
 
-    sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sim_params().items()})
+    sim_cfg = cfg.sim_config()
     seeds, cursor = [], first_seed
     for i in range(count):
         task, want_failure = cfg.tasks[i % len(cfg.tasks)], (i // len(cfg.tasks)) % 2 == 1

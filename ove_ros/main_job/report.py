@@ -46,17 +46,15 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
                  dataset: Path | None = None) -> dict[str, Any]:
     """Online and offline metrics, agreement, plots and overlay media."""
     from ove_ros.bundle import read_bundle_config
-    from ove_ros.sim.episodes import SimConfig, plan_mistakes
     from ove_ros.values import RewardConfig
 
     _, meta = read_bundle_config(bundle)
     reward = RewardConfig.from_dict(meta.reward)
     offline = offline_values(bundle, episodes)
-    sim_cfg = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sim_params().items()})
+    plans, pauses, releases = planned_mistakes([ep.episode_id for ep in episodes], cfg.sim_config())
     online_eps, offline_eps, rows, pairs = [], [], [], ([], [])
-    per_episode, pauses, live_advantages = [], [], []
-    specs: dict[int, tuple[str, int]] = {}  # episode position -> (task, seed) of the simulated ones
-    for ep, off in zip(episodes, offline, strict=True):
+    per_episode, live_advantages = [], []
+    for ep, off, plan in zip(episodes, offline, plans, strict=True):
         target = normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)
         online = np.full(len(ep.stamps), np.nan)
         for i in range(len(ep.stamps)):
@@ -67,12 +65,7 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
                 pairs[1].append(off[i])
         online_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, online, target))
         offline_eps.append(EpisodeValues(ep.episode_id, ep.task, ep.success, off, target))
-        task_name, _, seed = ep.episode_id.partition("/seed")
-        plan = plan_mistakes(task_name, int(seed), sim_cfg) if seed.isdigit() else None
-        if plan is not None:
-            specs[len(pauses)] = (task_name, int(seed))
         mistake = plan.failure if plan is not None else ""
-        pauses.append([start for start, _ in plan.pauses] if plan is not None else [])
         adv = np.full(len(ep.stamps), np.nan)
         for record in ep.advantages:
             if 0 <= record["tick"] < adv.size:
@@ -102,20 +95,27 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         # A value model is judged against the trivial predictors, fitted on the training episodes only.
         "baselines": trivial_baselines(dataset, meta, reward, episodes, offline) if dataset else None,
         "mistake_advantage": mistake_report(live_advantages, pauses, [ep.task for ep in episodes], meta,
-                                            release_onsets(specs, len(episodes), sim_cfg)),
+                                            releases),
         "episodes": per_episode,
         "plots": plots,
         "overlay": media,
     }
 
 
-def release_onsets(specs: dict[int, tuple[str, int]], count: int, sim_cfg) -> list[int | None]:
-    """The early-release frame of each of ``count`` episodes (``specs``: position -> (task, seed) of the
-    simulated ones; None elsewhere)."""
-    from ove_ros.sim.episodes import release_frames
+def planned_mistakes(episode_ids: Sequence[str], sim_cfg) -> tuple[list, list[list[int]], list[int | None]]:
+    """Per episode (``"<task>/seed<n>"``): its mistake plan (None for an id without a seed), the first frames
+    of its pauses, and its early-release frame (None without one)."""
+    from ove_ros.sim.episodes import plan_mistakes, release_frames
 
+    plans, specs = [], {}  # specs: position -> (task, seed) of the simulated episodes
+    for i, episode_id in enumerate(episode_ids):
+        task, _, seed = episode_id.partition("/seed")
+        plans.append(plan_mistakes(task, int(seed), sim_cfg) if seed.isdigit() else None)
+        if plans[-1] is not None:
+            specs[i] = (task, int(seed))
     found = dict(zip(specs, release_frames(list(specs.values()), sim_cfg), strict=True))
-    return [found.get(i) for i in range(count)]
+    pauses = [[start for start, _ in plan.pauses] if plan is not None else [] for plan in plans]
+    return plans, pauses, [found.get(i) for i in range(len(plans))]
 
 
 RELEASE_WINDOW = 5  # frames: the early-releasing expert opens the gripper over five frames
