@@ -688,7 +688,13 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    result = run_cli("ove_ros.training.train", __doc__, argv, train)
+    try:
+        result = run_cli("ove_ros.training.train", __doc__, argv, train)
+    finally:
+        # Left to interpreter exit, gloo's threads can outlive its process group and abort the process
+        # ("terminate called without an active exception") after training has finished.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     if result is None:
         return
     summary = {k: v for k, v in result.val_metrics.items() if k != "per_task"}
