@@ -39,7 +39,7 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import InvalidHandle
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -52,6 +52,7 @@ from ove_ros.ros import conversions as conv
 from ove_ros.ros.callback_gate import CallbackGate, gated
 from ove_ros.ros.diagnostics import Throttle, Window
 from ove_ros.ros.diagnostics_report import WINDOWS, DiagnosticsSnapshot, diagnostic_array
+from ove_ros.ros.executor import NodeExecutor
 from ove_ros.ros.input_callbacks import InputCallbacks
 from ove_ros.ros.inputs import JOINTS
 from ove_ros.ros.outputs import Outputs
@@ -395,7 +396,7 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args if args is not None else sys.argv)
     node = ValueEstimatorNode()
     # Two threads serve inputs and timers while a third may wait in configure; a fourth for spare.
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = NodeExecutor(num_threads=4)  # rclpy's, without its spin while callbacks wait for a thread
     executor.add_node(node)
     failures: list[float] = []
     try:
