@@ -245,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         results["total_s"] = summary["total_seconds"]
         results["metrics"] = {"online": summary["report"]["online"], "offline": summary["report"]["offline"],
                               "agreement": summary["report"]["agreement"],
-                              "node_latency_ms_median": summary["report"]["node_latency_ms_median"]}
-        kept = ("episodes", "heldout", "train_steps", "max_steps")
+                              "node_latency_ms_median": summary["report"]["node_latency_ms_median"],
+                              "baselines": summary["report"]["baselines"],
+                              "live_parity": summary["report"]["parity"]["live"]}
+        kept = ("episodes", "heldout", "train_steps", "max_steps", "model_overrides")
         results["config"] = {k: summary["config"][k] for k in kept}
         results["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
         for stage, seconds in results["stages_s"].items():

@@ -94,8 +94,12 @@ def test_checkpoint_and_bundle_load(demo_run):
     assert meta.joint_names[:2] == ["right_j0", "right_j1"] and len(meta.joint_names) == 9
     assert set(meta.task_normalizers) <= {"reach the goal", "push the puck to the goal"}
     engine = InferenceEngine.from_bundle(summary["bundle"], EngineConfig(device="cpu", warmup_iters=0))
-    out = engine.infer([np.zeros((64, 64, 3), np.uint8)] * 2, np.zeros(9), "reach the goal")
+    images = [np.zeros((64, 64, 3), np.uint8)] * 2
+    assert model_cfg.time_bin_frames > 0  # the default model reads the elapsed time: the frame index
+    out = engine.infer(images, np.zeros(9), "reach the goal", frame_index=12)
     assert -1.0 <= out.value <= 0.0
+    with pytest.raises(ValueError, match="pass frame_index"):
+        engine.infer(images, np.zeros(9), "reach the goal")
 
 
 def test_live_node_valued_the_heldout_frames(demo_run):

@@ -240,9 +240,12 @@ def test_main_job_reads_a_config_file_under_the_arguments(tmp_path):
 
 def test_main_job_model_settings_reach_training_as_one_mapping(tmp_path):
     from ove_ros.main_job.cli import parse_args
+    from ove_ros.main_job.config import DemoConfig
     from ove_ros.training.config import load_config
 
-    assert parse_args([]).model_overrides == {}
+    default = DemoConfig().model_overrides
+    assert parse_args([]).model_overrides == default and default["time_bin_frames"] > 0
+    assert parse_args(["model_overrides={}"]).model_overrides == {}  # the preset as is
     cfg = parse_args(["model_overrides={state_bins: 16, time_bin_frames: 10}", "training.steps=7"])
     # The training config file's own model.overrides are replaced, the other training overrides still apply.
     path = tmp_path / "train.yaml"
@@ -250,7 +253,8 @@ def test_main_job_model_settings_reach_training_as_one_mapping(tmp_path):
     trained = load_config(path, [*cfg.model_args(), *cfg.train_overrides], require_run_name=False)
     assert trained.model.overrides == {"state_bins": 16, "time_bin_frames": 10}
     assert trained.training.steps == 7
-    assert parse_args(["model_overrides.time_bin_frames=5"]).model_overrides == {"time_bin_frames": 5}
+    merged = parse_args(["model_overrides.time_bin_frames=5"]).model_overrides
+    assert merged == {**default, "time_bin_frames": 5}
 
 
 def test_main_job_bad_value_is_one_line_and_exit_2():
