@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_inference.py", "bench_node_soak.py", "bench_bag_to_lerobot.py", "bench_training.py",
-              "bench_main_job.py"]
+BENCHMARKS = ["bench_inference.py", "bench_node_soak.py", "bench_executor.py", "bench_bag_to_lerobot.py",
+              "bench_training.py", "bench_main_job.py"]
 
 
 def main() -> int:
