@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -58,15 +59,14 @@ def run_once(kind: str, s: Settings) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from ove_ros.ros.executor import NodeExecutor, _TrackingPool
+    from ove_ros.ros.executor import NodeExecutor, track_submissions
 
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("executor_bench", context=context)
     executor = (NodeExecutor if kind == "node" else MultiThreadedExecutor)(num_threads=s.threads,
                                                                            context=context)
-    if not isinstance(executor._executor, _TrackingPool):  # count the stock executor's submissions too
-        executor._executor = _TrackingPool(executor._executor)
+    pool = track_submissions(executor)  # counts the stock executor's submissions too
     delays: list[float] = []
     lock = threading.Lock()
 
@@ -125,7 +125,7 @@ def run_once(kind: str, s: Settings) -> dict:
         "delay_ms_median": 1e3 * statistics.median(d) if d else None,
         "delay_ms_p99": 1e3 * d[int(0.99 * (len(d) - 1))] if d else None,
         "delay_ms_max": 1e3 * d[-1] if d else None,
-        "submissions_per_callback": executor._executor.submitted / max(len(d), 1),
+        "submissions_per_callback": pool.submitted / max(len(d), 1),
         "model_rounds_per_s": rounds[0] / wall,
     }
 
@@ -133,10 +133,7 @@ def run_once(kind: str, s: Settings) -> dict:
 def main(argv: list[str] | None = None) -> int:
     s = typed_cli.parse_or_exit(Settings, argv, "usage: python benchmarks/bench_executor.py [key=value ...]",
                                 __doc__.split("\n\n")[0])
-    import subprocess
-
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(s.hogs)]
-    runs = []
     try:
         runs = _runs(s)
     finally:

@@ -16,7 +16,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import Int32  # noqa: E402
 
-from ove_ros.ros.executor import NodeExecutor, _TrackingPool  # noqa: E402
+from ove_ros.ros.executor import NodeExecutor, track_submissions  # noqa: E402
 
 WAIT = 60.0
 
@@ -27,9 +27,7 @@ def _busy_pool_run(executor_type):
     rclpy.init(context=context)
     node = rclpy.create_node("executor_probe", context=context)
     executor = executor_type(num_threads=1, context=context)
-    if not isinstance(executor._executor, _TrackingPool):  # count what the stock executor submits too
-        executor._executor = _TrackingPool(executor._executor)
-    pool = executor._executor
+    pool = track_submissions(executor)  # counts what the stock executor submits too
     release, holding, probed = threading.Event(), threading.Event(), threading.Event()
     runs = []
 
