@@ -137,12 +137,13 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
                              e.targets)["smoothness_ratio"] for e in evaluated]
         np.savez(work / f"heldout_values_seed{seed}.npz",
                  **{f"{e.episode_id}:{k}": getattr(e, k) for e in evaluated for k in ("values", "targets")})
-        base = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values)
+        base = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values, cfg.sim_config())
         best = base["best_baseline"]
         rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"],
                      "mae": metrics["mae"], "best_baseline": best,
                      "best_baseline_ev": base["baseline_ev"][best], "margin_ev": base["margin_ev"],
                      "baseline_ev": base["baseline_ev"],
+                     "causal_ceiling_ev": base.get("causal_ceiling_ev"),
                      "smoothness_ratio": float(np.mean(smooth)),
                      "mistake_advantage_auroc": mistakes["auroc"],
                      "release_advantage_auroc": mistakes["early_release"]["auroc"],
@@ -151,7 +152,8 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
         print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}, "
               f"advantage AUROC pauses {mistakes['auroc']:.3f} / early releases "
               f"{mistakes['early_release']['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
-              f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}")
+              f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}; "
+              f"causal ceiling {base['causal_ceiling_ev']['first_change']:.3f}")
     return rows
 
 

@@ -9,8 +9,11 @@ held-out targets' variance do the inputs explain at all, to a predictor fitted o
 only? Nearest neighbours (k = 10) on the clock, the joints, their per-frame change, small images (16x12 or
 8x8 px per camera, first principal components) and their combinations; the frame-index mean with a
 nearest-neighbour correction of its residual; on all-success data, how well each input tells the fraction
-of the episode done (phase EV); and the "clock and outcome" oracle (the frame-index mean per task and
-episode outcome, the outcome given), which shows how much of the variance is the outcome.
+of the episode done (phase EV); the "clock and outcome" oracle (the frame-index mean per task and
+episode outcome, the outcome given), which shows how much of the variance is the outcome; and on the
+simulated episodes the causal ceiling (``training.ceiling``): the outcome known only from the frame where
+the fatal mistake moves the joints away from the same episode without it (by any amount, or by more than
+0.01 / 0.03 / 0.1 rad or m), hedged with the training episodes' share of successes before that.
 
 - ``g1``: the real G1 episodes (``../shared/data/g1_pick_bottle_train30`` at 64 px, as
   ``bench_value_quality.py``), trained on episodes 0-19, held out 20-29.
@@ -54,6 +57,7 @@ class Frames:
     state: np.ndarray
     images: np.ndarray  # [N, pixels of every camera], values in [0, 1]
     targets: Any  # training.dataset.ValueTargets (normalizers refitted per split)
+    onsets: dict[int, Any] | None = None  # sim: episode -> sim.episodes.MistakeOnset
 
     def target(self, train_episodes: list[int]) -> np.ndarray:
         from ove_ros.training.dataset import fit_split_normalizers
@@ -125,6 +129,9 @@ def features(f: Frames, train: np.ndarray) -> dict[str, np.ndarray]:
     return {name: np.hstack([task, *parts]) for name, parts in sets.items()}
 
 
+ONSET_TOLERANCES = (1e-9, 0.01, 0.03, 0.1)  # rad / m: from the first change to a clearly visible one
+
+
 def evaluate_split(f: Frames, train_eps: list[int], test_eps: list[int]) -> dict[str, float]:
     from ove_ros.sim.metrics import explained_variance as ev
     from ove_ros.training.baselines import FrameSet, frame_index_mean, knn_regress
@@ -166,6 +173,17 @@ def evaluate_split(f: Frames, train_eps: list[int], test_eps: list[int]) -> dict
                                target=test_set.target[pick_test])
                 oracle[pick_test] = frame_index_mean(frame_set(pick_train), sub)
         out["oracle: clock and outcome"] = ev(oracle, y[test])
+        if f.onsets is not None:
+            from ove_ros.training.ceiling import causal_ceiling
+
+            outcome = {int(e): bool(s) for e, s in zip(f.episode, success, strict=True)}
+            train_set, test_set = frame_set(train), frame_set(test)
+            train_set.success = test_set.success = outcome
+            for tol in ONSET_TOLERANCES:
+                onsets = {e: o.onset(tol) for e, o in f.onsets.items()}
+                when = "at their first change" if tol < 1e-6 else f"> {tol:g}"
+                out[f"causal ceiling: outcome once the joints stray {when}"] = ev(
+                    causal_ceiling(train_set, test_set, onsets), y[test])
     return out
 
 
@@ -181,10 +199,33 @@ def g1_ceilings(args: Settings) -> dict[str, Any]:
             "ev": evaluate_split(f, train, HELD_OUT_G1)}
 
 
+def sim_onsets(root: Path, f: Frames) -> dict[int, Any]:
+    """Each recorded episode's mistake onset, from running its ``(task, seed)`` again without cameras with
+    the main job's simulator settings; refuses a dataset those settings do not reproduce."""
+    from ove_ros.main_job.config import DemoConfig
+    from ove_ros.sim.episodes import mistake_onsets
+
+    meta = json.loads((root / "meta" / "ove_ros_episodes.json").read_text())["episodes"]
+    index = [int(m["episode_index"]) for m in meta]
+    specs = []
+    for m in meta:
+        task, seed = m["episode_id"].rsplit("/seed", 1)
+        specs.append((task, int(seed)))
+    onsets = dict(zip(index, mistake_onsets(specs, DemoConfig().sim_config()), strict=True))
+    for e, o in onsets.items():
+        recorded = int((f.episode == e).sum())
+        if recorded != o.frames:
+            raise SystemExit(f"episode {e} ({specs[index.index(e)]}) has {recorded} frames in {root} but "
+                             f"{o.frames} when run again: the dataset was not made with the main job's "
+                             "default simulator settings")
+    return onsets
+
+
 def sim_ceilings(args: Settings) -> dict[str, Any]:
     root = Path(args.sim_dataset) if args.sim_dataset else Path(
         json.loads((REPO / "outputs" / "demo" / "summary.json").read_text())["dataset"])
     f = load_frames(root, "sim/metaworld_demo", (8, 8))
+    f.onsets = sim_onsets(root, f)
     episodes = sorted(int(e) for e in np.unique(f.episode))
     held = [episodes[k::args.folds] for k in range(args.folds)]
     folds = [evaluate_split(f, [e for e in episodes if e not in h], h) for h in held]
@@ -206,7 +247,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ev = results[name]["ev"]
         labels = list(ev)
         values = [max(ev[k], -0.5) for k in labels]
-        colors = ["tab:gray" if k == "frame-index mean" else "tab:green" if k.startswith("oracle")
+        colors = ["tab:gray" if k == "frame-index mean" else "tab:green" if k.startswith(("oracle", "causal"))
                   else "tab:purple" if k.startswith("phase") else "tab:blue" for k in labels]
         ax.barh(labels, values, color=colors)
         ax.axvline(ev["frame-index mean"], color="tab:gray", ls="--", lw=1)

@@ -13,6 +13,7 @@ from ove_ros.sim.episodes import (
     SimConfig,
     SimWorld,
     episode_id,
+    mistake_onsets,
     plan_mistakes,
     release_frames,
 )
@@ -122,3 +123,31 @@ def test_config_rejects_unknown_names():
         SimConfig(tasks=("fly-v3",))
     with pytest.raises(ValueError, match="cameras"):
         SimConfig(cameras=("nosuchcam",))
+
+
+def test_a_mistake_onset_is_the_first_frame_that_differs_from_the_run_without_it(blind_world):
+    config = blind_world.config
+    kinds = {"early_release": None, "wrong_target": None, "": None}
+    for seed in range(60):
+        failure = plan_mistakes("pick-place-v3", seed, config).failure
+        kinds[failure] = seed if kinds[failure] is None else kinds[failure]
+    assert None not in kinds.values(), kinds
+    specs = [("pick-place-v3", kinds[k]) for k in ("early_release", "wrong_target", "")]
+    released, wrong, clean = mistake_onsets(specs, config)
+    # The clean run of a failure succeeds, and is the planned run until the mistake acts.
+    assert released.clean_success and wrong.clean_success and released.frames > released.clean_frames
+    # An early release changes nothing before the frame after the one whose action opened the gripper.
+    (opened,) = release_frames(specs[:1], config)
+    assert released.onset() == opened + 1
+    assert max(released.divergence[: opened + 1]) == 0.0 and released.divergence[opened + 1] > 0.0
+    # A wrong target steers the arm elsewhere from the first action on, slowly at first.
+    assert 1 <= wrong.onset() <= 2 < wrong.onset(0.1) < wrong.clean_frames
+    assert list(wrong.divergence[:3]) == sorted(wrong.divergence[:3])
+    # No fatal mistake: no onset, and the replanned run is the recorded one.
+    assert clean.failure == "" and clean.onset() is None and clean.frames == clean.clean_frames
+    assert max(clean.divergence) == 0.0
+    # Replaying with an explicit plan: the seed's own plan gives the same frames as none.
+    plan = plan_mistakes("pick-place-v3", kinds["wrong_target"], config)
+    own = [f.position for f in blind_world.frames("pick-place-v3", kinds["wrong_target"], plan)]
+    again = [f.position for f in blind_world.frames("pick-place-v3", kinds["wrong_target"])]
+    np.testing.assert_array_equal(np.stack(own), np.stack(again))

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,7 +94,8 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
                       "ok": bool(agree.frames > 0 and agree.max_abs_diff <= AGREEMENT_TARGET)},
         "node_latency_ms_median": float(np.median(latencies) * 1e3) if latencies else None,
         # A value model is judged against the trivial predictors, fitted on the training episodes only.
-        "baselines": trivial_baselines(dataset, meta, reward, episodes, offline) if dataset else None,
+        "baselines": (trivial_baselines(dataset, meta, reward, episodes, offline, cfg.sim_config())
+                      if dataset else None),
         "mistake_advantage": mistake_report(live_advantages, pauses, [ep.task for ep in episodes], meta,
                                             releases),
         "episodes": per_episode,
@@ -145,10 +147,16 @@ def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks:
     return report
 
 
+CEILING_TOLERANCES = {"first_change": 1e-9, "joints_0.01": 0.01}  # rad / m (sim.episodes.MistakeOnset)
+
+
 def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
-                      offline: Sequence[np.ndarray]) -> dict[str, Any]:
+                      offline: Sequence[np.ndarray], sim_cfg=None) -> dict[str, Any]:
     """The offline values of the held-out episodes next to the trivial predictors (frame index, state-only,
-    state + frame index, training mean), fitted on the training dataset's episodes only."""
+    state + frame index, training mean), fitted on the training dataset's episodes only; with ``sim_cfg``
+    (the simulator that recorded them) also the causal ceiling (``training.ceiling``): the EV of the best
+    estimate that knows a failure only from the frame its mistake first changes the joints (or moves them
+    by more than 0.01)."""
     import pyarrow.parquet as pq
 
     from ove_ros.training.baselines import FrameSet, baseline_report
@@ -169,11 +177,28 @@ def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEp
     held = [{"episode": 100_000 + i, "task": ep.task, "success": ep.success, "states": ep.states,
              "targets": normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)}
             for i, ep in enumerate(episodes)]
-    report = baseline_report(FrameSet.from_episodes(train), FrameSet.from_episodes(held),
-                             np.concatenate(list(offline)))
-    return {k: report[k] for k in ("best_baseline", "margin_ev", "beats_every_baseline", "frames")} | {
+    train_set, held_set = FrameSet.from_episodes(train), FrameSet.from_episodes(held)
+    report = baseline_report(train_set, held_set, np.concatenate(list(offline)))
+    out = {k: report[k] for k in ("best_baseline", "margin_ev", "beats_every_baseline", "frames")} | {
         "model_ev": report["model"]["ev"],
         "baseline_ev": {name: b["ev"] for name, b in report["baselines"].items()}}
+    ids_file = dataset / "meta" / "ove_ros_episodes.json"
+    if sim_cfg is not None and ids_file.exists():
+        from ove_ros.training.ceiling import causal_ceiling
+        from ove_ros.sim.episodes import mistake_onsets
+        from ove_ros.sim.metrics import explained_variance
+
+        ids = {int(e["episode_index"]): e["episode_id"] for e in json.loads(ids_file.read_text())["episodes"]}
+        ids |= {h["episode"]: ep.episode_id for h, ep in zip(held, episodes, strict=True)}
+        keys = sorted(ids)
+        specs = [(ids[k].partition("/seed")[0], int(ids[k].partition("/seed")[2])) for k in keys]
+        found = dict(zip(keys, mistake_onsets(specs, sim_cfg), strict=True))
+        out["causal_ceiling_ev"] = {
+            name: explained_variance(causal_ceiling(train_set, held_set,
+                                                    {k: o.onset(tol) for k, o in found.items()}),
+                                     held_set.target)
+            for name, tol in CEILING_TOLERANCES.items()}
+    return out
 
 
 def print_summary(summary: dict[str, Any], console=None) -> None:
@@ -204,6 +229,11 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     if base:
         table.add_row(f"EV of the best trivial predictor ({base['best_baseline']})",
                       "", fmt(base["baseline_ev"][base["best_baseline"]]), "model above it")
+        ceiling = base.get("causal_ceiling_ev")
+        if ceiling:
+            table.add_row("EV ceiling of any causal estimate (failure known from its first change / "
+                          "from 0.01 off)", "",
+                          f"{fmt(ceiling['first_change'])} / {fmt(ceiling['joints_0.01'])}", "model below it")
     mistakes = summary["report"].get("mistake_advantage")
     if mistakes:
         table.add_row("AUROC of -A on paused frames vs clean ones", fmt(mistakes["auroc"]),

@@ -288,6 +288,51 @@ def release_frames(specs: Sequence[tuple[str, int]], config: SimConfig) -> list[
     return out
 
 
+@dataclass(frozen=True)
+class MistakeOnset:
+    """How a fatal mistake unfolds, measured against the same episode run without it."""
+
+    failure: str  # the plan's fatal mistake ("" for none)
+    frames: int  # frames of the episode as recorded
+    clean_frames: int  # frames of the clean run (its success time, or max_steps)
+    clean_success: bool
+    divergence: tuple[float, ...]  # per frame: largest joint difference from the clean run, rad / m
+
+    def onset(self, tolerance: float = 1e-9) -> int | None:
+        """First frame whose joints differ from the clean run's by more than ``tolerance`` (None: no fatal
+        mistake; the episode's length if they never do)."""
+        if not self.failure:
+            return None
+        over = np.flatnonzero(np.asarray(self.divergence) > tolerance)
+        return int(over[0]) if over.size else len(self.divergence)
+
+
+def mistake_onsets(specs: Sequence[tuple[str, int]], config: SimConfig) -> list[MistakeOnset]:
+    """For each ``(task, seed)`` episode, how far its robot strays from the same episode without its fatal
+    mistake, frame by frame.
+
+    The episode is run twice without cameras, as planned and with the fatal mistake removed (same scene,
+    noise, speed and pauses). Physics and experts are deterministic, so up to the first frame whose joints
+    differ the two runs are the same, and no observer, however it looks at the frames up to then, can tell
+    the failure from a success: that bounds what any causal value estimate can know
+    (``benchmarks/bench_value_ceilings.py``)."""
+    blind = replace(config, cameras=())
+    out: list[MistakeOnset] = []
+    with SimWorld(blind) as world:
+        for task, seed in specs:
+            plan = plan_mistakes(task, seed, config)
+            run = np.stack([f.position for f in world.frames(task, seed, plan)])
+            clean = list(world.frames(task, seed, replace(plan, failure="", shift=None, release_after=0.0)))
+            ref = np.stack([f.position for f in clean])
+            n = min(len(run), len(ref))
+            gap = np.abs(run[:n] - ref[:n]).max(axis=1)
+            if len(run) > n:  # the clean run ended (success): count every later frame as different
+                gap = np.r_[gap, np.full(len(run) - n, np.inf)]
+            out.append(MistakeOnset(plan.failure, len(run), len(clean), bool(clean[-1].success),
+                                    tuple(float(g) for g in gap)))
+    return out
+
+
 def episode_id(task: str, seed: int) -> str:
     """Identifier carried in EpisodeEvent.episode_id (and back into the dataset)."""
     return f"{task}/seed{int(seed)}"
@@ -364,11 +409,12 @@ class SimWorld:
             self._sims[task] = _TaskSim(task, self.config)
         return self._sims[task]
 
-    def reset(self, task: str, seed: int) -> Frame:
-        """Start episode ``(task, seed)`` and return its first frame."""
+    def reset(self, task: str, seed: int, plan: MistakePlan | None = None) -> Frame:
+        """Start episode ``(task, seed)`` and return its first frame. ``plan`` replaces the seed's own
+        mistakes (same scene, noise and pauses), e.g. to run an episode again without its fatal mistake."""
         sim = self._task_sim(task)
         self._sim, self.task, self.seed = sim, task, int(seed)
-        self.plan = plan_mistakes(task, seed, self.config)
+        self.plan = plan_mistakes(task, seed, self.config) if plan is None else plan
         self._expert = MistakenExpert(task, self.plan, seed)
         sim.env.seed(int(seed))
         self._obs, _ = sim.env.reset()
@@ -402,9 +448,9 @@ class SimWorld:
             velocity=data.qvel[sim.joint_dof].astype(np.float64), success=success,
         )
 
-    def frames(self, task: str, seed: int) -> Iterator[Frame]:
-        """All frames of episode ``(task, seed)``."""
-        yield self.reset(task, seed)
+    def frames(self, task: str, seed: int, plan: MistakePlan | None = None) -> Iterator[Frame]:
+        """All frames of episode ``(task, seed)`` (``plan``: as in :meth:`reset`)."""
+        yield self.reset(task, seed, plan)
         while not self.done:
             yield self.step()
 
