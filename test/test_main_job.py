@@ -134,6 +134,10 @@ def test_live_node_valued_the_heldout_frames(demo_run):
     assert release["frames_clean"] > 0 and (release["frames_after_mistake"] > 0) == (release["episodes"] > 0)
     base = report["baselines"]
     assert base["best_baseline"] in base["baseline_ev"] and "frame_index_mean" in base["baseline_ev"]
+    # The causal ceiling on the same frames, from the training and held-out seeds replayed without cameras.
+    ceiling = base["causal_ceiling_ev"]
+    assert set(ceiling) == {"first_change", "joints_0.01"}
+    assert all(np.isfinite(v) and v <= 1.0 for v in ceiling.values()), ceiling
     assert (out / "heldout_bags" / "recording.json").is_file()
     recorded = json.loads((out / "heldout_bags" / "recording.json").read_text())["bags"]
     assert all(b["messages"]["/value_estimator/value"] > 0 for b in recorded)

@@ -3,13 +3,15 @@
 """The causal value ceiling (pure numpy): the best EV any value estimate that sees only the past can reach.
 
 A failure is the same episode as a success up to the frame where its fatal mistake first changes anything
-(in the simulator: ``ove_ros.sim.episodes.mistake_onsets``). Before that frame no observer can tell the two apart, so the
-best estimate of the target is the mixture ``q(t) * success(t) + (1 - q(t)) * failure(t)``: ``q(t)`` the
-share of successes among the training episodes of the task still running at frame ``t`` with no mistake
-shown, ``success(t)`` and ``failure(t)`` the mean targets of the training successes and failures at that
-frame. From the onset on, the outcome is granted (``failure(t)``). Its EV on held-out episodes bounds every
-causal predictor that reads frames, joints and the clock; a model is judged against it and against the
-trivial baselines.
+(in the simulator: ``ove_ros.sim.episodes.mistake_onsets``). Before that frame no observer can tell the two
+apart, so the best estimate of the target is the mixture ``q(t) * success(t) + (1 - q(t)) * failure(t)``,
+where ``q(t)`` is the share of successes among the training episodes of the task still running at frame
+``t`` with no mistake shown, and ``success(t)``, ``failure(t)`` are the mean targets of the training
+successes and failures at that frame. From the onset on, the outcome is granted (``failure(t)``).
+
+It is the best causal estimate in expectation over episodes drawn like the training ones: no predictor that
+reads frames, joints and the clock does better on average, though on a small held-out set one whose prior
+happens to match that set's mix of outcomes can land above it.
 """
 
 from __future__ import annotations

@@ -184,15 +184,17 @@ def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEp
         "baseline_ev": {name: b["ev"] for name, b in report["baselines"].items()}}
     ids_file = dataset / "meta" / "ove_ros_episodes.json"
     if sim_cfg is not None and ids_file.exists():
-        from ove_ros.training.ceiling import causal_ceiling
         from ove_ros.sim.episodes import mistake_onsets
         from ove_ros.sim.metrics import explained_variance
+        from ove_ros.training.ceiling import causal_ceiling
 
         ids = {int(e["episode_index"]): e["episode_id"] for e in json.loads(ids_file.read_text())["episodes"]}
         ids |= {h["episode"]: ep.episode_id for h, ep in zip(held, episodes, strict=True)}
         keys = sorted(ids)
-        specs = [(ids[k].partition("/seed")[0], int(ids[k].partition("/seed")[2])) for k in keys]
-        found = dict(zip(keys, mistake_onsets(specs, sim_cfg), strict=True))
+        specs = [ids[k].partition("/seed") for k in keys]
+        if not all(task in sim_cfg.tasks and seed.isdigit() for task, _, seed in specs):
+            return out  # episodes the simulator did not record: no onsets to replay
+        found = dict(zip(keys, mistake_onsets([(t, int(s)) for t, _, s in specs], sim_cfg), strict=True))
         out["causal_ceiling_ev"] = {
             name: explained_variance(causal_ceiling(train_set, held_set,
                                                     {k: o.onset(tol) for k, o in found.items()}),
