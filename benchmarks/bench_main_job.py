@@ -79,8 +79,8 @@ def offline_values(bundle: Path, episodes: list) -> list:
 
 def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: list) -> dict:
     """The mistake report of ``main_job.report`` on the offline values: n-step advantages over every
-    recorded frame (the node's on a lossless stream), scored on the pauses and early releases planned from
-    each seed."""
+    recorded frame (the node's on a lossless stream), scored on the pauses, early releases and wrong targets
+    planned from each seed."""
     from ove_ros.main_job.report import mistake_report, planned_mistakes
     from ove_ros.values import episode_rewards, n_step_advantages
 
@@ -88,8 +88,9 @@ def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: 
                             if k in DemoConfig.__dataclass_fields__}).sim_config()
     advantages = [n_step_advantages(episode_rewards(len(v), ep.success, reward) / meta.scale_for(ep.task), v,
                                     meta.n_step) for ep, v in zip(episodes, values, strict=True)]
-    _, pauses, releases = planned_mistakes([ep.episode_id for ep in episodes], sim_cfg)
-    return mistake_report(advantages, pauses, [ep.task for ep in episodes], meta, releases)
+    planned = planned_mistakes([ep.episode_id for ep in episodes], sim_cfg)
+    return mistake_report(advantages, planned.pauses, [ep.task for ep in episodes], meta, planned.releases,
+                          planned.wrong_targets)
 
 
 def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
@@ -147,11 +148,13 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
                      "smoothness_ratio": float(np.mean(smooth)),
                      "mistake_advantage_auroc": mistakes["auroc"],
                      "release_advantage_auroc": mistakes["early_release"]["auroc"],
+                     "wrong_target_advantage_auroc": mistakes["wrong_target"]["auroc"],
                      "mistake_advantage": mistakes,
                      "seconds": time.perf_counter() - start})
         print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}, "
               f"advantage AUROC pauses {mistakes['auroc']:.3f} / early releases "
-              f"{mistakes['early_release']['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
+              f"{mistakes['early_release']['auroc']:.3f} / wrong targets "
+              f"{mistakes['wrong_target']['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
               f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}; "
               f"causal ceiling {base['causal_ceiling_ev']['first_change']:.3f}")
     return rows

@@ -231,3 +231,21 @@ def test_the_mistake_report_scores_pauses_and_early_releases_apart():
                                           thresholds=-0.01, margin_before=2)
     assert out["auroc"] == pauses_only["auroc"] < 1.0
     assert "early_release" not in mistake_report([clean], [[]], ["pick"], meta)  # only where onsets are given
+    assert "wrong_target" not in out
+
+
+def test_the_mistake_report_scores_wrong_targets_from_their_onset():
+    from types import SimpleNamespace
+
+    from ove_ros.main_job.report import WRONG_TARGET_WINDOW, mistake_report
+
+    meta = SimpleNamespace(advantage_thresholds={"reach": -0.01}, n_step=2)
+    wrong = np.full(30, -0.001)
+    wrong[1 : 1 + WRONG_TARGET_WINDOW // 2] = -0.3  # the value drops once the arm is seen going astray
+    clean = np.linspace(0.0, 0.02, 30)
+    out = mistake_report([wrong, clean], [[], []], ["reach"] * 2, meta, [None, None], [1, None])
+    scored = out["wrong_target"]
+    assert scored["episodes"] == 1 and scored["frames_after_mistake"] == WRONG_TARGET_WINDOW
+    # Half the window drops below every clean frame, half sits among them: the AUROC tells how soon.
+    assert 0.5 < scored["auroc"] < 1.0 and scored["negative_fraction_after_mistake"] == 0.5
+    assert out["early_release"]["episodes"] == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,10 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
     _, meta = read_bundle_config(bundle)
     reward = RewardConfig.from_dict(meta.reward)
     offline = offline_values(bundle, episodes)
-    plans, pauses, releases = planned_mistakes([ep.episode_id for ep in episodes], cfg.sim_config())
+    planned = planned_mistakes([ep.episode_id for ep in episodes], cfg.sim_config())
     online_eps, offline_eps, rows, pairs = [], [], [], ([], [])
     per_episode, live_advantages = [], []
-    for ep, off, plan in zip(episodes, offline, plans, strict=True):
+    for ep, off, plan in zip(episodes, offline, planned.plans, strict=True):
         target = normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)
         online = np.full(len(ep.stamps), np.nan)
         for i in range(len(ep.stamps)):
@@ -96,54 +97,79 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
         # A value model is judged against the trivial predictors, fitted on the training episodes only.
         "baselines": (trivial_baselines(dataset, meta, reward, episodes, offline, cfg.sim_config())
                       if dataset else None),
-        "mistake_advantage": mistake_report(live_advantages, pauses, [ep.task for ep in episodes], meta,
-                                            releases),
+        "mistake_advantage": mistake_report(live_advantages, planned.pauses, [ep.task for ep in episodes],
+                                            meta, planned.releases, planned.wrong_targets),
         "episodes": per_episode,
         "plots": plots,
         "overlay": media,
     }
 
 
-def planned_mistakes(episode_ids: Sequence[str], sim_cfg) -> tuple[list, list[list[int]], list[int | None]]:
-    """Per episode (``"<task>/seed<n>"``): its mistake plan (None for an id without a seed), the first frames
-    of its pauses, and its early-release frame (None without one)."""
-    from ove_ros.sim.episodes import plan_mistakes, release_frames
+@dataclass
+class PlannedMistakes:
+    """Per held-out episode: its mistake plan (None for an id without a seed) and where its mistakes are."""
+
+    plans: list
+    pauses: list[list[int]]  # first frame of each pause
+    releases: list[int | None]  # early release: the frame whose action opened the gripper
+    wrong_targets: list[int | None]  # wrong target: the first frame its joints differ from the clean run's
+
+
+def planned_mistakes(episode_ids: Sequence[str], sim_cfg) -> PlannedMistakes:
+    """The mistakes of episodes ``"<task>/seed<n>"``, their onsets found by replaying each seed without
+    cameras, with and without its fatal mistake (``sim.episodes.mistake_onsets``)."""
+    from ove_ros.sim.episodes import mistake_onsets, plan_mistakes
 
     plans, specs = [], {}  # specs: position -> (task, seed) of the simulated episodes
     for i, episode_id in enumerate(episode_ids):
         task, _, seed = episode_id.partition("/seed")
         plans.append(plan_mistakes(task, int(seed), sim_cfg) if seed.isdigit() else None)
-        if plans[-1] is not None:
+        if plans[-1] is not None and plans[-1].failure:
             specs[i] = (task, int(seed))
-    found = dict(zip(specs, release_frames(list(specs.values()), sim_cfg), strict=True))
-    pauses = [[start for start, _ in plan.pauses] if plan is not None else [] for plan in plans]
-    return plans, pauses, [found.get(i) for i in range(len(plans))]
+    found = dict(zip(specs, mistake_onsets(list(specs.values()), sim_cfg), strict=True))
+
+    def onset(i: int, failure: str) -> int | None:
+        return found[i].onset() if i in found and found[i].failure == failure else None
+
+    return PlannedMistakes(
+        plans=plans,
+        pauses=[[start for start, _ in plan.pauses] if plan is not None else [] for plan in plans],
+        releases=[None if (o := onset(i, "early_release")) is None else o - 1 for i in range(len(plans))],
+        wrong_targets=[onset(i, "wrong_target") for i in range(len(plans))],
+    )
 
 
 RELEASE_WINDOW = 5  # frames: the early-releasing expert opens the gripper over five frames
+WRONG_TARGET_WINDOW = 10  # frames: a wrong target's arm is 0.1 rad or m off the clean run's by frame 10-13
 
 
-def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks: list[str],
-                   meta, releases: Sequence[int | None] | None = None) -> dict[str, Any]:
+def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks: list[str], meta,
+                   releases: Sequence[int | None] | None = None,
+                   wrong_targets: Sequence[int | None] | None = None) -> dict[str, Any]:
     """How well the n-step advantages single out the frames right after a mistake.
 
     The injected pauses (2-5 frames, planned from the episode's seed): a pause wastes a few frames, so the
     advantages of its frames should rank below those of clean stretches. The cost is small (a few steps'
     penalty), so value noise of the same size hides it. Early releases (``releases``, the frame whose action
-    opened the gripper, from ``sim.episodes.release_frames``): the episode turns from a success into a
-    failure there, so its first ``RELEASE_WINDOW`` frames should have the lowest advantages of all (under
-    ``early_release``). Wrong targets are left out: that mistake is made from the first frame on."""
+    opened the gripper): the episode turns from a success into a failure there, so its first
+    ``RELEASE_WINDOW`` frames should have the lowest advantages of all (under ``early_release``). Wrong
+    targets (``wrong_targets``, the first frame the arm strays, frame 1 or 2): the episode is lost from
+    there, and its first ``WRONG_TARGET_WINDOW`` frames, while the arm steers away, are scored the same way
+    (under ``wrong_target``)."""
     thresholds = [meta.advantage_thresholds.get(t, 0.0) for t in tasks]
     out = mistake_advantage_auroc(advantages, pauses, window=2, thresholds=thresholds,
                                   margin_before=meta.n_step)
     report = {**out, "mistakes": "pauses (first 2 frames of each)", "episodes_with_pauses":
               sum(bool(p) for p in pauses)}
-    if releases is not None:
-        marks = [[] if r is None else [int(r)] for r in releases]
-        released = mistake_advantage_auroc(advantages, marks, window=RELEASE_WINDOW, thresholds=thresholds,
-                                           margin_before=meta.n_step)
-        report["early_release"] = {**released, "mistakes": f"early releases (first {RELEASE_WINDOW} frames)",
-                                   "episodes": sum(bool(m) for m in marks)}
+    for key, onsets, window, what in (("early_release", releases, RELEASE_WINDOW, "early releases"),
+                                      ("wrong_target", wrong_targets, WRONG_TARGET_WINDOW, "wrong targets")):
+        if onsets is None:
+            continue
+        marks = [[] if m is None else [int(m)] for m in onsets]
+        scored = mistake_advantage_auroc(advantages, marks, window=window, thresholds=thresholds,
+                                         margin_before=meta.n_step)
+        report[key] = {**scored, "mistakes": f"{what} (first {window} frames)",
+                       "episodes": sum(bool(m) for m in marks)}
     return report
 
 
@@ -240,10 +266,11 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     if mistakes:
         table.add_row("AUROC of -A on paused frames vs clean ones", fmt(mistakes["auroc"]),
                       f"{mistakes['frames_after_mistake']}/{mistakes['frames_clean']} frames", ">= 0.9")
-        release = mistakes.get("early_release")
-        if release:
-            table.add_row("AUROC of -A on early-release frames vs clean ones", fmt(release["auroc"]),
-                          f"{release['frames_after_mistake']}/{release['frames_clean']} frames", ">= 0.9")
+        for key, what in (("early_release", "early-release"), ("wrong_target", "wrong-target")):
+            scored = mistakes.get(key)
+            if scored:
+                table.add_row(f"AUROC of -A on {what} frames vs clean ones", fmt(scored["auroc"]),
+                              f"{scored['frames_after_mistake']}/{scored['frames_clean']} frames", ">= 0.9")
     for name, run in summary["report"].get("parity", {}).items():
         table.add_row(f"{name}: max |dV| / |dA| vs training code", fmt(run["value_max_abs_diff"]),
                       fmt(run["advantage_max_abs_diff"]), f"<= {run['tolerance']:g}")

@@ -270,21 +270,15 @@ class EpisodeSpec:
 
 
 def release_frames(specs: Sequence[tuple[str, int]], config: SimConfig) -> list[int | None]:
-    """The early-release onset of each ``(task, seed)`` episode (None where the plan has none), found by
-    running those episodes again without cameras: physics and experts are deterministic by seed, and the
-    onset depends on where the carried object is, which no plan holds in advance."""
+    """The early-release onset of each ``(task, seed)`` episode (None where the plan has none): the frame
+    whose action opened the gripper, the one before the first frame that differs from the clean run
+    (:func:`mistake_onsets`). The onset depends on where the carried object is, which no plan holds in
+    advance, so the episodes are run again without cameras."""
     out: list[int | None] = [None] * len(specs)
     todo = [i for i, (task, seed) in enumerate(specs)
             if plan_mistakes(task, seed, config).failure == "early_release"]
-    if not todo:
-        return out
-    blind = replace(config, cameras=())
-    with SimWorld(blind) as world:
-        for i in todo:
-            task, seed = specs[i]
-            for _ in world.frames(task, seed):
-                pass
-            out[i] = world.release_frame
+    for i, found in zip(todo, mistake_onsets([specs[i] for i in todo], config), strict=True):
+        out[i] = found.onset() - 1
     return out
 
 
