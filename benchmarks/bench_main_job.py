@@ -138,7 +138,8 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
                              e.targets)["smoothness_ratio"] for e in evaluated]
         np.savez(work / f"heldout_values_seed{seed}.npz",
                  **{f"{e.episode_id}:{k}": getattr(e, k) for e in evaluated for k in ("values", "targets")})
-        base = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values, cfg.sim_config())
+        base, _ = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values,
+                                    cfg.sim_config())
         best = base["best_baseline"]
         rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"],
                      "mae": metrics["mae"], "best_baseline": best,

@@ -16,7 +16,9 @@ from ove_ros.main_job.episode_bags import RecordedEpisode
 
 
 def plot_curves(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """One panel per episode: target return, offline value, the live node's value."""
+    """One panel per episode: target return, offline value, the live node's value, and any reference
+    curves (``row["references"]``: name -> values, e.g. the best trivial predictor and the causal
+    ceiling)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,6 +35,9 @@ def plot_curves(path: Path, rows: list[dict[str, Any]]) -> Path:
         ax.plot(x, row["target"], "k--", lw=1.2, label="return (target)")
         ax.plot(x, row["offline"], color="tab:blue", lw=1.2, label="offline")
         ax.plot(x, row["online"], ".", color="tab:orange", ms=3, label="live node")
+        for (name, values), color in zip(row.get("references", {}).items(), ("tab:gray", "tab:green"),
+                                         strict=False):
+            ax.plot(x, values, color=color, lw=1.0, alpha=0.8, label=name)
         ax.set_ylim(-1.05, 0.05)
         ax.set_title(row["title"], fontsize=8, color="tab:green" if row["success"] else "tab:red")
         ax.set_xlabel("frame", fontsize=7)

@@ -81,6 +81,11 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
                             "valued_by_node": int(np.isfinite(online).sum()),
                             "mid_value_online": mid_value(online), "mid_value_offline": mid_value(off),
                             "bag": ep.bag})
+    baselines, curves = (trivial_baselines(dataset, meta, reward, episodes, offline, cfg.sim_config())
+                         if dataset else (None, {}))
+    for i, row in enumerate(rows):  # the trivial predictor to beat and the ceiling, beside the model
+        row["references"] = {f"{name} ({baselines['best_baseline']})" if name == "best baseline" else name:
+                             values[i] for name, values in curves.items()}
     plots = [str(plot_curves(out / "value_curves.png", rows))]
     for row, ep in zip(rows, episodes, strict=True):
         name = ep.episode_id.replace("/", "_")
@@ -95,8 +100,7 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
                       "ok": bool(agree.frames > 0 and agree.max_abs_diff <= AGREEMENT_TARGET)},
         "node_latency_ms_median": float(np.median(latencies) * 1e3) if latencies else None,
         # A value model is judged against the trivial predictors, fitted on the training episodes only.
-        "baselines": (trivial_baselines(dataset, meta, reward, episodes, offline, cfg.sim_config())
-                      if dataset else None),
+        "baselines": baselines,
         "mistake_advantage": mistake_report(live_advantages, planned.pauses, [ep.task for ep in episodes],
                                             meta, planned.releases, planned.wrong_targets),
         "episodes": per_episode,
@@ -177,15 +181,16 @@ CEILING_TOLERANCES = {"first_change": 1e-9, "joints_0.01": 0.01}  # rad / m (sim
 
 
 def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
-                      offline: Sequence[np.ndarray], sim_cfg=None) -> dict[str, Any]:
+                      offline: Sequence[np.ndarray], sim_cfg=None) -> tuple[dict[str, Any], dict[str, list]]:
     """The offline values of the held-out episodes next to the trivial predictors (frame index, state-only,
     state + frame index, training mean), fitted on the training dataset's episodes only; with ``sim_cfg``
     (the simulator that recorded them) also the causal ceiling (``training.ceiling``): the EV of the best
     estimate that knows a failure only from the frame its mistake first changes the joints (or moves them
-    by more than 0.01)."""
+    by more than 0.01). Returns the figures and, per held-out episode, the curves of the best baseline
+    and of the ceiling (``{"best baseline": [...], "causal ceiling": [...]}``, for the plots)."""
     import pyarrow.parquet as pq
 
-    from ove_ros.training.baselines import FrameSet, baseline_report
+    from ove_ros.training.baselines import FrameSet, baseline_report, fit_baselines
 
     table = pq.read_table(sorted((dataset / "data").rglob("*.parquet")),
                           columns=["episode_index", "frame_index", "observation.state", "reward",
@@ -208,25 +213,28 @@ def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEp
     out = {k: report[k] for k in ("best_baseline", "margin_ev", "beats_every_baseline", "frames")} | {
         "model_ev": report["model"]["ev"],
         "baseline_ev": {name: b["ev"] for name, b in report["baselines"].items()}}
+    splits = np.cumsum([len(h["targets"]) for h in held])[:-1]
+    curves = {"best baseline": np.split(fit_baselines(train_set, held_set, [out["best_baseline"]])[
+        out["best_baseline"]], splits)}
     ids_file = dataset / "meta" / "ove_ros_episodes.json"
-    if sim_cfg is not None and ids_file.exists():
-        from ove_ros.sim.episodes import mistake_onsets
-        from ove_ros.sim.metrics import explained_variance
-        from ove_ros.training.ceiling import causal_ceiling
+    if sim_cfg is None or not ids_file.exists():
+        return out, curves
+    from ove_ros.sim.episodes import mistake_onsets
+    from ove_ros.sim.metrics import explained_variance
+    from ove_ros.training.ceiling import causal_ceiling
 
-        ids = {int(e["episode_index"]): e["episode_id"] for e in json.loads(ids_file.read_text())["episodes"]}
-        ids |= {h["episode"]: ep.episode_id for h, ep in zip(held, episodes, strict=True)}
-        keys = sorted(ids)
-        specs = [ids[k].partition("/seed") for k in keys]
-        if not all(task in sim_cfg.tasks and seed.isdigit() for task, _, seed in specs):
-            return out  # episodes the simulator did not record: no onsets to replay
-        found = dict(zip(keys, mistake_onsets([(t, int(s)) for t, _, s in specs], sim_cfg), strict=True))
-        out["causal_ceiling_ev"] = {
-            name: explained_variance(causal_ceiling(train_set, held_set,
-                                                    {k: o.onset(tol) for k, o in found.items()}),
-                                     held_set.target)
-            for name, tol in CEILING_TOLERANCES.items()}
-    return out
+    ids = {int(e["episode_index"]): e["episode_id"] for e in json.loads(ids_file.read_text())["episodes"]}
+    ids |= {h["episode"]: ep.episode_id for h, ep in zip(held, episodes, strict=True)}
+    keys = sorted(ids)
+    specs = [ids[k].partition("/seed") for k in keys]
+    if not all(task in sim_cfg.tasks and seed.isdigit() for task, _, seed in specs):
+        return out, curves  # episodes the simulator did not record: no onsets to replay
+    found = dict(zip(keys, mistake_onsets([(t, int(s)) for t, _, s in specs], sim_cfg), strict=True))
+    ceilings = {name: causal_ceiling(train_set, held_set, {k: o.onset(tol) for k, o in found.items()})
+                for name, tol in CEILING_TOLERANCES.items()}
+    out["causal_ceiling_ev"] = {name: explained_variance(c, held_set.target) for name, c in ceilings.items()}
+    curves["causal ceiling"] = np.split(ceilings["first_change"], splits)
+    return out, curves
 
 
 def print_summary(summary: dict[str, Any], console=None) -> None:
