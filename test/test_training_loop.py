@@ -215,3 +215,48 @@ def test_failed_checkpoint_write_leaves_nothing_behind(tmp_path, monkeypatch):
         ckpt.save_checkpoint(tmp_path, payload)
     assert ckpt.list_checkpoints(tmp_path) == [good] and ckpt.latest_checkpoint(tmp_path) == good
     assert sorted(p.name for p in tmp_path.iterdir()) == [good.name, ckpt.state_dir(good).name]
+
+
+def test_consistency_loss_is_zero_when_the_value_moves_as_the_return_does():
+    from ove_ros.training.metrics import consistency_loss
+
+    target, later = torch.tensor([-0.5, -0.3, -0.9]), torch.tensor([-0.4, -0.2, -0.95])
+    shared_error = torch.tensor([0.1, -0.2, 0.05])
+    pred = (target + shared_error).requires_grad_()
+    valid = torch.tensor([True, True, True])
+    first = pred.detach()
+    assert float(consistency_loss(first, target, later + shared_error, later, valid)) == pytest.approx(0.0)
+    # A later value off by 0.2 more than the earlier one costs 0.2**2 on that pair, averaged over the valid.
+    bumped = later + shared_error + torch.tensor([0.0, 0.2, 0.0])
+    assert float(consistency_loss(first, target, bumped, later, valid)) == pytest.approx(0.04 / 3)
+    assert float(consistency_loss(first, target, bumped, later, torch.tensor([True, False, True]))) == 0.0
+    none = consistency_loss(pred, target, bumped, later, torch.tensor([False, False, False]))
+    none.backward()  # no pair: zero, and still part of the graph
+    assert float(none) == 0.0 and pred.grad is not None
+
+
+def test_consistency_term_pairs_each_frame_with_a_later_one_and_trains(make_config):
+    from ove_ros.training.train import prepare_data
+
+    common = {"training.steps": 6, "training.warmup_steps": 1, "training.val_every": 0,
+              "training.save_every": 6, "training.ema_decay": 0.0, "data.batch_size": 6}
+    cfg = make_config("consistency", common,
+                      {"training.consistency_weight": 20.0, "training.consistency_gap": 3})
+    data = prepare_data(cfg)
+    frames = data.frames(data.train_episodes, 32, pair_gap=3)
+    lengths = {int(e): int((frames.episode_index == e).sum()) for e in np.unique(frames.episode_index)}
+    for i in range(len(frames)):
+        item = frames[i]
+        episode, frame = item["episode_index"], item["frame_index"]
+        if frame + 3 < lengths[episode]:
+            assert bool(item["pair_valid"]) and item["pair"]["episode_index"] == episode
+            assert item["pair"]["frame_index"] == frame + 3
+            assert float(item["target"]) <= float(item["pair"]["target"])  # the return rises toward the end
+        else:  # no frame 3 later: paired with itself, masked out
+            assert not bool(item["pair_valid"]) and item["pair"]["frame_index"] == frame
+    result = train(cfg)
+    losses = [r["loss"] for r in _records(result.run_dir, "train")]
+    assert result.step == 6 and all(math.isfinite(x) for x in losses)
+    # Same weights and first batch without the term: the first step's loss is the cross-entropy alone.
+    plain = train(make_config("plain", common))
+    assert losses[0] > _records(plain.run_dir, "train")[0]["loss"]

@@ -145,6 +145,14 @@ class OptimConfig:
         0.0, "Random image shift per sample and camera, as a fraction of the image side (0 = off).", ge=0
     )
     augment_color: float = _f(0.0, "Brightness/contrast jitter: factors in [1 - x, 1 + x] (0 = off).", ge=0)
+    consistency_weight: float = _f(
+        0.0,
+        "Weight of the temporal-consistency term: the squared difference between the value error of a frame "
+        "and that of the frame consistency_gap later in its episode (the value should change as the return "
+        "does). 0 = off; on, every sample brings its partner frame, which doubles the work per step.",
+        ge=0,
+    )
+    consistency_gap: int = _f(1, "Frames between a sample and its partner in the consistency term.", ge=1)
     freeze_vision: bool = _f(False, "Freeze the vision tower (train the projector, language model and head).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
     ema_decay: float = _f(

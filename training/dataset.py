@@ -529,7 +529,10 @@ class ValueFrameDataset(Dataset):
 
     Each item: ``observation.images`` ``[N, 3, S, S]`` float in [0, 1] (cameras in ``camera_keys`` order),
     ``observation.state`` ``[D]`` float32 (raw), ``task`` str, ``target`` float32 (normalized value),
-    plus ``index``, ``episode_index`` and ``frame_index`` for bookkeeping.
+    plus ``index``, ``episode_index`` and ``frame_index`` for bookkeeping. With ``pair_gap > 0`` also
+    ``pair`` (the same keys for the frame ``pair_gap`` later in the episode, for the consistency term) and
+    ``pair_valid`` (False near an episode's end, where there is no such frame; ``pair`` is then the frame
+    itself).
     """
 
     def __init__(
@@ -540,6 +543,7 @@ class ValueFrameDataset(Dataset):
         camera_keys: Sequence[str],
         state_key: str = "observation.state",
         image_size: int | None = None,
+        pair_gap: int = 0,
     ) -> None:
         self.dataset = dataset
         self.camera_keys = list(camera_keys)
@@ -552,11 +556,26 @@ class ValueFrameDataset(Dataset):
         self.episode_index = targets.episode_index[mask]
         self.frame_index = targets.frame_index[mask]
         self.tasks = targets.frame_tasks(mask)
+        self.partner = np.full(self.rows.size, -1, dtype=np.int64)
+        if pair_gap > 0:
+            where = {(int(e), int(f)): i for i, (e, f) in enumerate(zip(self.episode_index, self.frame_index,
+                                                                       strict=True))}
+            for i, (e, f) in enumerate(zip(self.episode_index, self.frame_index, strict=True)):
+                self.partner[i] = where.get((int(e), int(f) + int(pair_gap)), -1)
+        self.pair_gap = int(pair_gap)
 
     def __len__(self) -> int:
         return int(self.rows.size)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        sample = self._sample(i)
+        if self.pair_gap > 0:
+            j = int(self.partner[i])
+            sample["pair"] = self._sample(j if j >= 0 else i)
+            sample["pair_valid"] = torch.tensor(j >= 0)
+        return sample
+
+    def _sample(self, i: int) -> dict[str, Any]:
         item = self.dataset[int(self.rows[i])]
         images = torch.stack([resize_images(item[k].float(), self.image_size) for k in self.camera_keys])
         return {

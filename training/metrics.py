@@ -31,6 +31,18 @@ def value_loss(
     return per_sample.mean()
 
 
+def consistency_loss(pred: torch.Tensor, target: torch.Tensor, pred_later: torch.Tensor,
+                     target_later: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over the ``valid`` pairs of ``((pred - target) - (pred_later - target_later))**2``: zero when the
+    value moves from a frame to a later one of its episode exactly as the Monte Carlo return does (a
+    TD-consistency term on the targets' own rewards), whatever the error they share. 0 without a pair."""
+    valid = valid.to(pred.device, torch.bool)
+    if not bool(valid.any()):
+        return pred.sum() * 0.0  # keeps the graph (and DDP's gradient bookkeeping) intact
+    gap = (pred.float() - target.float()) - (pred_later.float() - target_later.float())
+    return (gap[valid] ** 2).mean()
+
+
 def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     """``1 - Var(target - pred) / Var(target)`` (NaN when the targets are constant)."""
     pred = np.asarray(pred, dtype=np.float64)

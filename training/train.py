@@ -63,7 +63,7 @@ from ove_ros.training.dataset import (
     state_stats,
 )
 from ove_ros.training.ema import EMA
-from ove_ros.training.metrics import per_task_metrics, regression_metrics, value_loss
+from ove_ros.training.metrics import consistency_loss, per_task_metrics, regression_metrics, value_loss
 from ove_ros.training.modeling import PriorData, build_model, load_value_model
 from ove_ros.training.sampler import ResumableBatchSampler
 
@@ -93,10 +93,9 @@ class TrainData:
     def state_dim(self) -> int:
         return int(self.state_low.size)
 
-    def frames(self, episodes: Sequence[int] | None, image_size: int) -> ValueFrameDataset:
-        return ValueFrameDataset(
-            self.dataset, self.targets, episodes, self.camera_keys, self.state_key, image_size=image_size
-        )
+    def frames(self, episodes: Sequence[int] | None, image_size: int, pair_gap: int = 0) -> ValueFrameDataset:
+        return ValueFrameDataset(self.dataset, self.targets, episodes, self.camera_keys, self.state_key,
+                                 image_size=image_size, pair_gap=pair_gap)
 
     def metadata(self, cfg: Config) -> dict[str, Any]:
         return {
@@ -159,9 +158,23 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return default_collate(items)
 
 
+MODEL_INPUTS = ("observation.images", "observation.state", "task", "frame_index", "target")
+
+
+def with_partners(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch with its partner frames (``batch["pair"]``, see ``ValueFrameDataset``) appended along the
+    batch dimension: the model's inputs and the targets, samples first."""
+    pair = batch["pair"]
+    joined = {k: torch.cat([batch[k], pair[k]]) if isinstance(batch[k], torch.Tensor)
+              else [*batch[k], *pair[k]] for k in MODEL_INPUTS}
+    return {**joined, "pair_valid": batch["pair_valid"]}
+
+
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor)
+        else to_device(v, device) if isinstance(v, dict) else v
+        for k, v in batch.items()
     }
 
 
@@ -513,7 +526,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
         ckpt.set_rng_state(state["rng"][min(accelerator.process_index, len(state["rng"]) - 1)])
 
     image_size = accelerator.unwrap_model(model).config.image_size
-    train_frames = data.frames(data.train_episodes, image_size)
+    train_frames = data.frames(data.train_episodes, image_size,
+                               t.consistency_gap if t.consistency_weight > 0 else 0)
     sampler = ResumableBatchSampler(
         len(train_frames),
         cfg.data.batch_size,
@@ -617,6 +631,9 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 w0 = time.perf_counter()
                 batch = to_device(next(it), accelerator.device)
                 wait_time += time.perf_counter() - w0
+                paired = "pair" in batch
+                if paired:  # one forward pass over the samples and their partner frames
+                    batch = with_partners(batch)
                 batch["observation.images"] = augment_images(
                     batch["observation.images"], t.augment_shift, t.augment_color, t.seed,
                     step * t.gradient_accumulation_steps + micro,
@@ -624,7 +641,15 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 last_micro = micro == t.gradient_accumulation_steps - 1
                 with nullcontext() if last_micro else accelerator.no_sync(model), accelerator.autocast():
                     logits = model(batch)
+                    if paired:
+                        logits, later = logits.chunk(2)
+                        batch["target"], target_later = batch["target"].chunk(2)
                     loss = value_loss(logits, batch["target"], support, t.target_encoding, t.hl_gauss_sigma)
+                    if paired:
+                        unwrapped = accelerator.unwrap_model(model)
+                        loss = loss + t.consistency_weight * consistency_loss(
+                            unwrapped.get_expected_value(logits), batch["target"],
+                            unwrapped.get_expected_value(later), target_later, batch["pair_valid"])
                 accelerator.backward(loss / t.gradient_accumulation_steps)
                 with torch.no_grad():
                     window["pred"] += (
