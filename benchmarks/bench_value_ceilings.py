@@ -103,12 +103,26 @@ def _block(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return x / max(float(np.sqrt(x[train].var(0).sum())), 1e-9)
 
 
+MOTION_FRAMES = 5
+
+
+def _frames_back(episode: np.ndarray, frame: np.ndarray, back: int) -> np.ndarray:
+    """Row of the frame ``back`` frames earlier in the same episode (its first frame near the start); rows
+    are in episode order, frame by frame."""
+    rows = np.arange(episode.size)
+    starts = rows - frame
+    if (starts < 0).any() or (episode[starts] != episode).any() or (frame[starts] != 0).any():
+        raise ValueError("frames are not in episode order, frame by frame from 0")
+    return rows - np.minimum(frame, back)
+
+
 def features(f: Frames, train: np.ndarray) -> dict[str, np.ndarray]:
     lo, hi = f.state[train].min(0), f.state[train].max(0)
     state = (f.state - lo) / np.maximum(hi - lo, 1e-9)
     first = np.r_[True, f.episode[1:] != f.episode[:-1]]
     velocity = np.vstack([np.zeros((1, state.shape[1])), np.diff(state, axis=0)])
     velocity[first] = 0.0
+    motion = state - state[_frames_back(f.episode, f.frame, MOTION_FRAMES)]  # a short history of the joints
     centred = f.images - f.images[train].mean(0)
     _, _, vt = np.linalg.svd(centred[train], full_matrices=False)
     image = centred @ vt[:PCA_COMPONENTS].T
@@ -116,12 +130,13 @@ def features(f: Frames, train: np.ndarray) -> dict[str, np.ndarray]:
     task = (f.task[:, None] == tasks[None, :]).astype(np.float64) * 10.0  # never a neighbour across tasks
     clock = f.frame[:, None].astype(np.float64)
     b = {name: _block(x, train) for name, x in
-         {"clock": clock, "state": state, "velocity": velocity, "image": image}.items()}
+         {"clock": clock, "state": state, "velocity": velocity, "motion": motion, "image": image}.items()}
     sets = {
         "clock": [b["clock"]],
         "state": [b["state"]],
         "state + clock": [b["state"], b["clock"]],
         "state + velocity + clock": [b["state"], b["velocity"], b["clock"]],
+        f"state + motion over {MOTION_FRAMES} frames + clock": [b["state"], b["motion"], b["clock"]],
         "image": [b["image"]],
         "image + clock": [b["image"], b["clock"]],
         "image + state + clock": [b["image"], b["state"], b["clock"]],
