@@ -101,14 +101,22 @@ def training_mean(train: FrameSet, test: FrameSet) -> np.ndarray:
     return _per_task(train, test, lambda tr, te: np.full(te.size, train.target[tr].mean()))
 
 
+def frame_means(frame: np.ndarray, target: np.ndarray, horizon: int) -> np.ndarray:
+    """Mean ``target`` at each frame index ``0 .. horizon - 1`` (pass a horizon past every ``frame``); an
+    index no row has is interpolated between its seen neighbours, and past the last seen one takes its
+    mean. All NaN without rows."""
+    counts = np.bincount(frame, minlength=horizon)[:horizon]
+    sums = np.bincount(frame, weights=target, minlength=horizon)[:horizon]
+    seen = np.flatnonzero(counts)
+    if seen.size == 0:
+        return np.full(horizon, np.nan)
+    return np.interp(np.arange(horizon), seen, sums[seen] / counts[seen])
+
+
 def frame_index_mean(train: FrameSet, test: FrameSet) -> np.ndarray:
     def fit(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
-        f = train.frame[tr]
-        sums = np.bincount(f, weights=train.target[tr])
-        counts = np.bincount(f)
-        seen = np.flatnonzero(counts)
-        means = np.interp(np.arange(counts.size), seen, sums[seen] / counts[seen])
-        return means[np.minimum(test.frame[te], counts.size - 1)]
+        horizon = int(max(train.frame[tr].max(), test.frame[te].max())) + 1
+        return frame_means(train.frame[tr], train.target[tr], horizon)[test.frame[te]]
 
     return _per_task(train, test, fit)
 

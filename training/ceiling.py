@@ -20,17 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ove_ros.training.baselines import FrameSet
-
-
-def _frame_means(frame: np.ndarray, target: np.ndarray, horizon: int) -> np.ndarray:
-    """Mean target per frame index (a frame no episode reaches takes the last one that some episode does)."""
-    counts = np.bincount(frame, minlength=horizon)[:horizon]
-    sums = np.bincount(frame, weights=target, minlength=horizon)[:horizon]
-    seen = np.flatnonzero(counts)
-    if seen.size == 0:
-        return np.full(horizon, np.nan)
-    return np.interp(np.arange(horizon), seen, sums[seen] / counts[seen])
+from ove_ros.training.baselines import FrameSet, frame_means
 
 
 def causal_ceiling(train: FrameSet, test: FrameSet, onsets: Mapping[int, int | None]) -> np.ndarray:
@@ -62,10 +52,10 @@ def causal_ceiling(train: FrameSet, test: FrameSet, onsets: Mapping[int, int | N
         success = np.array([train.success[int(e)] for e in train.episode[tr]])
         frames, targets = train.frame[tr], train.target[tr]
         if success.all() or not success.any():  # one outcome only: nothing to hedge
-            succ_curve = fail_curve = _frame_means(frames, targets, horizon)
+            succ_curve = fail_curve = frame_means(frames, targets, horizon)
         else:
-            succ_curve = _frame_means(frames[success], targets[success], horizon)
-            fail_curve = _frame_means(frames[~success], targets[~success], horizon)
+            succ_curve = frame_means(frames[success], targets[success], horizon)
+            fail_curve = frame_means(frames[~success], targets[~success], horizon)
         hidden_success, hidden_failure = np.zeros(horizon), np.zeros(horizon)
         for e in np.unique(train.episode[tr]):
             length = int((train.episode == e).sum())
