@@ -15,7 +15,6 @@ from ove_ros.sim.episodes import (
     episode_id,
     mistake_onsets,
     plan_mistakes,
-    release_frames,
 )
 
 # Six seeds per task: with fail_fraction 0.5 these give each task both outcomes (deterministic by seed).
@@ -93,8 +92,10 @@ def test_an_early_release_is_found_at_the_frame_the_gripper_opens(blind_world):
     assert grip[onset + 5] < grip[onset] - 0.01, grip[onset - 5 : onset + 6]
     assert blind_world.rollout("pick-place-v3", clean).release_frame is None
     # Found again by seed alone (the report's way), None where the plan has no early release.
-    assert release_frames([("pick-place-v3", released[0]), ("pick-place-v3", clean)], blind_world.config) == [
-        onset, None]
+    from ove_ros.main_job.report import planned_mistakes
+
+    ids = [episode_id("pick-place-v3", released[0]), episode_id("pick-place-v3", clean)]
+    assert planned_mistakes(ids, config).releases == [onset, None]
 
 
 def test_frames_have_the_right_shapes_and_images_change():
@@ -137,7 +138,7 @@ def test_a_mistake_onset_is_the_first_frame_that_differs_from_the_run_without_it
     # The clean run of a failure succeeds, and is the planned run until the mistake acts.
     assert released.clean_success and wrong.clean_success and released.frames > released.clean_frames
     # An early release changes nothing before the frame after the one whose action opened the gripper.
-    (opened,) = release_frames(specs[:1], config)
+    opened = blind_world.rollout(*specs[0]).release_frame  # the expert's own record
     assert released.onset() == opened + 1
     assert max(released.divergence[: opened + 1]) == 0.0 and released.divergence[opened + 1] > 0.0
     # A wrong target steers the arm elsewhere from the first action on, slowly at first.

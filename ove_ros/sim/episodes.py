@@ -269,19 +269,6 @@ class EpisodeSpec:
     seed: int
 
 
-def release_frames(specs: Sequence[tuple[str, int]], config: SimConfig) -> list[int | None]:
-    """The early-release onset of each ``(task, seed)`` episode (None where the plan has none): the frame
-    whose action opened the gripper, the one before the first frame that differs from the clean run
-    (:func:`mistake_onsets`). The onset depends on where the carried object is, which no plan holds in
-    advance, so the episodes are run again without cameras."""
-    out: list[int | None] = [None] * len(specs)
-    todo = [i for i, (task, seed) in enumerate(specs)
-            if plan_mistakes(task, seed, config).failure == "early_release"]
-    for i, found in zip(todo, mistake_onsets([specs[i] for i in todo], config), strict=True):
-        out[i] = found.onset() - 1
-    return out
-
-
 @dataclass(frozen=True)
 class MistakeOnset:
     """How a fatal mistake unfolds, measured against the same episode run without it."""
