@@ -42,6 +42,7 @@ import machine_info  # noqa: E402
 
 from ove_ros import typed_cli  # noqa: E402
 from ove_ros.main_job.config import DemoConfig, jsonable  # noqa: E402
+from ove_ros.main_job.report import offline_values  # noqa: E402
 from ove_ros.main_job.sim_mode import run_demo  # noqa: E402
 from ove_ros.sim.episodes import GL_BACKEND, SimConfig, SimWorld  # noqa: E402
 from ove_ros.typed_config import setting  # noqa: E402
@@ -59,22 +60,6 @@ def time_simulator(cameras: tuple[str, ...], image_size: int, episodes: int = 3)
         seconds = time.perf_counter() - start
     return {"cameras": len(cameras), "image_size": image_size, "frames": frames,
             "ms_per_frame": 1e3 * seconds / frames}
-
-
-def offline_values(bundle: Path, episodes: list) -> list:
-    """The bundle on the recorded frames with the node's engine settings (as ``main_job.report``), also for a
-    bundle that takes elapsed time: each frame's index in its episode (the bags hold one message per dataset
-    frame)."""
-    import numpy as np
-
-    from ove_ros.engine import EngineConfig, InferenceEngine
-
-    engine = InferenceEngine.from_bundle(bundle, EngineConfig(device="cpu", dtype="float32", num_threads=1,
-                                                              warmup_iters=0, resize="float"))
-    cams = list(engine.camera_names)
-    return [np.asarray([engine.infer([ep.images[c][i] for c in cams], ep.states[i], ep.task,
-                                     frame_index=i).value for i in range(len(ep.stamps))], dtype=np.float64)
-            for ep in episodes]
 
 
 def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: list) -> dict:
