@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ove_ros.training.augment import augment_images
+from ove_ros.training.augment import augment_images, augment_states
 
 
 def _square_images(batch: int = 4, cameras: int = 2, size: int = 32) -> torch.Tensor:
@@ -68,3 +68,27 @@ def test_config_rejects_negative_strengths_before_training():
     cfg.training.augment_color = -0.2
     with pytest.raises(ConfigError, match=r"training\.augment_color must be >= 0, got -0\.2"):
         validate(cfg, require_run_name=False)
+
+
+def test_state_noise_is_off_at_zero_scaled_per_joint_and_seeded():
+    states = torch.tensor([[0.0, 10.0], [1.0, 20.0]]).repeat(2000, 1)
+    low, high = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 100.0])
+    assert augment_states(states, 0.0, low, high, seed=0, step=0) is states
+    noisy = augment_states(states, 0.1, low, high, seed=0, step=3)
+    delta = noisy - states
+    # std 0.1 in normalized units: 0.1 rad on a joint spanning 2, 5.0 on one spanning 100
+    assert torch.allclose(delta.std(0), torch.tensor([0.1, 5.0]), rtol=0.1)
+    assert torch.equal(noisy, augment_states(states, 0.1, low, high, seed=0, step=3))
+    assert not torch.equal(noisy, augment_states(states, 0.1, low, high, seed=0, step=4))
+    with pytest.raises(ValueError, match="state noise must be >= 0"):
+        augment_states(states, -0.1, low, high, seed=0, step=0)
+
+
+def test_state_noise_moves_joints_across_prompt_bins():
+    from ove_ros.prompt import StateNormalizer, discretize
+
+    norm = StateNormalizer([-1.0], [1.0])
+    states = torch.full((1000, 1), 0.01)  # just above a bin edge of 16 bins (width 0.125)
+    noisy = augment_states(states, 0.03, torch.tensor([-1.0]), torch.tensor([1.0]), seed=1, step=0)
+    bins = set(discretize(norm.normalize(noisy.double().numpy()), 16).ravel().tolist())
+    assert bins == {7, 8}  # the neighbouring bin is seen with the same target, no bin further away

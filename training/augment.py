@@ -7,6 +7,11 @@ few pixels and jittering its exposure (per sample and camera, as DrQ does for RL
 on what moves in the scene instead. Applied to the batch on the training device, after the dataset resized
 the images to the model's size; validation, evaluation and the deployed engine never augment.
 
+The joints can be jittered too: the prompt cuts each joint into bins with an embedding each, so a model
+trained on a few episodes learns every bin on its own and nothing carries over to the next bin; Gaussian
+noise on the joints (a fraction of each joint's training range) shows it neighbouring bins with the same
+targets.
+
 The random numbers come from a generator seeded by ``(seed, step)``, so a resumed run augments exactly as an
 uninterrupted one.
 """
@@ -44,3 +49,17 @@ def augment_images(images: torch.Tensor, shift: float, color: float, seed: int, 
         flat = ((flat - mean) * factors[:, 1:2] + mean) * factors[:, 0:1]
         flat = flat.clamp(0.0, 1.0)
     return flat.reshape(b, n, c, h, w)
+
+
+def augment_states(states: torch.Tensor, std: float, low: torch.Tensor, high: torch.Tensor, seed: int,
+                   step: int) -> torch.Tensor:
+    """Raw joints ``[B, D]`` plus Gaussian noise of ``std`` in normalized units (``std`` times half of each
+    joint's training range ``high - low``); the input itself when ``std`` is 0."""
+    if std < 0:
+        raise ValueError(f"state noise must be >= 0, got {std}")
+    if std == 0:
+        return states
+    gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(step) + 7)
+    noise = torch.randn(states.shape, generator=gen).to(states.device, states.dtype)
+    half_range = ((high - low) / 2).to(states.device, states.dtype)
+    return states + noise * std * half_range

@@ -145,6 +145,11 @@ class OptimConfig:
         0.0, "Random image shift per sample and camera, as a fraction of the image side (0 = off).", ge=0
     )
     augment_color: float = _f(0.0, "Brightness/contrast jitter: factors in [1 - x, 1 + x] (0 = off).", ge=0)
+    augment_state: float = _f(
+        0.0,
+        "Gaussian noise on the joints, std as a fraction of half of each joint's training range (0 = off).",
+        ge=0,
+    )
     consistency_weight: float = _f(
         0.0,
         "Weight of the temporal-consistency term: the squared difference between the value error of a frame "

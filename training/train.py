@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Subset, default_collate
 
 from ove_ros.model import OpenValueEstimator
 from ove_ros.training import checkpoint as ckpt
-from ove_ros.training.augment import augment_images
+from ove_ros.training.augment import augment_images, augment_states
 from ove_ros.training.config import Config, ConfigError, run_cli, save_config
 from ove_ros.training.contract import conversion_contract
 from ove_ros.training.dataset import (
@@ -637,6 +637,11 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 batch["observation.images"] = augment_images(
                     batch["observation.images"], t.augment_shift, t.augment_color, t.seed,
                     step * t.gradient_accumulation_steps + micro,
+                )
+                unwrapped = accelerator.unwrap_model(model)
+                batch["observation.state"] = augment_states(
+                    batch["observation.state"], t.augment_state, unwrapped.state_low, unwrapped.state_high,
+                    t.seed, step * t.gradient_accumulation_steps + micro,
                 )
                 last_micro = micro == t.gradient_accumulation_steps - 1
                 with nullcontext() if last_micro else accelerator.no_sync(model), accelerator.autocast():

@@ -1,0 +1,135 @@
+# Copyright 2026 The ove_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+r"""The main job's value model against its baselines and the causal ceiling, on every simulated episode.
+
+    python benchmarks/bench_model_folds.py [sim_dataset=<LeRobot v3 folder>] [folds=4] [seeds=[0]] \
+        [workers=2] [-- training overrides key=value ...]
+
+The main job scores one model on its 12 held-out episodes, a small draw: on the benchmark run's 12 the
+causal ceiling is 0.71, while over the 48 training episodes in 4 folds it is 0.85. This trains the main job's
+default model (``training/configs/demo.yaml``, the main job's ``model_overrides`` and step count) on the
+episodes outside each fold of the simulated dataset (``episodes[k::folds]``, the folds of
+``bench_value_ceilings.py``), evaluates it on the fold with ``ove_ros.training.evaluate`` (the model and the
+baselines fitted on the other folds, same frames and targets) and puts the causal ceiling and the
+nearest-neighbour ceilings of the same fold beside it. Writes ``benchmarks/results/model_folds.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_value_ceilings import evaluate_split, load_frames, sim_onsets  # noqa: E402
+from benchmarks.machine_info import basic  # noqa: E402
+from ove_ros import typed_cli  # noqa: E402
+from ove_ros.main_job.config import DemoConfig  # noqa: E402
+from ove_ros.typed_config import setting  # noqa: E402
+
+REPO_ID = "sim/metaworld_demo"
+# What the table shows of the ceilings bench's figures, under shorter names.
+CEILINGS = {
+    "causal ceiling (first change)": "causal ceiling: outcome once the joints stray at their first change",
+    "causal ceiling (> 0.01)": "causal ceiling: outcome once the joints stray > 0.01",
+    "kNN image + clock": "kNN image + clock",
+}
+
+
+def train_and_evaluate(dataset: Path, work: Path, fold: list[int], name: str, seed: int,
+                       overrides: tuple[str, ...]) -> dict[str, Any]:
+    """Train on every episode outside ``fold`` (subprocess, one thread), evaluate on ``fold``."""
+    cfg = DemoConfig()
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    run_dir = work / "ove_ros" / name
+    log = work / f"{name}.log"
+    train = [sys.executable, "-m", "ove_ros.training.train", f"config={cfg.train_config}", f"run_name={name}",
+             f"output_root={work}", f"data.root={dataset}", f"data.repo_id={REPO_ID}",
+             f"data.val_episodes={fold}", f"training.steps={cfg.train_steps}", f"training.seed={seed}",
+             "training.num_threads=1", *cfg.model_args(), *overrides]
+    evaluate = [sys.executable, "-m", "ove_ros.training.evaluate", f"config={run_dir / 'config.yaml'}",
+                f"evaluate.checkpoint={run_dir}", "evaluate.split=val", "evaluate.plot_episodes=0",
+                "evaluate.video_episodes=0", f"evaluate.output_dir={work / (name + '_eval')}"]
+    with log.open("w") as f:
+        for cmd in (train, evaluate):
+            code = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+            if code != 0:
+                raise SystemExit(f"{cmd[2]} failed (exit {code}) for {name}; see {log}")
+    report = json.loads((work / (name + "_eval") / "value_quality.json").read_text())
+    if sorted(report["eval_episodes"]) != sorted(fold):
+        raise SystemExit(f"{name}: evaluated episodes {report['eval_episodes']}, expected the fold {fold}")
+    model = report["model"]
+    return {"seed": seed, "ev": model["ev"], "auroc_50": model.get("auroc_50"),
+            "smoothness_ratio": model["mean_abs_dv"] / model["mean_abs_dtarget"],
+            "best_baseline": report["best_baseline"], "best_baseline_ev": report["best_baseline_ev"],
+            "margin_ev": report["margin_ev"],
+            "baseline_ev": {k: v["ev"] for k, v in report["baselines"].items()}}
+
+
+@dataclass
+class Settings:
+    """Which dataset, folds and seeds (``key=value``; ``--help`` lists the keys)."""
+
+    sim_dataset: str | None = setting(None, "The simulated dataset (default: outputs/demo's).")
+    folds: int = setting(4, "Folds by episode (as bench_value_ceilings.py).", ge=2)
+    seeds: list[int] = setting([0], "Training seeds per fold.")
+    workers: int = setting(2, "Trainings at a time (one thread each).", ge=1)
+    output: str = setting(str(REPO / "benchmarks" / "results" / "model_folds.json"), "Result JSON.")
+    overrides: list[str] = setting([], "Training overrides (after --).")
+
+
+def main(argv: list[str] | None = None) -> None:
+    usage = "usage: python benchmarks/bench_model_folds.py [key=value ...] [-- training overrides ...]"
+    args = typed_cli.parse_or_exit(Settings, argv, usage, __doc__.split("\n\n")[0], rest="overrides")
+    start = time.perf_counter()
+    root = Path(args.sim_dataset) if args.sim_dataset else Path(
+        json.loads((REPO / "outputs" / "demo" / "summary.json").read_text())["dataset"])
+    frames = load_frames(root, REPO_ID, (8, 8))
+    frames.onsets = sim_onsets(root, frames)
+    episodes = sorted(int(e) for e in np.unique(frames.episode))
+    held = [episodes[k::args.folds] for k in range(args.folds)]
+    ceilings = [evaluate_split(frames, [e for e in episodes if e not in h], h) for h in held]
+    jobs = [(k, s) for k in range(args.folds) for s in args.seeds]
+    with tempfile.TemporaryDirectory(prefix="bench_model_folds_") as tmp, \
+            ThreadPoolExecutor(args.workers) as pool:
+        futures = {(k, s): pool.submit(train_and_evaluate, root, Path(tmp), held[k], f"fold{k}_seed{s}", s,
+                                       tuple(args.overrides)) for k, s in jobs}
+        runs = {key: f.result() for key, f in futures.items()}
+    folds = []
+    for k in range(args.folds):
+        model = [runs[(k, s)] for s in args.seeds]
+        folds.append({"held_out": held[k], "runs": model,
+                      "ceilings": {short: ceilings[k][long] for short, long in CEILINGS.items()}})
+    mean = {"model": float(np.mean([r["ev"] for f in folds for r in f["runs"]])),
+            **{name: float(np.mean([f["runs"][0]["baseline_ev"][name] for f in folds]))
+               for name in folds[0]["runs"][0]["baseline_ev"]},
+            **{short: float(np.mean([f["ceilings"][short] for f in folds])) for short in CEILINGS}}
+    results = {"what": __doc__.split("\n\n")[2].replace("\n", " "), "machine": basic(), "data": str(root),
+               "episodes": len(episodes), "folds": folds, "mean_ev": mean, "overrides": list(args.overrides),
+               "seconds": time.perf_counter() - start}
+    out = Path(args.output)
+    tmp_out = out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(results, indent=1) + "\n")
+    tmp_out.replace(out)
+    for k, f in enumerate(folds):
+        evs = " / ".join(f"{r['ev']:.3f}" for r in f["runs"])
+        best = f["runs"][0]
+        print(f"fold {k}: model {evs}; best baseline {best['best_baseline']} {best['best_baseline_ev']:.3f}; "
+              + "; ".join(f"{n} {v:.3f}" for n, v in f["ceilings"].items()))
+    print("mean EV: " + ", ".join(f"{n} {v:.3f}" for n, v in mean.items()))
+    print(f"wrote {out} ({results['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
