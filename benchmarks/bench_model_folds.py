@@ -11,7 +11,8 @@ default model (``training/configs/demo.yaml``, the main job's ``model_overrides`
 episodes outside each fold of the simulated dataset (``episodes[k::folds]``, the folds of
 ``bench_value_ceilings.py``), evaluates it on the fold with ``ove_ros.training.evaluate`` (the model and the
 baselines fitted on the other folds, same frames and targets) and puts the causal ceiling and the
-nearest-neighbour ceilings of the same fold beside it. Writes ``benchmarks/results/model_folds.json``.
+nearest-neighbour ceilings of the same fold beside it. Writes ``benchmarks/results/model_folds.json`` and a
+bar chart beside it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,40 @@ def train_and_evaluate(dataset: Path, work: Path, fold: list[int], name: str, se
             "baseline_ev": {k: v["ev"] for k, v in report["baselines"].items()}}
 
 
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Per fold: the model's runs, the best baseline, kNN on images + clock and the causal ceilings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folds = results["folds"]
+    series = {"model (each seed)": [[r["ev"] for r in f["runs"]] for f in folds],
+              "best baseline": [[f["runs"][0]["best_baseline_ev"]] for f in folds],
+              **{name: [[f["ceilings"][name]] for f in folds] for name in CEILINGS}}
+    colors = ["tab:blue", "tab:gray", "tab:green", "tab:olive", "tab:purple"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(series)
+    for j, ((name, values), color) in enumerate(zip(series.items(), colors, strict=True)):
+        for k, vals in enumerate(values):
+            x = k + (j - (len(series) - 1) / 2) * width
+            ax.bar(x, float(np.mean(vals)), width, color=color, label=name if k == 0 else None)
+            if len(vals) > 1:
+                ax.plot([x] * len(vals), vals, "k.", ms=4)
+    ticks = [f"fold {k}\n({len(f['held_out'])} episodes)" for k, f in enumerate(folds)]
+    ax.set_xticks(range(len(folds)), ticks)
+    ax.set_ylabel("held-out EV")
+    ax.set_ylim(0, 1.2)
+    ax.axhline(0.8, color="k", ls=":", lw=1)
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.set_title(f"simulated episodes, {len(folds)} folds: the model against its baselines and ceilings")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
 @dataclass
 class Settings:
     """Which dataset, folds and seeds (``key=value``; ``--help`` lists the keys)."""
@@ -122,13 +157,14 @@ def main(argv: list[str] | None = None) -> None:
     tmp_out = out.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps(results, indent=1) + "\n")
     tmp_out.replace(out)
+    plot(results, out.with_suffix(".png"))
     for k, f in enumerate(folds):
         evs = " / ".join(f"{r['ev']:.3f}" for r in f["runs"])
         best = f["runs"][0]
         print(f"fold {k}: model {evs}; best baseline {best['best_baseline']} {best['best_baseline_ev']:.3f}; "
               + "; ".join(f"{n} {v:.3f}" for n, v in f["ceilings"].items()))
     print("mean EV: " + ", ".join(f"{n} {v:.3f}" for n, v in mean.items()))
-    print(f"wrote {out} ({results['seconds']:.0f} s)")
+    print(f"wrote {out} and {out.with_suffix('.png')} ({results['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":
