@@ -177,6 +177,7 @@ def mistake_report(advantages: list[np.ndarray], pauses: list[list[int]], tasks:
     return report
 
 
+SIM_EV_TARGET = 0.8  # held-out EV asked of the simulated demo (the real G1 episodes are asked 0.9)
 CEILING_TOLERANCES = {"first_change": 1e-9, "joints_0.01": 0.01}  # rad / m (sim.episodes.MistakeOnset)
 
 
@@ -255,7 +256,7 @@ def print_summary(summary: dict[str, Any], console=None) -> None:
     table.add_row("episodes (success/failure)", f"{on['episodes']} ({on.get('successes', 0)}/"
                   f"{on.get('failures', 0)})", "", "")
     table.add_row("frames valued", str(on["frames"]), str(off["frames"]), "")
-    table.add_row("EV", fmt(on["ev"]), fmt(off["ev"]), ">= 0.9")
+    table.add_row("EV", fmt(on["ev"]), fmt(off["ev"]), f">= {SIM_EV_TARGET:g}")
     table.add_row("AUROC failure @ mid-episode", fmt(on["auroc_mid"]), fmt(off["auroc_mid"]), ">= 0.95")
     agree = summary["report"]["agreement"]
     table.add_row("max |online - offline|", fmt(agree["max_abs_diff"]), f"{agree['frames']} frames",
