@@ -37,6 +37,7 @@ from benchmarks.bench_value_ceilings import evaluate_split, load_frames, sim_ons
 from benchmarks.machine_info import basic  # noqa: E402
 from ove_ros import typed_cli  # noqa: E402
 from ove_ros.main_job.config import DemoConfig  # noqa: E402
+from ove_ros.training.checkpoint import atomic_save_file, atomic_write_text  # noqa: E402
 from ove_ros.typed_config import setting  # noqa: E402
 
 REPO_ID = "sim/metaworld_demo"
@@ -106,10 +107,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.set_title(f"simulated episodes, {len(folds)} folds: the model against its baselines and ceilings")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_save_file(path, lambda tmp: fig.savefig(tmp, dpi=100), suffix=".png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 @dataclass
@@ -154,9 +153,7 @@ def main(argv: list[str] | None = None) -> None:
                "episodes": len(episodes), "folds": folds, "mean_ev": mean, "overrides": list(args.overrides),
                "seconds": time.perf_counter() - start}
     out = Path(args.output)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(results, indent=1) + "\n")
-    tmp_out.replace(out)
+    atomic_write_text(out, json.dumps(results, indent=1) + "\n")
     plot(results, out.with_suffix(".png"))
     for k, f in enumerate(folds):
         evs = " / ".join(f"{r['ev']:.3f}" for r in f["runs"])

@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.machine_info import basic  # noqa: E402
 from ove_ros import typed_cli  # noqa: E402
+from ove_ros.training.checkpoint import atomic_save_file, atomic_write_text  # noqa: E402
 from ove_ros.typed_config import setting  # noqa: E402
 
 HELD_OUT_G1 = list(range(20, 30))
@@ -273,10 +274,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.text(max(v, -0.5) + 0.01, i, f"{v:.3f}", va="center", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_save_file(path, lambda tmp: fig.savefig(tmp, dpi=100), suffix=".png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 @dataclass
@@ -301,9 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         results["sim"] = sim_ceilings(args)
     results["seconds"] = time.perf_counter() - start
     out = Path(args.output)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps(results, indent=1) + "\n")
     plot(results, out.with_suffix(".png"))
     for name in ("g1", "sim"):
         for k, v in results.get(name, {}).get("ev", {}).items():
