@@ -615,7 +615,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     val_metrics: dict[str, Any] = {}
     window: dict[str, list[float]] = {"pred": [], "target": [], "loss": []}
     wait_time = step_time = 0.0
-    support = accelerator.unwrap_model(model).config.bins
+    core = accelerator.unwrap_model(model)  # the model itself, for its statistics (the loop trains `model`)
+    support = core.config.bins
     progress = _progress(t.steps, start_step, is_main)
     it = iter(train_loader)
     if step == 0 and t.val_every and accelerator.unwrap_model(model).prior is not None:
@@ -634,15 +635,12 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 paired = "pair" in batch
                 if paired:  # one forward pass over the samples and their partner frames
                     batch = with_partners(batch)
+                draw = step * t.gradient_accumulation_steps + micro  # seeds this micro-batch's augmentation
                 batch["observation.images"] = augment_images(
-                    batch["observation.images"], t.augment_shift, t.augment_color, t.seed,
-                    step * t.gradient_accumulation_steps + micro,
-                )
-                unwrapped = accelerator.unwrap_model(model)
+                    batch["observation.images"], t.augment_shift, t.augment_color, t.seed, draw)
                 batch["observation.state"] = augment_states(
-                    batch["observation.state"], t.augment_state, unwrapped.state_low, unwrapped.state_high,
-                    t.seed, step * t.gradient_accumulation_steps + micro,
-                )
+                    batch["observation.state"], t.augment_state, core.state_low, core.state_high, t.seed,
+                    draw)
                 last_micro = micro == t.gradient_accumulation_steps - 1
                 with nullcontext() if last_micro else accelerator.no_sync(model), accelerator.autocast():
                     logits = model(batch)
