@@ -83,6 +83,12 @@ def test_report_names_the_best_baseline_and_the_margin():
     assert perfect["model"]["ev"] == pytest.approx(1.0) and perfect["model"]["smoothness_ratio"] == 1.0
     with pytest.raises(ValueError, match="one per frame"):
         baseline_report(train, test, noisy[:-1])
+    # Predictions fitted once serve the report and the caller's curves: the same figures as fitting inside.
+    fitted = fit_baselines(train, test)
+    same = baseline_report(train, test, noisy, predictions=fitted)
+    assert json.dumps(same, sort_keys=True) == json.dumps(report, sort_keys=True)  # NaN fields compare too
+    only_mean = baseline_report(train, test, noisy, predictions={"training_mean": fitted["training_mean"]})
+    assert set(only_mean["baselines"]) == {"training_mean"} and only_mean["best_baseline"] == "training_mean"
 
 
 def test_spearman_smoothness_and_sign_flips():

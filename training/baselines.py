@@ -212,21 +212,25 @@ def baseline_report(
     q_low: np.ndarray | None = None,
     q_high: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    predictions: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The model's value quality on ``test`` next to every baseline's, on the same frames and targets.
 
     ``pred`` is the model's E[V] per test frame; ``q_low``/``q_high`` its 10 % and 90 % quantiles (for the
-    calibration figure). Returns ``{"model": {...}, "baselines": {name: {...}}, "best_baseline": name,
-    "margin_ev": model EV - best baseline EV, "beats_every_baseline": bool, "frames": n}``; the best baseline
-    is the one with the highest EV.
+    calibration figure); ``predictions`` (from ``fit_baselines(train, test, names)``) spares fitting the
+    baselines again when the caller also draws them. Returns ``{"model": {...}, "baselines": {name: {...}},
+    "best_baseline": name, "margin_ev": model EV - best baseline EV, "beats_every_baseline": bool,
+    "frames": n}``; the best baseline is the one with the highest EV.
     """
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)
     if pred.size != len(test):
         raise ValueError(f"{pred.size} predictions for {len(test)} evaluation frames; pass one per frame")
     model = value_quality(test.episode, test.frame, test.task, test.target, pred, test.success, q_low, q_high)
+    if predictions is None:
+        predictions = fit_baselines(train, test, names)
     baselines = {
         name: value_quality(test.episode, test.frame, test.task, test.target, p, test.success)
-        for name, p in fit_baselines(train, test, names).items()
+        for name, p in predictions.items()
     }
     scored = {k: v["ev"] for k, v in baselines.items() if np.isfinite(v["ev"])}
     best = max(scored, key=scored.get) if scored else None

@@ -488,9 +488,11 @@ def value_quality_report(
         report = {"model": model, "baselines": {}, "best_baseline": None, **provenance}
         return {"report": report, "eval_frames": eval_frames, "best_baseline_pred": None}
     train_frames = frame_set(targets, states, train_eps)
-    report = {**baseline_report(train_frames, eval_frames, pred, q10, q90), **provenance}
+    predictions = fit_baselines(train_frames, eval_frames)
+    report = {**baseline_report(train_frames, eval_frames, pred, q10, q90, predictions=predictions),
+              **provenance}
     best = report["best_baseline"]
-    best_pred = fit_baselines(train_frames, eval_frames, [best])[best] if best else None
+    best_pred = predictions[best] if best else None
     return {"report": report, "eval_frames": eval_frames, "best_baseline_pred": best_pred}
 
 

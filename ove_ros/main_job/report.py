@@ -81,8 +81,8 @@ def build_report(cfg: DemoConfig, bundle: Path, episodes: list[RecordedEpisode],
                             "valued_by_node": int(np.isfinite(online).sum()),
                             "mid_value_online": mid_value(online), "mid_value_offline": mid_value(off),
                             "bag": ep.bag})
-    baselines, curves = (trivial_baselines(dataset, meta, reward, episodes, offline, cfg.sim_config())
-                         if dataset else (None, {}))
+    baselines, curves = (trivial_baselines(dataset, meta, reward, episodes, offline, cfg.sim_config(),
+                                           known_onsets=planned.onsets) if dataset else (None, {}))
     for i, row in enumerate(rows):  # the trivial predictor to beat and the ceiling, beside the model
         row["references"] = {f"{name} ({baselines['best_baseline']})" if name == "best baseline" else name:
                              values[i] for name, values in curves.items()}
@@ -117,6 +117,7 @@ class PlannedMistakes:
     pauses: list[list[int]]  # first frame of each pause
     releases: list[int | None]  # early release: the frame whose action opened the gripper
     wrong_targets: list[int | None]  # wrong target: the first frame its joints differ from the clean run's
+    onsets: dict  # episode id -> sim.episodes.MistakeOnset, for the failures replayed here
 
 
 def planned_mistakes(episode_ids: Sequence[str], sim_cfg) -> PlannedMistakes:
@@ -140,6 +141,7 @@ def planned_mistakes(episode_ids: Sequence[str], sim_cfg) -> PlannedMistakes:
         pauses=[[start for start, _ in plan.pauses] if plan is not None else [] for plan in plans],
         releases=[None if (o := onset(i, "early_release")) is None else o - 1 for i in range(len(plans))],
         wrong_targets=[onset(i, "wrong_target") for i in range(len(plans))],
+        onsets={episode_ids[i]: o for i, o in found.items()},
     )
 
 
@@ -182,13 +184,15 @@ CEILING_TOLERANCES = {"first_change": 1e-9, "joints_0.01": 0.01}  # rad / m (sim
 
 
 def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEpisode],
-                      offline: Sequence[np.ndarray], sim_cfg=None) -> tuple[dict[str, Any], dict[str, list]]:
+                      offline: Sequence[np.ndarray], sim_cfg=None, known_onsets: dict | None = None,
+                      ) -> tuple[dict[str, Any], dict[str, list]]:
     """The offline values of the held-out episodes next to the trivial predictors (frame index, state-only,
     state + frame index, training mean), fitted on the training dataset's episodes only; with ``sim_cfg``
     (the simulator that recorded them) also the causal ceiling (``training.ceiling``): the EV of the best
     estimate that knows a failure only from the frame its mistake first changes the joints (or moves them
-    by more than 0.01). Returns the figures and, per held-out episode, the curves of the best baseline
-    and of the ceiling (``{"best baseline": [...], "causal ceiling": [...]}``, for the plots)."""
+    by more than 0.01; ``known_onsets``, episode id -> ``MistakeOnset``, are not replayed again). Returns
+    the figures and, per held-out episode, the curves of the best baseline and of the ceiling
+    (``{"best baseline": [...], "causal ceiling": [...]}``, for the plots)."""
     import pyarrow.parquet as pq
 
     from ove_ros.training.baselines import FrameSet, baseline_report, fit_baselines
@@ -210,13 +214,13 @@ def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEp
              "targets": normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward)}
             for i, ep in enumerate(episodes)]
     train_set, held_set = FrameSet.from_episodes(train), FrameSet.from_episodes(held)
-    report = baseline_report(train_set, held_set, np.concatenate(list(offline)))
+    predictions = fit_baselines(train_set, held_set)
+    report = baseline_report(train_set, held_set, np.concatenate(list(offline)), predictions=predictions)
     out = {k: report[k] for k in ("best_baseline", "margin_ev", "beats_every_baseline", "frames")} | {
         "model_ev": report["model"]["ev"],
         "baseline_ev": {name: b["ev"] for name, b in report["baselines"].items()}}
     splits = np.cumsum([len(h["targets"]) for h in held])[:-1]
-    curves = {"best baseline": np.split(fit_baselines(train_set, held_set, [out["best_baseline"]])[
-        out["best_baseline"]], splits)}
+    curves = {"best baseline": np.split(predictions[out["best_baseline"]], splits)}
     ids_file = dataset / "meta" / "ove_ros_episodes.json"
     if sim_cfg is None or not ids_file.exists():
         return out, curves
@@ -230,7 +234,11 @@ def trivial_baselines(dataset: Path, meta, reward, episodes: Sequence[RecordedEp
     specs = [ids[k].partition("/seed") for k in keys]
     if not all(task in sim_cfg.tasks and seed.isdigit() for task, _, seed in specs):
         return out, curves  # episodes the simulator did not record: no onsets to replay
-    found = dict(zip(keys, mistake_onsets([(t, int(s)) for t, _, s in specs], sim_cfg), strict=True))
+    known = known_onsets or {}
+    replay = [(k, (t, int(s))) for k, (t, _, s) in zip(keys, specs, strict=True) if ids[k] not in known]
+    found = {k: known[ids[k]] for k in keys if ids[k] in known}
+    found |= dict(zip([k for k, _ in replay], mistake_onsets([spec for _, spec in replay], sim_cfg),
+                      strict=True))
     ceilings = {name: causal_ceiling(train_set, held_set, {k: o.onset(tol) for k, o in found.items()})
                 for name, tol in CEILING_TOLERANCES.items()}
     out["causal_ceiling_ev"] = {name: explained_variance(c, held_set.target) for name, c in ceilings.items()}

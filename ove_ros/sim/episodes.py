@@ -302,9 +302,12 @@ def mistake_onsets(specs: Sequence[tuple[str, int]], config: SimConfig) -> list[
     with SimWorld(blind) as world:
         for task, seed in specs:
             plan = plan_mistakes(task, seed, config)
-            run = np.stack([f.position for f in world.frames(task, seed, plan)])
-            clean = list(world.frames(task, seed, replace(plan, failure="", shift=None, release_after=0.0)))
+            clean_plan = replace(plan, failure="", shift=None, release_after=0.0)
+            clean = list(world.frames(task, seed, clean_plan))
             ref = np.stack([f.position for f in clean])
+            # Deterministic physics: a plan without a fatal mistake is its own clean run (one replay).
+            run = ref if plan == clean_plan else np.stack([f.position
+                                                           for f in world.frames(task, seed, plan)])
             n = min(len(run), len(ref))
             gap = np.abs(run[:n] - ref[:n]).max(axis=1)
             if len(run) > n:  # the clean run ended (success): count every later frame as different
