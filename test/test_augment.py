@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ove_ros.training.augment import augment_images, augment_states
+from ove_ros.training.augment import augment_images, augment_states, drop_images
 
 
 def _square_images(batch: int = 4, cameras: int = 2, size: int = 32) -> torch.Tensor:
@@ -68,6 +68,10 @@ def test_config_rejects_negative_strengths_before_training():
     cfg.training.augment_color = -0.2
     with pytest.raises(ConfigError, match=r"training\.augment_color must be >= 0, got -0\.2"):
         validate(cfg, require_run_name=False)
+    cfg = Config()
+    cfg.training.augment_drop_images = 1.5
+    with pytest.raises(ConfigError, match=r"training\.augment_drop_images must be in \[0, 1\], got 1\.5"):
+        validate(cfg, require_run_name=False)
 
 
 def test_state_noise_is_off_at_zero_scaled_per_joint_and_seeded():
@@ -92,3 +96,18 @@ def test_state_noise_moves_joints_across_prompt_bins():
     noisy = augment_states(states, 0.03, torch.tensor([-1.0]), torch.tensor([1.0]), seed=1, step=0)
     bins = set(discretize(norm.normalize(noisy.double().numpy()), 16).ravel().tolist())
     assert bins == {7, 8}  # the neighbouring bin is seen with the same target, no bin further away
+
+
+def test_dropped_samples_lose_every_camera_and_the_rest_are_untouched():
+    images = torch.rand(400, 2, 3, 8, 8)
+    assert drop_images(images, 0.0, seed=0, step=0) is images
+    out = drop_images(images, 0.25, seed=3, step=7)
+    dropped = (out == 0.5).flatten(1).all(dim=1)
+    assert 60 <= int(dropped.sum()) <= 140  # about a quarter of 400 (binomial sd ~9)
+    torch.testing.assert_close(out[~dropped], images[~dropped], rtol=0, atol=0)
+    # Seeded by (seed, step): a resumed run drops the same samples; the next step drops others.
+    assert torch.equal(drop_images(images, 0.25, seed=3, step=7), out)
+    assert not torch.equal(drop_images(images, 0.25, seed=3, step=8), out)
+    assert (drop_images(images, 1.0, seed=0, step=0) == 0.5).all()
+    with pytest.raises(ValueError, match="probability"):
+        drop_images(images, 1.5, seed=0, step=0)

@@ -12,6 +12,10 @@ trained on a few episodes learns every bin on its own and nothing carries over t
 noise on the joints (a fraction of each joint's training range) shows it neighbouring bins with the same
 targets.
 
+Whole samples can lose their images (``drop_images``): on a few dozen episodes the model finds it easier to
+tell the training episodes apart by their pixels than to learn what the joints say; a sample shown grey
+images must be valued from the prompt alone, so both inputs keep being learned.
+
 The random numbers come from a generator seeded by ``(seed, step)``, so a resumed run augments exactly as an
 uninterrupted one.
 """
@@ -63,3 +67,15 @@ def augment_states(states: torch.Tensor, std: float, low: torch.Tensor, high: to
     noise = torch.randn(states.shape, generator=gen).to(states.device, states.dtype)
     half_range = ((high - low) / 2).to(states.device, states.dtype)
     return states + noise * std * half_range
+
+
+def drop_images(images: torch.Tensor, p: float, seed: int, step: int) -> torch.Tensor:
+    """``images`` ``[B, N, 3, H, W]`` in [0, 1] with every camera of a sample set to mid-grey (the vision
+    tower's zero after normalization) with probability ``p``; the input itself when ``p`` is 0."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"image drop probability must be in [0, 1], got {p}")
+    if p == 0:
+        return images
+    gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(step) + 13)
+    keep = (torch.rand(images.shape[0], generator=gen) >= p).to(images.device)
+    return torch.where(keep.view(-1, 1, 1, 1, 1), images, torch.full_like(images, 0.5))

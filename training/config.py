@@ -150,6 +150,9 @@ class OptimConfig:
         "Gaussian noise on the joints, std as a fraction of half of each joint's training range (0 = off).",
         ge=0,
     )
+    augment_drop_images: float = _f(
+        0.0, "Probability that a training sample's images are all replaced by mid-grey (0 = off).", ge=0, le=1
+    )
     consistency_weight: float = _f(
         0.0,
         "Weight of the temporal-consistency term: the squared difference between the value error of a frame "

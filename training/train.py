@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Subset, default_collate
 
 from ove_ros.model import OpenValueEstimator
 from ove_ros.training import checkpoint as ckpt
-from ove_ros.training.augment import augment_images, augment_states
+from ove_ros.training.augment import augment_images, augment_states, drop_images
 from ove_ros.training.config import Config, ConfigError, run_cli, save_config
 from ove_ros.training.contract import conversion_contract
 from ove_ros.training.dataset import (
@@ -636,8 +636,9 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 if paired:  # one forward pass over the samples and their partner frames
                     batch = with_partners(batch)
                 draw = step * t.gradient_accumulation_steps + micro  # seeds this micro-batch's augmentation
-                batch["observation.images"] = augment_images(
-                    batch["observation.images"], t.augment_shift, t.augment_color, t.seed, draw)
+                batch["observation.images"] = drop_images(augment_images(
+                    batch["observation.images"], t.augment_shift, t.augment_color, t.seed, draw),
+                    t.augment_drop_images, t.seed, draw)
                 batch["observation.state"] = augment_states(
                     batch["observation.state"], t.augment_state, core.state_low, core.state_high, t.seed,
                     draw)
