@@ -64,10 +64,14 @@ class DemoConfig:
     heldout_seed: int = setting(100_000, "First seed of the held-out episodes.")
     train_steps: int = setting(800, "Optimizer steps.", ge=1)
     train_config: str = setting(DEMO_TRAIN_CONFIG, "Training config file.")
-    # Joints in 16 bins, elapsed time as an input and 16 px input: the best measured on the held-out
-    # episodes (README, benchmarks/results/main_job_experiments.json -> override_sweep).
+    # Joints in 16 bins, elapsed time as an input, 16 px input and a language model with 8 attention heads
+    # of width 16 (its prompt's 9 joints are read each at its own position; the preset's 2 heads share one
+    # key/value head): the best measured (README, benchmarks/results/main_job_experiments.json ->
+    # override_sweep, model_folds.json against model_folds_heads2.json).
     model_overrides: dict[str, Any] = setting(
-        {"state_bins": 16, "time_bin_frames": 10, "image_size": 16},
+        {"state_bins": 16, "time_bin_frames": 10, "image_size": 16,
+         "text": {"num_attention_heads": 8, "num_key_value_heads": 8, "head_dim": 16,
+                  "query_pre_attn_scalar": 16}},
         "The value model's settings over the training config's (model.overrides); {}: the tiny preset as is.",
     )
     train_overrides: tuple[str, ...] = setting(
