@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.machine_info import basic  # noqa: E402
 from ove_ros import typed_cli  # noqa: E402
+from ove_ros.training.checkpoint import atomic_write_text  # noqa: E402
 from ove_ros.typed_config import setting  # noqa: E402
 
 
@@ -141,10 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             hog.kill()
             hog.wait()
     out = Path(s.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": basic(), "settings": vars(s), "runs": runs}, indent=1) + "\n")
-    tmp.replace(out)
+    doc = {"machine": basic(), "settings": vars(s), "runs": runs}
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -45,6 +45,7 @@ from ove_ros.main_job.config import DemoConfig, jsonable  # noqa: E402
 from ove_ros.main_job.report import offline_values  # noqa: E402
 from ove_ros.main_job.sim_mode import run_demo  # noqa: E402
 from ove_ros.sim.episodes import GL_BACKEND, SimConfig, SimWorld  # noqa: E402
+from ove_ros.training.checkpoint import atomic_write_text  # noqa: E402
 from ove_ros.typed_config import setting  # noqa: E402
 
 
@@ -150,9 +151,7 @@ def append_sweep(path: Path, entry: dict) -> None:
     """Appends one setting's runs to the experiments file's ``override_sweep`` list (atomic rewrite)."""
     data = json.loads(path.read_text()) if path.exists() else {}
     data.setdefault("override_sweep", []).append(jsonable(entry))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def spread_only(args: Settings, overrides: tuple[str, ...]) -> int:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.machine_info import basic  # noqa: E402
 from ove_ros import typed_cli  # noqa: E402
+from ove_ros.training.checkpoint import atomic_write_text  # noqa: E402
 from ove_ros.typed_cli import REQUIRED  # noqa: E402
 from ove_ros.typed_config import setting  # noqa: E402
 
@@ -133,9 +134,7 @@ def one_seed(args: Settings, root: Path, seed: int, overrides: list[str]) -> lis
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(doc, indent=2, default=float) + "\n")
 
 
 def analyze(name: str, seeds: list[int], best: bool = False) -> dict[str, Any]:

@@ -77,5 +77,5 @@ def drop_images(images: torch.Tensor, p: float, seed: int, step: int) -> torch.T
     if p == 0:
         return images
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(step) + 13)
-    keep = (torch.rand(images.shape[0], generator=gen) >= p).to(images.device)
-    return torch.where(keep.view(-1, 1, 1, 1, 1), images, torch.full_like(images, 0.5))
+    drop = (torch.rand(images.shape[0], generator=gen) < p).to(images.device)
+    return images.masked_fill(drop.view(-1, 1, 1, 1, 1), 0.5)
