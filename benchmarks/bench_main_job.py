@@ -89,9 +89,11 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
     from ove_ros.sim.episodes import ROBOT_JOINTS
     from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
 
-    # The run's model settings (a summary from before they were a main-job setting trained the preset as is).
+    # The run's model settings; a summary from before they were main-job settings trained the preset as is,
+    # without joint noise.
     kept = {k: v for k, v in summary["config"].items() if k in ("train_steps", "train_config")}
-    cfg = DemoConfig(**kept, model_overrides=summary["config"].get("model_overrides", {}))
+    cfg = DemoConfig(**kept, model_overrides=summary["config"].get("model_overrides", {}),
+                     state_noise=summary["config"].get("state_noise", 0.0))
     cameras = summary["config"]["cameras"]
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
@@ -104,7 +106,7 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
         start = time.perf_counter()
         bundle, _ = train_and_bundle(cfg, Path(summary["dataset"]), work / "runs", f"seed{seed}",
                                      work / f"bundle_seed{seed}", work,
-                                     ["data.repo_id=sim/metaworld_demo", *cfg.model_args(),
+                                     ["data.repo_id=sim/metaworld_demo", *cfg.training_args(),
                                       f"training.seed={seed}", *overrides])
         from ove_ros.bundle import read_bundle_config
         from ove_ros.values import RewardConfig
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                               "node_latency_ms_median": summary["report"]["node_latency_ms_median"],
                               "baselines": summary["report"]["baselines"],
                               "live_parity": summary["report"]["parity"]["live"]}
-        kept = ("episodes", "heldout", "train_steps", "max_steps", "model_overrides")
+        kept = ("episodes", "heldout", "train_steps", "max_steps", "model_overrides", "state_noise")
         results["config"] = {k: summary["config"][k] for k in kept}
         results["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
         for stage, seconds in results["stages_s"].items():

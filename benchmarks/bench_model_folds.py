@@ -59,7 +59,7 @@ def train_and_evaluate(dataset: Path, work: Path, fold: list[int], name: str, se
     train = [sys.executable, "-m", "ove_ros.training.train", f"config={cfg.train_config}", f"run_name={name}",
              f"output_root={work}", f"data.root={dataset}", f"data.repo_id={REPO_ID}",
              f"data.val_episodes={fold}", f"training.steps={cfg.train_steps}", f"training.seed={seed}",
-             "training.num_threads=1", *cfg.model_args(), *overrides]
+             "training.num_threads=1", *cfg.training_args(), *overrides]
     evaluate = [sys.executable, "-m", "ove_ros.training.evaluate", f"config={run_dir / 'config.yaml'}",
                 f"evaluate.checkpoint={run_dir}", "evaluate.split=val", "evaluate.plot_episodes=0",
                 "evaluate.video_episodes=0", f"evaluate.output_dir={work / (name + '_eval')}"]

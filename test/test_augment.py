@@ -75,7 +75,7 @@ def test_config_rejects_negative_strengths_before_training():
 
 
 def test_state_noise_is_off_at_zero_scaled_per_joint_and_seeded():
-    states = torch.tensor([[0.0, 10.0], [1.0, 20.0]]).repeat(2000, 1)
+    states = torch.tensor([[0.0, 40.0], [0.2, 60.0]]).repeat(2000, 1)
     low, high = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 100.0])
     assert augment_states(states, 0.0, low, high, seed=0, step=0) is states
     noisy = augment_states(states, 0.1, low, high, seed=0, step=3)
@@ -86,6 +86,20 @@ def test_state_noise_is_off_at_zero_scaled_per_joint_and_seeded():
     assert not torch.equal(noisy, augment_states(states, 0.1, low, high, seed=0, step=4))
     with pytest.raises(ValueError, match="state noise must be >= 0"):
         augment_states(states, -0.1, low, high, seed=0, step=0)
+
+
+def test_state_noise_stays_in_the_training_range_without_the_out_of_range_warning(caplog):
+    from ove_ros.prompt import StateNormalizer
+
+    low, high = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 100.0])
+    states = torch.tensor([[1.0, 0.0], [-1.0, 100.0]]).repeat(500, 1)  # every joint on an edge
+    noisy = augment_states(states, 0.1, low, high, seed=2, step=0)
+    assert (noisy >= low).all() and (noisy <= high).all()
+    assert (noisy != states).any(dim=0).all()  # each joint still moves inward
+    norm = StateNormalizer(low.double().numpy(), high.double().numpy())
+    with caplog.at_level("WARNING"):
+        norm.normalize(noisy.double().numpy())
+    assert norm.clipped_count() == 0 and "outside the training range" not in caplog.text
 
 
 def test_state_noise_moves_joints_across_prompt_bins():

@@ -250,11 +250,35 @@ def test_main_job_model_settings_reach_training_as_one_mapping(tmp_path):
     # The training config file's own model.overrides are replaced, the other training overrides still apply.
     path = tmp_path / "train.yaml"
     path.write_text("data:\n  repo_id: x/y\nmodel:\n  overrides: {image_size: 48}\n")
-    trained = load_config(path, [*cfg.model_args(), *cfg.train_overrides], require_run_name=False)
+    trained = load_config(path, [*cfg.training_args(), *cfg.train_overrides], require_run_name=False)
     assert trained.model.overrides == {"state_bins": 16, "time_bin_frames": 10}
     assert trained.training.steps == 7
     merged = parse_args(["model_overrides.time_bin_frames=5"]).model_overrides
     assert merged == {**default, "time_bin_frames": 5}
+
+
+def test_main_job_joint_noise_reaches_training_and_a_user_key_wins(tmp_path):
+    from ove_ros.main_job.cli import parse_args
+    from ove_ros.training.config import load_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("data:\n  repo_id: x/y\ntraining:\n  augment_state: 0.5\n")
+
+    def trained(argv):
+        cfg = parse_args(argv)
+        args = [*cfg.training_args(), *cfg.train_overrides]
+        return load_config(path, args, require_run_name=False).training
+
+    default = parse_args([]).state_noise
+    assert default > 0
+    # The main job's setting replaces the training file's, and survives other training overrides.
+    assert trained(["training.learning_rate=0.001"]).augment_state == default
+    assert trained(["state_noise=0"]).augment_state == 0.0
+    assert trained(["state_noise=0.07"]).augment_state == 0.07
+    # A training override of the same key is the user's last word.
+    assert trained(["state_noise=0.07", "training.augment_state=0.01"]).augment_state == 0.01
+    with pytest.raises(ConfigError, match="state_noise must be >= 0"):
+        parse_args(["state_noise=-1"])
 
 
 def test_main_job_bad_value_is_one_line_and_exit_2():

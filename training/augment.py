@@ -58,7 +58,10 @@ def augment_images(images: torch.Tensor, shift: float, color: float, seed: int, 
 def augment_states(states: torch.Tensor, std: float, low: torch.Tensor, high: torch.Tensor, seed: int,
                    step: int) -> torch.Tensor:
     """Raw joints ``[B, D]`` plus Gaussian noise of ``std`` in normalized units (``std`` times half of each
-    joint's training range ``high - low``); the input itself when ``std`` is 0."""
+    joint's training range ``high - low``), kept inside that range; the input itself when ``std`` is 0.
+
+    The prompt clips a joint outside the training range to its edge anyway; clamping here gives the same
+    prompt without the normalizer's out-of-range warning, which is meant for real inputs."""
     if std < 0:
         raise ValueError(f"state noise must be >= 0, got {std}")
     if std == 0:
@@ -66,7 +69,8 @@ def augment_states(states: torch.Tensor, std: float, low: torch.Tensor, high: to
     gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(step) + 7)
     noise = torch.randn(states.shape, generator=gen).to(states.device, states.dtype)
     half_range = ((high - low) / 2).to(states.device, states.dtype)
-    return states + noise * std * half_range
+    low, high = low.to(states.device, states.dtype), high.to(states.device, states.dtype)
+    return torch.clamp(states + noise * std * half_range, min=low, max=high)
 
 
 def drop_images(images: torch.Tensor, p: float, seed: int, step: int) -> torch.Tensor:

@@ -76,7 +76,7 @@ def check_training_overrides(cfg: DemoConfig | RealConfig) -> None:
     from ove_ros.training.config import load_config
 
     path = Path(cfg.train_config)
-    model = cfg.model_args() if isinstance(cfg, DemoConfig) else []
+    model = cfg.training_args() if isinstance(cfg, DemoConfig) else []
     load_config(path if path.is_absolute() else REPO_ROOT / path, [*model, *cfg.train_overrides],
                 require_run_name=False, what="training overrides")
 

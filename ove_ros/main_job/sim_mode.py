@@ -81,12 +81,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     train_text = (REPO_ROOT / cfg.train_config).read_text() if not Path(cfg.train_config).is_absolute() \
         else Path(cfg.train_config).read_text()
     run_name = "demo_" + config_hash(data_key, train_text, cfg.train_steps,
-                                     [*cfg.model_args(), *cfg.train_overrides])
+                                     [*cfg.training_args(), *cfg.train_overrides])
     bundle = out / "bundle"
     bundle_path, train_info = stages.run(
         "3+4 train (ove_ros.training.train) and bundle (ove_ros.training.convert)",
         lambda: train_and_bundle(cfg, dataset, cache / "runs", run_name, bundle, logs,
-                                 [f"data.repo_id={REPO_ID}", *cfg.model_args()]),
+                                 [f"data.repo_id={REPO_ID}", *cfg.training_args()]),
         lambda r: f"{r[1]['checkpoint']}",
     )
 
