@@ -5,8 +5,12 @@
 Layout::
 
     <bundle>/model.safetensors   weights (incl. the state statistics as buffers)
-    <bundle>/config.json         {"format_version": 1, "model": ValueModelConfig, "metadata": BundleMetadata}
+    <bundle>/config.json         {"format_version": 1, "model": ValueModelConfig, "metadata": BundleMetadata,
+                                  "ensemble_members": K (only for an ensemble, K >= 2)}
     <bundle>/tokenizer/          Hugging Face tokenizer files
+
+An ensemble (:class:`ove_ros.ensemble.ValueEnsemble`: K models of one config, trained with other seeds) stores
+its members' weights under ``members.<i>.``; the model section is the config they share.
 
 Loading validates every piece against the others and raises :class:`BundleError` naming the file and the
 problem, so a bad bundle fails at node start-up instead of producing wrong values.
@@ -209,6 +213,9 @@ def save_bundle(
         "model": model.config.to_dict(),
         "metadata": {**metadata.to_dict(), "dtype": dtype_name(model.dtype)},
     }
+    members = getattr(model, "members", None)
+    if members is not None:
+        doc["ensemble_members"] = len(members)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -234,7 +241,16 @@ def save_bundle(
 
 def read_bundle_config(path: str | Path) -> tuple[ValueModelConfig, BundleMetadata]:
     """Parse and validate ``config.json`` only (cheap: no weights, no tokenizer)."""
-    root = _bundle_dir(path)
+    config, metadata, _ = _read_config(_bundle_dir(path))
+    return config, metadata
+
+
+def ensemble_members(path: str | Path) -> int:
+    """How many models the bundle holds (1 unless it is an ensemble)."""
+    return _read_config(_bundle_dir(path))[2]
+
+
+def _read_config(root: Path) -> tuple[ValueModelConfig, BundleMetadata, int]:
     file = root / CONFIG_FILE
     if not file.is_file():
         raise BundleError(
@@ -275,7 +291,12 @@ def read_bundle_config(path: str | Path) -> tuple[ValueModelConfig, BundleMetada
             f"{file}: metadata lists {len(metadata.joint_names)} joint_names but the model has "
             f"state_dim={config.state_dim}"
         )
-    return config, metadata
+    members = doc.get("ensemble_members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1 or members == 1 and \
+            "ensemble_members" in doc:
+        raise BundleError(f"{file}: ensemble_members must be an integer >= 2 (absent for one model), got "
+                          f"{members!r}; the file is damaged, re-export the bundle")
+    return config, metadata, members
 
 
 def _bundle_dir(path: str | Path) -> Path:
@@ -338,6 +359,7 @@ class BundleContents:
     tokenizer: Any
     tensors: dict[str, torch.Tensor]
     dtype: torch.dtype | None  # the dtype asked for at load time (None: keep the stored one)
+    members: int = 1  # models in the bundle (>= 2: an ensemble, weights under members.<i>.)
 
     def load_into(self, model: Any) -> None:
         """Check the weights against ``model`` (built from :attr:`config`), load them and the joint names."""
@@ -353,7 +375,7 @@ def read_bundle(path: str | Path, dtype: torch.dtype | str | None = None) -> Bun
     """Read and validate config, metadata, tokenizer and weights (for :func:`ove_ros.model.load_bundle`)."""
     root = _bundle_dir(path)
     target_dtype = parse_dtype(dtype)
-    config, metadata = read_bundle_config(root)
+    config, metadata, members = _read_config(root)
     tok_dir = root / TOKENIZER_DIR
     if not tok_dir.is_dir():
         raise BundleError(f"{tok_dir}: missing tokenizer directory; re-export the bundle")
@@ -367,4 +389,4 @@ def read_bundle(path: str | Path, dtype: torch.dtype | str | None = None) -> Bun
             f"{config.vocab_size}; tokenizer and weights come from different models"
         )
     tensors = _read_weights(root / WEIGHTS_FILE)
-    return BundleContents(root, config, metadata, tokenizer, tensors, target_dtype)
+    return BundleContents(root, config, metadata, tokenizer, tensors, target_dtype, members)

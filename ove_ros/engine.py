@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ove_ros.bundle import BundleMetadata, parse_dtype
+from ove_ros.ensemble import members_of
 from ove_ros.fp8 import convert_to_fp8, convert_with_torchao, supports_fp8
 from ove_ros.fused_layers import fuse_layers
 from ove_ros.model import OpenValueEstimator, load_bundle, preprocess_images
@@ -414,7 +415,7 @@ class InferenceEngine:
                 logger.info("quantize=%r needs a CUDA device of compute capability >= 8.9 and bfloat16; "
                             "running without it on %s/%s", mode, self.device, self.dtype)
                 return "none"
-            towers = [self.model.vision, self.model.text]
+            towers = [tower for m in members_of(self.model) for tower in (m.vision, m.text)]
             n = convert_with_torchao(towers) if mode == "fp8-torchao" else convert_to_fp8(towers)
             logger.info("quantize=%r: %d Linear layers of the towers run in float8", mode, n)
         return mode

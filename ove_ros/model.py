@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from ove_ros.bundle import BundleMetadata, read_bundle, save_bundle
+from ove_ros.bundle import BundleError, BundleMetadata, read_bundle, save_bundle
 from ove_ros.model_config import ValueModelConfig
 from ove_ros.prompt import StateNormalizer, build_prompt, discretize, time_bin
 from ove_ros.tokenizer import build_local_tokenizer, configure_tokenizer, load_tokenizer
@@ -458,7 +458,8 @@ class OpenValueEstimator(nn.Module):
 def load_bundle(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
 ) -> tuple[OpenValueEstimator, BundleMetadata]:
-    """Load and validate a deploy bundle; ``dtype=None`` keeps the stored dtype. The model is in eval mode.
+    """Load and validate a deploy bundle; ``dtype=None`` keeps the stored dtype. The model is in eval mode;
+    an ensemble bundle gives a :class:`ove_ros.ensemble.ValueEnsemble`, which has the same interface.
 
     :mod:`ove_ros.bundle` reads and checks the files; this builds the model they describe.
     """
@@ -466,8 +467,23 @@ def load_bundle(
 
     contents = read_bundle(path, dtype)
     with no_init_weights():  # every weight is overwritten by load_into: skip the (slow) random init
-        model = OpenValueEstimator(contents.config, contents.tokenizer)
+        models = [OpenValueEstimator(contents.config, contents.tokenizer) for _ in range(contents.members)]
+    if contents.members > 1:
+        from ove_ros.ensemble import ValueEnsemble
+
+        try:
+            model = ValueEnsemble(models)
+        except ValueError as exc:
+            raise BundleError(f"{contents.root}: {exc}") from None
+    else:
+        model = models[0]
     contents.load_into(model)
+    if contents.members > 1:
+        from ove_ros.ensemble import disagreement
+
+        problem = disagreement(models)  # again with the stored statistics
+        if problem:
+            raise BundleError(f"{contents.root}: ensemble members disagree: {problem}; re-export the bundle")
     model.to(device=device)
     if contents.dtype is not None:
         model.to(dtype=contents.dtype)

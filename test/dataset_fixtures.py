@@ -116,3 +116,21 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, learnable_dataset: Pat
     )
     result = train(cfg)
     return {"cfg": cfg, "result": result, "dataset": learnable_dataset}
+
+
+@pytest.fixture(scope="session")
+def trained_run_seed1(tmp_path_factory: pytest.TempPathFactory,
+                      trained_run: dict[str, Any]) -> dict[str, Any]:
+    """``trained_run`` again with training seed 1: a second member for an ensemble."""
+    from ove_ros.training.train import train
+
+    out = tmp_path_factory.mktemp("trained_seed1")
+    cfg = trained_run["cfg"]
+    cfg = tiny_config(out, trained_run["dataset"], run_name="shared_seed1", **{
+        "training.steps": cfg.training.steps, "training.warmup_steps": cfg.training.warmup_steps,
+        "training.val_every": 0, "training.save_every": cfg.training.save_every,
+        "training.learning_rate": cfg.training.learning_rate, "training.ema_decay": cfg.training.ema_decay,
+        "data.batch_size": cfg.data.batch_size, "data.val_episodes": list(cfg.data.val_episodes),
+        "training.seed": 1,
+    })
+    return {"cfg": cfg, "result": train(cfg), "dataset": trained_run["dataset"]}

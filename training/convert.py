@@ -9,6 +9,10 @@ r"""Turn a training checkpoint into a deploy bundle for the live node.
 Every option is also a ``key=value`` of ``ConvertConfig`` (``checkpoint=... output=... dtype=bfloat16
 use_ema=false advantage_info=... debug=true``); ``--help`` lists the keys with their defaults.
 
+``members=[<ckpt>, ...]`` adds the checkpoints of other training seeds of the same run settings and data: the
+bundle is then an ensemble (``ove_ros.ensemble``), valued as the mean of the members' distributions at that
+many times the compute.
+
 ``--checkpoint`` is a checkpoint file (``checkpoint_<step>.safetensors``, ``checkpoint_ema.safetensors``), a
 run directory (its newest checkpoint), or an older run's ``checkpoints/step_<N>`` directory or
 ``checkpoints/last``.
@@ -50,6 +54,9 @@ class ConvertConfig:
     checkpoint: str | None = setting(
         None,
         "Required. checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest).",
+    )
+    members: list[str] = setting(
+        [], "Checkpoints (or run directories) of other training seeds: an ensemble bundle with checkpoint."
     )
     output: str | None = setting(None, "Required. Bundle directory to write (replaced if it is a bundle).")
     dtype: str = setting("float32", "Weight dtype of the bundle.", choices=DTYPES)
@@ -168,30 +175,58 @@ def bundle_metadata(
     return BundleMetadata.from_model(model, **overrides)
 
 
+# What the members of an ensemble must share of their checkpoints' record of the data: the same dataset,
+# split, reward and scales, so the mixture's values mean what each member's do.
+SHARED_DATA = ("repo_id", "fps", "joint_names", "task_normalizers", "reward", "train_episodes", "conversion")
+
+
 def convert(
     checkpoint: str | Path,
     output: str | Path,
     dtype: str = ConvertConfig.dtype,
     use_ema: bool = ConvertConfig.use_ema,
     advantage_info: str | Path | None = None,
+    members: Sequence[str | Path] = (),
 ) -> Path:
     """Write the bundle for ``checkpoint`` (a checkpoint file or directory, or a run directory) to ``output``;
-    returns its path."""
+    with ``members``, the ensemble of it and them. Returns its path."""
     target_dtype = parse_dtype(dtype)
-    ckpt_dir = ckpt.resolve_checkpoint(Path(checkpoint))
-    model, meta, used_ema = model_from_checkpoint(ckpt_dir, use_ema=use_ema)
-    if use_ema and not used_ema:
-        logger.warning("%s has no EMA weights (EMA was off); exporting the raw weights", ckpt_dir)
+    ckpt_dirs = [ckpt.resolve_checkpoint(Path(c)) for c in [checkpoint, *members]]
+    loaded = [model_from_checkpoint(d, use_ema=use_ema) for d in ckpt_dirs]
+    for d, (_, _, used) in zip(ckpt_dirs, loaded, strict=True):
+        if use_ema and not used:
+            logger.warning("%s has no EMA weights (EMA was off); exporting the raw weights", d)
+    model, meta, used_ema = loaded[0]
+    if members:
+        from ove_ros.ensemble import ValueEnsemble
+
+        first = meta.get("dataset", {})
+        for d, (_, other, _) in zip(ckpt_dirs[1:], loaded[1:], strict=True):
+            differ = [k for k in SHARED_DATA if other.get("dataset", {}).get(k) != first.get(k)]
+            if differ:
+                raise ValueError(
+                    f"{d} was trained on other data than {ckpt_dirs[0]} ({', '.join(differ)} differ); the "
+                    "members of an ensemble differ only in their training seed"
+                )
+        model = ValueEnsemble([m for m, _, _ in loaded])
     advantage = read_advantage_info(advantage_info) if advantage_info else None
     metadata = bundle_metadata(model, meta, used_ema, advantage)
+    if members:
+        metadata.training["members"] = [
+            {"checkpoint": str(d), "run_name": m.get("config", {}).get("run_name"),
+             "step": int(m.get("step", 0)), "seed": m.get("config", {}).get("training", {}).get("seed"),
+             "ema": bool(used)}
+            for d, (_, m, used) in zip(ckpt_dirs, loaded, strict=True)
+        ]
     model.to(dtype=target_dtype)
-    path = save_bundle(output, model, metadata, inputs=[ckpt_dir])
+    path = save_bundle(output, model, metadata, inputs=ckpt_dirs)
     logger.info(
-        "wrote bundle %s (%s, %s weights, step %s)",
+        "wrote bundle %s (%s, %s weights, step %s%s)",
         path,
         dtype,
         "EMA" if used_ema else "raw",
         meta.get("step"),
+        f", an ensemble of {len(ckpt_dirs)}" if members else "",
     )
     return path
 
@@ -209,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(error_message(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        path = convert(cfg.checkpoint, cfg.output, cfg.dtype, cfg.use_ema, cfg.advantage_info)
+        path = convert(cfg.checkpoint, cfg.output, cfg.dtype, cfg.use_ema, cfg.advantage_info, cfg.members)
     except Exception as exc:
         if cfg.debug:
             raise
