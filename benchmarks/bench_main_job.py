@@ -80,73 +80,92 @@ def offline_mistake_report(summary: dict, meta, reward, episodes: list, values: 
 
 
 def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...] = (),
-                first_seed: int = 1) -> list[dict]:
+                first_seed: int = 1, ensemble: bool = False) -> list[dict]:
     """Held-out metrics of models trained with training seeds ``first_seed``.. (``seeds`` of them) on the
-    run's own dataset with the training ``overrides``, each next to the trivial baselines."""
+    run's own dataset with the training ``overrides``, each next to the trivial baselines; with
+    ``ensemble``, also of the ensemble bundle of all of them (``ove_ros.ensemble``)."""
     from ove_ros.main_job.episode_bags import read_episode_bag
-    from ove_ros.main_job.report import trivial_baselines
     from ove_ros.main_job.train_stage import train_and_bundle
     from ove_ros.sim.episodes import ROBOT_JOINTS
-    from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
 
     # The run's model settings; a summary from before they were main-job settings trained the preset as is,
     # without joint noise.
     kept = {k: v for k, v in summary["config"].items() if k in ("train_steps", "train_config")}
     cfg = DemoConfig(**kept, model_overrides=summary["config"].get("model_overrides", {}),
-                     state_noise=summary["config"].get("state_noise", 0.0))
+                     state_noise=summary["config"].get("state_noise", 0.0), ensemble=1)
     cameras = summary["config"]["cameras"]
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
-    import numpy as np
-
-    from ove_ros.training.metrics import smoothness
-
-    rows = []
+    rows, checkpoints = [], []
     for seed in range(first_seed, first_seed + seeds):
         start = time.perf_counter()
-        bundle, _ = train_and_bundle(cfg, Path(summary["dataset"]), work / "runs", f"seed{seed}",
-                                     work / f"bundle_seed{seed}", work,
-                                     ["data.repo_id=sim/metaworld_demo", *cfg.training_args(),
-                                      f"training.seed={seed}", *overrides])
-        from ove_ros.bundle import read_bundle_config
-        from ove_ros.values import RewardConfig
+        bundle, info = train_and_bundle(cfg, Path(summary["dataset"]), work / "runs", f"seed{seed}",
+                                        work / f"bundle_seed{seed}", work,
+                                        ["data.repo_id=sim/metaworld_demo", *cfg.training_args(),
+                                         f"training.seed={seed}", *overrides])
+        checkpoints.append(info["checkpoint"])
+        rows.append(bundle_row(summary, cfg, episodes, bundle, work / f"heldout_values_seed{seed}.npz",
+                               {"training_seed": seed}, start))
+    if ensemble and len(checkpoints) > 1:
+        from ove_ros.training.convert import convert
 
-        _, meta = read_bundle_config(bundle)
-        reward = RewardConfig.from_dict(meta.reward)
-        values = offline_values(bundle, episodes)
-        evaluated = [
-            EpisodeValues(ep.episode_id, ep.task, ep.success, v,
-                          normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward))
-            for ep, v in zip(episodes, values, strict=True)
-        ]
-        metrics = value_metrics(evaluated)
-        mistakes = offline_mistake_report(summary, meta, reward, episodes, values)
-        # Per-episode ratios, averaged (training.metrics.smoothness pools the frames of the episodes it gets).
-        smooth = [smoothness(np.zeros(e.values.size), np.arange(e.values.size), e.values,
-                             e.targets)["smoothness_ratio"] for e in evaluated]
-        np.savez(work / f"heldout_values_seed{seed}.npz",
-                 **{f"{e.episode_id}:{k}": getattr(e, k) for e in evaluated for k in ("values", "targets")})
-        base, _ = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values,
-                                    cfg.sim_config())
-        best = base["best_baseline"]
-        rows.append({"training_seed": seed, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"],
-                     "mae": metrics["mae"], "best_baseline": best,
-                     "best_baseline_ev": base["baseline_ev"][best], "margin_ev": base["margin_ev"],
-                     "baseline_ev": base["baseline_ev"],
-                     "causal_ceiling_ev": base.get("causal_ceiling_ev"),
-                     "smoothness_ratio": float(np.mean(smooth)),
-                     "mistake_advantage_auroc": mistakes["auroc"],
-                     "release_advantage_auroc": mistakes["early_release"]["auroc"],
-                     "wrong_target_advantage_auroc": mistakes["wrong_target"]["auroc"],
-                     "mistake_advantage": mistakes,
-                     "seconds": time.perf_counter() - start})
-        print(f"  training seed {seed}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}, "
-              f"advantage AUROC pauses {mistakes['auroc']:.3f} / early releases "
-              f"{mistakes['early_release']['auroc']:.3f} / wrong targets "
-              f"{mistakes['wrong_target']['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
-              f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}; "
-              f"causal ceiling {base['causal_ceiling_ev']['first_change']:.3f}")
+        start = time.perf_counter()
+        bundle = convert(checkpoints[0], work / "bundle_ensemble", members=checkpoints[1:])
+        members = list(range(first_seed, first_seed + seeds))
+        rows.append(bundle_row(summary, cfg, episodes, bundle, work / "heldout_values_ensemble.npz",
+                               {"training_seed": None, "ensemble_of_seeds": members}, start))
     return rows
+
+
+def bundle_row(summary: dict, cfg: DemoConfig, episodes: list, bundle: Path, values_file: Path,
+               row: dict, start: float) -> dict:
+    """One bundle's held-out metrics offline (values, baselines, mistakes, smoothness), printed and
+    returned as a row of the spread."""
+    import numpy as np
+
+    from ove_ros.bundle import read_bundle_config
+    from ove_ros.main_job.report import trivial_baselines
+    from ove_ros.sim.metrics import EpisodeValues, normalized_targets, value_metrics
+    from ove_ros.training.metrics import smoothness
+    from ove_ros.values import RewardConfig
+
+    _, meta = read_bundle_config(bundle)
+    reward = RewardConfig.from_dict(meta.reward)
+    values = offline_values(bundle, episodes)
+    evaluated = [
+        EpisodeValues(ep.episode_id, ep.task, ep.success, v,
+                      normalized_targets(len(ep.stamps), ep.success, meta.scale_for(ep.task), reward))
+        for ep, v in zip(episodes, values, strict=True)
+    ]
+    metrics = value_metrics(evaluated)
+    mistakes = offline_mistake_report(summary, meta, reward, episodes, values)
+    # Per-episode ratios, averaged (training.metrics.smoothness pools the frames of the episodes it gets).
+    smooth = [smoothness(np.zeros(e.values.size), np.arange(e.values.size), e.values,
+                         e.targets)["smoothness_ratio"] for e in evaluated]
+    np.savez(values_file,
+             **{f"{e.episode_id}:{k}": getattr(e, k) for e in evaluated for k in ("values", "targets")})
+    base, _ = trivial_baselines(Path(summary["dataset"]), meta, reward, episodes, values, cfg.sim_config())
+    best = base["best_baseline"]
+    row = {**row, "ev": metrics["ev"], "auroc_mid": metrics["auroc_mid"],
+           "mae": metrics["mae"], "best_baseline": best,
+           "best_baseline_ev": base["baseline_ev"][best], "margin_ev": base["margin_ev"],
+           "baseline_ev": base["baseline_ev"],
+           "causal_ceiling_ev": base.get("causal_ceiling_ev"),
+           "smoothness_ratio": float(np.mean(smooth)),
+           "mistake_advantage_auroc": mistakes["auroc"],
+           "release_advantage_auroc": mistakes["early_release"]["auroc"],
+           "wrong_target_advantage_auroc": mistakes["wrong_target"]["auroc"],
+           "mistake_advantage": mistakes,
+           "seconds": time.perf_counter() - start}
+    who = (f"training seed {row['training_seed']}" if row.get("training_seed") is not None
+           else f"ensemble of seeds {row['ensemble_of_seeds']}")
+    print(f"  {who}: held-out EV {metrics['ev']:.3f}, AUROC {metrics['auroc_mid']:.3f}, "
+          f"advantage AUROC pauses {mistakes['auroc']:.3f} / early releases "
+          f"{mistakes['early_release']['auroc']:.3f} / wrong targets "
+          f"{mistakes['wrong_target']['auroc']:.3f}, smoothness {np.mean(smooth):.1f}; "
+          f"best baseline {best} {base['baseline_ev'][best]:.3f}, margin {base['margin_ev']:+.3f}; "
+          f"causal ceiling {base['causal_ceiling_ev']['first_change']:.3f}")
+    return row
 
 
 def append_sweep(path: Path, entry: dict) -> None:
@@ -162,7 +181,7 @@ def spread_only(args: Settings, overrides: tuple[str, ...]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_main_job_") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp) / "seeds"
         work.mkdir(parents=True, exist_ok=True)
-        runs = seed_spread(summary, args.seeds, work, overrides, args.first_seed)
+        runs = seed_spread(summary, args.seeds, work, overrides, args.first_seed, args.ensemble)
     entry = {"label": args.label or " ".join(overrides) or "default", "overrides": list(overrides),
              "dataset": summary["dataset"], "train_steps": summary["config"]["train_steps"],
              "heldout_episodes": len(summary["report"]["episodes"]), "runs": runs,
@@ -189,6 +208,7 @@ class Settings:
     spread_only: bool = setting(False, "Only retrain on reuse's dataset; append to experiments.")
     label: str = setting("", "Name of the setting in experiments.")
     keep: str | None = setting(None, "spread_only: keep runs, bundles and held-out values in this folder.")
+    ensemble: bool = setting(False, "spread_only: also value the ensemble bundle of the retrained seeds.")
     output: str = setting(str(REPO / "benchmarks" / "results" / "main_job.json"), "Result JSON.")
     experiments: str = setting(str(REPO / "benchmarks" / "results" / "main_job_experiments.json"),
                                "The experiments file spread_only appends to.")
@@ -240,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                               "node_latency_ms_median": summary["report"]["node_latency_ms_median"],
                               "baselines": summary["report"]["baselines"],
                               "live_parity": summary["report"]["parity"]["live"]}
-        kept = ("episodes", "heldout", "train_steps", "max_steps", "model_overrides", "state_noise")
+        kept = ("episodes", "heldout", "train_steps", "max_steps", "model_overrides", "state_noise",
+                "ensemble")
         results["config"] = {k: summary["config"][k] for k in kept}
         results["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
         for stage, seconds in results["stages_s"].items():
@@ -256,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"AUROC {sp['auroc_mean']:.3f} +- {sp['auroc_std']:.3f}")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(jsonable(results), indent=2))
+    atomic_write_text(output, json.dumps(jsonable(results), indent=2))
     print(f"wrote {args.output}")
     return 0
 

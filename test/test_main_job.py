@@ -3,7 +3,8 @@
 """The main job end to end, shortened: sim robot -> bags -> dataset -> train -> bundle -> live node -> report.
 
 One run of ``python -m ove_ros.main_job`` with tiny sizes (2 tasks, 4 training and 2 held-out episodes of at
-most 30 frames, 10 optimizer steps), then checks that every stage left what the next one needs.
+most 30 frames, 10 optimizer steps, an ensemble of 2 models), then checks that every stage left what the next
+one needs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]
     out = root / "demo"
     cmd = [sys.executable, "-m", "ove_ros.main_job", "--output", str(out), "--cache-dir", str(root / "cache"),
            "--no-cache", "--episodes", str(TRAIN_EPISODES), "--heldout", str(HELDOUT), "--tasks", "reach-v3",
-           "push-v3", "--max-steps", str(MAX_STEPS), "--train-steps", "10", "--rate", "20"]
+           "push-v3", "--max-steps", str(MAX_STEPS), "--train-steps", "10", "--rate", "20", "ensemble=2"]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out, json.loads((out / "summary.json").read_text()), proc
@@ -82,7 +83,7 @@ def test_dataset_loads_with_reward_and_done(demo_run):
 
 
 def test_checkpoint_and_bundle_load(demo_run):
-    from ove_ros.bundle import read_bundle_config
+    from ove_ros.bundle import ensemble_members, read_bundle_config
     from ove_ros.engine import EngineConfig, InferenceEngine
     from ove_ros.training import checkpoint as ckpt
 
@@ -90,6 +91,10 @@ def test_checkpoint_and_bundle_load(demo_run):
     checkpoint = Path(summary["training"]["checkpoint"])
     assert ckpt.read_meta(checkpoint)["step"] == 10
     model_cfg, meta = read_bundle_config(summary["bundle"])
+    # Two members: the run itself and one more trained with the next seed, on the same data.
+    assert ensemble_members(summary["bundle"]) == 2 and len(summary["training"]["members"]) == 2
+    assert [m["seed"] for m in meta.training["members"]] == [0, 1]
+    assert ckpt.read_meta(Path(summary["training"]["members"][1]))["step"] == 10
     assert model_cfg.camera_names == ["topview", "gripperPOV"]
     assert meta.joint_names[:2] == ["right_j0", "right_j1"] and len(meta.joint_names) == 9
     assert set(meta.task_normalizers) <= {"reach the goal", "push the puck to the goal"}

@@ -82,6 +82,10 @@ class DemoConfig:
         0.03, "Joint noise in training (training.augment_state: std over half each joint's range); 0: off.",
         ge=0,
     )
+    ensemble: int = setting(
+        1, "Models trained (training seeds s, s+1, ...) and deployed as one ensemble bundle; K times the "
+        "training and inference compute.", ge=1,
+    )
     train_overrides: tuple[str, ...] = setting(
         (), "Training overrides; a key=value whose key is not one of these lands here."
     )

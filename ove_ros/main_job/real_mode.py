@@ -63,7 +63,7 @@ def run_real(cfg: RealConfig) -> dict[str, Any]:
 
     stages.run("2 training-resolution copy (one decoding pass)", shrink, lambda p: str(p))
     demo_cfg = DemoConfig(train_steps=cfg.train_steps, train_config=cfg.train_config,
-                          train_overrides=cfg.train_overrides, use_cache=cfg.use_cache)
+                          train_overrides=cfg.train_overrides, use_cache=cfg.use_cache, ensemble=1)
     extra = [f"data.repo_id={repo_id}", f"data.val_episodes=[{','.join(map(str, heldout))}]"]
     run_name = "real_" + config_hash(str(small), cfg.train_steps, (REPO_ROOT / cfg.train_config).read_text(),
                                      list(cfg.train_overrides))
