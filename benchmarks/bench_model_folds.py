@@ -3,7 +3,7 @@
 r"""The main job's value model against its baselines and the causal ceiling, on every simulated episode.
 
     python benchmarks/bench_model_folds.py [sim_dataset=<LeRobot v3 folder>] [folds=4] [seeds=[0]] \
-        [workers=2] [-- training overrides key=value ...]
+        [workers=2] [ensemble=false] [-- training overrides key=value ...]
 
 The main job scores one model on its 12 held-out episodes, a small draw: on the benchmark run's 12 the
 causal ceiling is 0.71, while over the 48 training episodes in 4 folds it is 0.85. This trains the main job's
@@ -60,23 +60,48 @@ def train_and_evaluate(dataset: Path, work: Path, fold: list[int], name: str, se
              f"output_root={work}", f"data.root={dataset}", f"data.repo_id={REPO_ID}",
              f"data.val_episodes={fold}", f"training.steps={cfg.train_steps}", f"training.seed={seed}",
              "training.num_threads=1", *cfg.training_args(), *overrides]
-    evaluate = [sys.executable, "-m", "ove_ros.training.evaluate", f"config={run_dir / 'config.yaml'}",
-                f"evaluate.checkpoint={run_dir}", "evaluate.split=val", "evaluate.plot_episodes=0",
-                "evaluate.video_episodes=0", f"evaluate.output_dir={work / (name + '_eval')}"]
     with log.open("w") as f:
-        for cmd in (train, evaluate):
-            code = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
-            if code != 0:
-                raise SystemExit(f"{cmd[2]} failed (exit {code}) for {name}; see {log}")
+        code = subprocess.run(train, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"training failed (exit {code}) for {name}; see {log}")
+    return {"seed": seed, **evaluate(run_dir, run_dir, work, fold, name)}
+
+
+def evaluate(run_dir: Path, model: Path, work: Path, fold: list[int], name: str) -> dict[str, Any]:
+    """``ove_ros.training.evaluate`` of ``model`` (a run or a bundle) on ``fold``, with the run's config."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    log = work / f"{name}_eval.log"
+    cmd = [sys.executable, "-m", "ove_ros.training.evaluate", f"config={run_dir / 'config.yaml'}",
+           f"evaluate.checkpoint={model}", "evaluate.split=val", f"data.val_episodes={fold}",
+           "evaluate.plot_episodes=0", "evaluate.video_episodes=0",
+           f"evaluate.output_dir={work / (name + '_eval')}"]
+    with log.open("w") as f:
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"evaluation failed (exit {code}) for {name}; see {log}")
     report = json.loads((work / (name + "_eval") / "value_quality.json").read_text())
     if sorted(report["eval_episodes"]) != sorted(fold):
         raise SystemExit(f"{name}: evaluated episodes {report['eval_episodes']}, expected the fold {fold}")
     model = report["model"]
-    return {"seed": seed, "ev": model["ev"], "auroc_50": model.get("auroc_50"),
+    return {"ev": model["ev"], "auroc_50": model.get("auroc_50"),
             "smoothness_ratio": model["mean_abs_dv"] / model["mean_abs_dtarget"],
             "best_baseline": report["best_baseline"], "best_baseline_ev": report["best_baseline_ev"],
             "margin_ev": report["margin_ev"],
             "baseline_ev": {k: v["ev"] for k, v in report["baselines"].items()}}
+
+
+def evaluate_ensemble(work: Path, fold: list[int], k: int, seeds: list[int]) -> dict[str, Any]:
+    """The fold's runs of every seed as one ensemble bundle (``ove_ros.training.convert members=``),
+    evaluated like each of them."""
+    runs = [work / "ove_ros" / f"fold{k}_seed{s}" for s in seeds]
+    bundle = work / f"fold{k}_ensemble"
+    cmd = [sys.executable, "-m", "ove_ros.training.convert", f"checkpoint={runs[0]}",
+           f"members=[{','.join(map(str, runs[1:]))}]", f"output={bundle}"]
+    done = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"convert failed for the ensemble of fold {k}: {done.stderr[-2000:]}")
+    return {"seeds": seeds, **evaluate(runs[0], bundle, work, fold, f"fold{k}_ensemble")}
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -88,9 +113,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     folds = results["folds"]
     series = {"model (each seed)": [[r["ev"] for r in f["runs"]] for f in folds],
+              **({"ensemble of the seeds": [[f["ensemble"]["ev"]] for f in folds]} if "ensemble" in folds[0]
+                 else {}),
               "best baseline": [[f["runs"][0]["best_baseline_ev"]] for f in folds],
               **{name: [[f["ceilings"][name]] for f in folds] for name in CEILINGS}}
-    colors = ["tab:blue", "tab:gray", "tab:green", "tab:olive", "tab:purple"]
+    colors = ["tab:blue", *(["tab:cyan"] if "ensemble" in folds[0] else []), "tab:gray", "tab:green",
+              "tab:olive", "tab:purple"]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(series)
     for j, ((name, values), color) in enumerate(zip(series.items(), colors, strict=True)):
@@ -120,6 +148,7 @@ class Settings:
     seeds: list[int] = setting([0], "Training seeds per fold.")
     workers: int = setting(2, "Trainings at a time (one thread each).", ge=1)
     output: str = setting(str(REPO / "benchmarks" / "results" / "model_folds.json"), "Result JSON.")
+    ensemble: bool = setting(False, "Also evaluate each fold's seeds as one ensemble bundle (2+ seeds).")
     overrides: list[str] = setting([], "Training overrides (after --).")
 
 
@@ -140,12 +169,20 @@ def main(argv: list[str] | None = None) -> None:
         futures = {(k, s): pool.submit(train_and_evaluate, root, Path(tmp), held[k], f"fold{k}_seed{s}", s,
                                        tuple(args.overrides)) for k, s in jobs}
         runs = {key: f.result() for key, f in futures.items()}
+        mixed = {}
+        if args.ensemble and len(args.seeds) > 1:
+            mixed = dict(zip(range(args.folds), pool.map(
+                lambda k: evaluate_ensemble(Path(tmp), held[k], k, list(args.seeds)), range(args.folds)),
+                strict=True))
     folds = []
     for k in range(args.folds):
         model = [runs[(k, s)] for s in args.seeds]
         folds.append({"held_out": held[k], "runs": model,
                       "ceilings": {short: ceilings[k][long] for short, long in CEILINGS.items()}})
+        if k in mixed:
+            folds[-1]["ensemble"] = mixed[k]
     mean = {"model": float(np.mean([r["ev"] for f in folds for r in f["runs"]])),
+            **({"ensemble": float(np.mean([f["ensemble"]["ev"] for f in folds]))} if mixed else {}),
             **{name: float(np.mean([f["runs"][0]["baseline_ev"][name] for f in folds]))
                for name in folds[0]["runs"][0]["baseline_ev"]},
             **{short: float(np.mean([f["ceilings"][short] for f in folds])) for short in CEILINGS}}
@@ -157,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     plot(results, out.with_suffix(".png"))
     for k, f in enumerate(folds):
         evs = " / ".join(f"{r['ev']:.3f}" for r in f["runs"])
+        if "ensemble" in f:
+            evs += f" (ensemble {f['ensemble']['ev']:.3f})"
         best = f["runs"][0]
         print(f"fold {k}: model {evs}; best baseline {best['best_baseline']} {best['best_baseline_ev']:.3f}; "
               + "; ".join(f"{n} {v:.3f}" for n, v in f["ceilings"].items()))

@@ -176,6 +176,9 @@ def test_readme_training_commands_run_as_written(workdir: Path):
     assert (run_dir / "checkpoint_3.safetensors").is_file()
     assert (run_dir / "checkpoint_ema.safetensors").is_file()
     assert (workdir / "bundles" / "my_run" / "model.safetensors").is_file()
+    from ove_ros.bundle import ensemble_members
+
+    assert ensemble_members(workdir / "bundles" / "my_run_x2") == 2
     assert (workdir / "outputs" / "data" / "my_robot_adv" / "meta" / "advantage.json").is_file()
     assert (workdir / "datasets" / "my_robot" / "meta" / "info.json").is_file()
     assert len(done) >= 12
