@@ -281,6 +281,21 @@ def test_main_job_joint_noise_reaches_training_and_a_user_key_wins(tmp_path):
         parse_args(["state_noise=-1"])
 
 
+def test_main_job_quality_profile_changes_only_its_keys():
+    from dataclasses import asdict
+
+    from ove_ros.main_job.cli import parse_args
+    from ove_ros.main_job.config import REPO_ROOT, DemoConfig
+
+    profile = REPO_ROOT / "config" / "main_job_quality.yaml"
+    cfg, default = parse_args([f"config={profile}"]), DemoConfig()
+    changed = {k for k, v in asdict(cfg).items() if asdict(default)[k] != v}
+    assert changed == {"episodes", "train_steps", "output"}
+    assert cfg.episodes >= 4 * default.episodes and cfg.train_steps >= 3 * default.train_steps
+    assert cfg.output != default.output  # the default run's report is not replaced
+    assert parse_args([f"config={profile}", "train_steps=5"]).train_steps == 5
+
+
 def test_main_job_bad_value_is_one_line_and_exit_2():
     done = _run("ove_ros.main_job", "storage=zip")
     assert done.returncode == 2
