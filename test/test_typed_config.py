@@ -9,7 +9,7 @@ import dataclasses
 import json
 import subprocess
 import sys
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,8 @@ def test_convert_help_lists_every_key_with_its_default(capsys):
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     for f in fields(ConvertConfig):
         assert f.metadata["help"]
-        assert lines[f.name].split()[1] == json.dumps(f.default), lines[f.name]
+        default = f.default_factory() if f.default is MISSING else f.default
+        assert lines[f.name].split()[1] == json.dumps(default), lines[f.name]
     assert "--no-ema" in out and "key=value" in out
 
 

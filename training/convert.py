@@ -55,9 +55,6 @@ class ConvertConfig:
         None,
         "Required. checkpoint_<step>.safetensors / checkpoint_ema.safetensors, or a run directory (newest).",
     )
-    members: list[str] = setting(
-        [], "Checkpoints (or run directories) of other training seeds: an ensemble bundle with checkpoint."
-    )
     output: str | None = setting(None, "Required. Bundle directory to write (replaced if it is a bundle).")
     dtype: str = setting("float32", "Weight dtype of the bundle.", choices=DTYPES)
     use_ema: bool = setting(True, "Export the EMA weights; false exports the raw weights (--no-ema).")
@@ -66,6 +63,9 @@ class ConvertConfig:
         "Dataset labelled by ove_ros.training.advantage (or its meta/advantage.json): adds the thresholds.",
     )
     debug: bool = setting(False, "Show the traceback of an error.")
+    members: list[str] = setting(
+        [], "Checkpoints (or run directories) of other training seeds: an ensemble bundle with checkpoint."
+    )
 
 
 # Today's flags, as keys of ConvertConfig: flags with a value, and switches with the value they set.
