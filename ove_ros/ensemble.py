@@ -105,8 +105,9 @@ def disagreement(members: Sequence[nn.Module]) -> str | None:
         if first.prior is not None or other.prior is not None:
             return ("members are anchored on a frame-index prior (value_prior), which the engine adds after "
                     "the heads; deploy one anchored model instead")
-        if other.config.to_dict() != first.config.to_dict():
-            keys = sorted(k for k, v in first.config.to_dict().items() if other.config.to_dict().get(k) != v)
+        mine, theirs = first.config.to_dict(), other.config.to_dict()
+        if theirs != mine:
+            keys = sorted(k for k, v in mine.items() if theirs.get(k) != v)
             return f"member {i}'s model config differs from member 0's in {keys}"
         if other.tokenizer.get_vocab() != first.tokenizer.get_vocab():
             return f"member {i}'s tokenizer differs from member 0's"

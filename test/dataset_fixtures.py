@@ -93,44 +93,49 @@ def learnable_dataset(synthetic_dataset: DatasetFactory) -> Path:
     return synthetic_dataset(**asdict(LEARNABLE))
 
 
+# The shared run's training settings: a few steps of the tiny model, episodes 0-1 held out.
+SHARED_RUN = {
+    "training.steps": 30,
+    "training.warmup_steps": 3,
+    "training.val_every": 0,
+    "training.save_every": 30,
+    "training.learning_rate": 3e-3,
+    "training.ema_decay": 0.9,
+    "data.batch_size": 8,
+    "data.val_episodes": [0, 1],
+}
+
+
+def _train_shared(out: Path, dataset: Path, run_name: str, **overrides: Any) -> dict[str, Any]:
+    from ove_ros.training.train import train
+
+    cfg = tiny_config(out, dataset, run_name=run_name, **{**SHARED_RUN, **overrides})
+    return {"cfg": cfg, "result": train(cfg), "dataset": dataset}
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, learnable_dataset: Path) -> dict[str, Any]:
     """A tiny model trained briefly on the learnable dataset: {"cfg", "result", "dataset"}."""
-    from ove_ros.training.train import train
-
-    out = tmp_path_factory.mktemp("trained")
-    cfg = tiny_config(
-        out,
-        learnable_dataset,
-        run_name="shared",
-        **{
-            "training.steps": 30,
-            "training.warmup_steps": 3,
-            "training.val_every": 0,
-            "training.save_every": 30,
-            "training.learning_rate": 3e-3,
-            "training.ema_decay": 0.9,
-            "data.batch_size": 8,
-            "data.val_episodes": [0, 1],
-        },
-    )
-    result = train(cfg)
-    return {"cfg": cfg, "result": result, "dataset": learnable_dataset}
+    return _train_shared(tmp_path_factory.mktemp("trained"), learnable_dataset, "shared")
 
 
 @pytest.fixture(scope="session")
 def trained_run_seed1(tmp_path_factory: pytest.TempPathFactory,
                       trained_run: dict[str, Any]) -> dict[str, Any]:
     """``trained_run`` again with training seed 1: a second member for an ensemble."""
-    from ove_ros.training.train import train
+    return _train_shared(tmp_path_factory.mktemp("trained_seed1"), trained_run["dataset"], "shared_seed1",
+                         **{"training.seed": 1})
 
-    out = tmp_path_factory.mktemp("trained_seed1")
-    cfg = trained_run["cfg"]
-    cfg = tiny_config(out, trained_run["dataset"], run_name="shared_seed1", **{
-        "training.steps": cfg.training.steps, "training.warmup_steps": cfg.training.warmup_steps,
-        "training.val_every": 0, "training.save_every": cfg.training.save_every,
-        "training.learning_rate": cfg.training.learning_rate, "training.ema_decay": cfg.training.ema_decay,
-        "data.batch_size": cfg.data.batch_size, "data.val_episodes": list(cfg.data.val_episodes),
-        "training.seed": 1,
-    })
-    return {"cfg": cfg, "result": train(cfg), "dataset": trained_run["dataset"]}
+
+def run_batch(run: dict[str, Any], n: int) -> tuple[dict[str, Any], Any]:
+    """``n`` frames spread over a trained run's dataset as one collated batch, and the dataset."""
+    import numpy as np
+    from torch.utils.data import default_collate
+
+    from ove_ros.training.dataset import ValueFrameDataset, load_or_compute_targets, open_lerobot_dataset
+
+    cfg = run["cfg"]
+    dataset = open_lerobot_dataset(cfg.data.repo_id, cfg.data.root)
+    targets = load_or_compute_targets(dataset, cfg.reward, None)
+    frames = ValueFrameDataset(dataset, targets, None, dataset.meta.camera_keys, image_size=32)
+    return default_collate([frames[i] for i in np.linspace(0, len(frames) - 1, n).astype(int)]), dataset

@@ -10,31 +10,22 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import default_collate
 
 from ove_ros.bundle import BundleError, BundleMetadata, ensemble_members, save_bundle
 from ove_ros.engine import EngineConfig, InferenceEngine
 from ove_ros.ensemble import ValueEnsemble, members_of
 from ove_ros.model import OpenValueEstimator, ValueModelConfig, load_bundle
 from ove_ros.training.convert import convert, main
-from ove_ros.training.dataset import ValueFrameDataset, load_or_compute_targets, open_lerobot_dataset
 from ove_ros.training.modeling import load_value_model, model_from_checkpoint
 
 from dataset_fixtures import (  # noqa: F401
     learnable_dataset,
+    run_batch,
     synthetic_dataset,
     tiny_config,
     trained_run,
     trained_run_seed1,
 )
-
-
-def _batch(run, n=8):
-    cfg = run["cfg"]
-    dataset = open_lerobot_dataset(cfg.data.repo_id, cfg.data.root)
-    targets = load_or_compute_targets(dataset, cfg.reward, None)
-    frames = ValueFrameDataset(dataset, targets, None, dataset.meta.camera_keys, image_size=32)
-    return default_collate([frames[i] for i in np.linspace(0, len(frames) - 1, n).astype(int)])
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def test_ensemble_bundle_values_the_mean_of_its_members_distributions(
     assert isinstance(model, ValueEnsemble) and len(members_of(model)) == 2
     assert ensemble_members(ensemble_bundle) == 2
     singles = [model_from_checkpoint(r["result"].checkpoint)[0] for r in (trained_run, trained_run_seed1)]
-    batch = _batch(trained_run)
+    batch, _ = run_batch(trained_run, 8)
     with torch.no_grad():
         mixed = model.predict(batch)
         probs = [m.predict(batch)["probs"] for m in singles]

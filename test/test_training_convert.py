@@ -9,28 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import default_collate
 
 from ove_ros.model import load_bundle
 from ove_ros.training import checkpoint as ckpt
 from ove_ros.training.convert import convert, main
 from ove_ros.training.dataset import (
-    ValueFrameDataset,
-    load_or_compute_targets,
-    open_lerobot_dataset,
     state_stats,
 )
 from ove_ros.training.modeling import load_value_model, model_from_checkpoint
 
-from dataset_fixtures import learnable_dataset, synthetic_dataset, trained_run  # noqa: F401
-
-
-def _batch(run, n=6):
-    cfg = run["cfg"]
-    dataset = open_lerobot_dataset(cfg.data.repo_id, cfg.data.root)
-    targets = load_or_compute_targets(dataset, cfg.reward, None)
-    frames = ValueFrameDataset(dataset, targets, None, dataset.meta.camera_keys, image_size=32)
-    return default_collate([frames[i] for i in np.linspace(0, len(frames) - 1, n).astype(int)]), dataset
+from dataset_fixtures import learnable_dataset, run_batch, synthetic_dataset, trained_run  # noqa: F401
 
 
 def test_bundle_predicts_like_the_ema_weights(trained_run, tmp_path):  # noqa: F811
@@ -40,7 +28,7 @@ def test_bundle_predicts_like_the_ema_weights(trained_run, tmp_path):  # noqa: F
     ema_model, meta, used_ema = model_from_checkpoint(ckpt_dir, use_ema=True)
     raw_model, _, _ = model_from_checkpoint(ckpt_dir, use_ema=False)
     assert used_ema
-    batch, dataset = _batch(trained_run)
+    batch, dataset = run_batch(trained_run, 6)
     with torch.no_grad():
         v_bundle = model.get_expected_value(model(batch))
         v_ema = ema_model.get_expected_value(ema_model(batch))
@@ -82,7 +70,7 @@ def test_no_ema_and_bfloat16_options(trained_run, tmp_path):  # noqa: F811
     raw_state = ckpt.load_state_dict(ckpt_dir)
     for k, v in raw.state_dict().items():
         assert torch.equal(v, raw_state[k]), k
-    batch, _ = _batch(trained_run)
+    batch, _ = run_batch(trained_run, 6)
     ema_model, _, _ = model_from_checkpoint(ckpt_dir)
     with torch.no_grad():
         v32 = ema_model.get_expected_value(ema_model(batch))
