@@ -161,6 +161,10 @@ class OptimConfig:
         ge=0,
     )
     consistency_gap: int = _f(1, "Frames between a sample and its partner in the consistency term.", ge=1)
+    aux_image_weight: float = _f(
+        0.0, "Weight of the auxiliary loss decoding each camera's 8x8 image from its tokens (0 = off).",
+        ge=0,
+    )
     freeze_vision: bool = _f(False, "Freeze the vision tower (train the projector, language model and head).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
     ema_decay: float = _f(

@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader, Subset, default_collate
 from ove_ros.model import OpenValueEstimator
 from ove_ros.training import checkpoint as ckpt
 from ove_ros.training.augment import augment_images, augment_states, drop_images
+from ove_ros.training.aux_image import AuxImageDecoder
 from ove_ros.training.config import Config, ConfigError, run_cli, save_config
 from ove_ros.training.contract import conversion_contract
 from ove_ros.training.dataset import (
@@ -616,6 +617,9 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     window: dict[str, list[float]] = {"pred": [], "target": [], "loss": []}
     wait_time = step_time = 0.0
     core = accelerator.unwrap_model(model)  # the model itself, for its statistics (the loop trains `model`)
+    aux = None
+    if t.aux_image_weight > 0:
+        aux = AuxImageDecoder(core, accelerator.device)
     support = core.config.bins
     progress = _progress(t.steps, start_step, is_main)
     it = iter(train_loader)
@@ -649,6 +653,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                         logits, later = logits.chunk(2)
                         batch["target"], target_later = batch["target"].chunk(2)
                     loss = value_loss(logits, batch["target"], support, t.target_encoding, t.hl_gauss_sigma)
+                    if aux is not None:
+                        loss = loss + t.aux_image_weight * aux.loss(batch["observation.images"])
                     if paired:
                         unwrapped = accelerator.unwrap_model(model)
                         loss = loss + t.consistency_weight * consistency_loss(
@@ -667,6 +673,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if aux is not None:
+                aux.step()
             step += 1
             if ema is not None:
                 ema.update(accelerator.unwrap_model(model))
