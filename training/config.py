@@ -162,7 +162,9 @@ class OptimConfig:
     )
     consistency_gap: int = _f(1, "Frames between a sample and its partner in the consistency term.", ge=1)
     aux_image_weight: float = _f(
-        0.0, "Weight of the auxiliary loss decoding each camera's 8x8 image from its tokens (0 = off).",
+        0.0,
+        "Weight of the auxiliary loss that decodes each camera's 8x8 picture from its image tokens "
+        "(training/aux_image.py; a training-time head, not in the model's weights). 0 = off.",
         ge=0,
     )
     freeze_vision: bool = _f(False, "Freeze the vision tower (train the projector, language model and head).")

@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Subset, default_collate
 from ove_ros.model import OpenValueEstimator
 from ove_ros.training import checkpoint as ckpt
 from ove_ros.training.augment import augment_images, augment_states, drop_images
-from ove_ros.training.aux_image import AuxImageDecoder
+from ove_ros.training.aux_image import ImageReconstruction, TokenTap
 from ove_ros.training.config import Config, ConfigError, run_cli, save_config
 from ove_ros.training.contract import conversion_contract
 from ove_ros.training.dataset import (
@@ -208,13 +208,14 @@ def lr_lambda(steps: int, warmup: int, min_ratio: float) -> Any:
     return fn
 
 
-def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW; biases, norm weights and scalar gains get no weight decay."""
+def make_optimizer(model: torch.nn.Module, cfg: Config, *heads: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW over the model and any training-time heads; biases, norm weights and scalar gains get no weight
+    decay."""
     decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
+    for module in (model, *heads):
+        for p in module.parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
     t = cfg.training
     groups = [
         {"params": decay, "weight_decay": t.weight_decay},
@@ -440,6 +441,28 @@ def make_accelerator(cfg: Config) -> Any:
     return Accelerator(mixed_precision=mixed, cpu=cpu, kwargs_handlers=[ddp])
 
 
+def load_reconstruction(recon: torch.nn.Module, state: dict[str, Any], where: Path) -> None:
+    """The auxiliary image decoder's weights from a checkpoint's training state."""
+    stored = state.get("aux_image")
+    if stored is None:
+        raise ConfigError(
+            f"{where} was trained without training.aux_image_weight, so it has no image decoder to resume; "
+            "resume with training.aux_image_weight=0 or start a new run"
+        )
+    recon.load_state_dict({k: torch.as_tensor(v) for k, v in stored.items()})
+
+
+def reduce_head_gradients(head: torch.nn.Module, accelerator: Any, grad_clip: float) -> None:
+    """Average a training-time head's gradients over processes (it sits outside the wrapped model, so no
+    data-parallel wrapper does it) and clip them as the model's are."""
+    grads = [p.grad for p in head.parameters() if p.grad is not None]
+    if accelerator.num_processes > 1:
+        for g in grads:
+            g.copy_(accelerator.reduce(g, reduction="mean"))
+    if grad_clip > 0 and grads:
+        torch.nn.utils.clip_grad_norm_(head.parameters(), grad_clip)
+
+
 def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     """Run (or continue) one training run; returns where it stopped and its last validation metrics.
 
@@ -495,7 +518,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
         else:
             model.gradient_checkpointing_enable()
     ema = EMA(model, t.ema_decay) if t.ema_decay > 0 else None
-    optimizer = make_optimizer(model, cfg)
+    recon = ImageReconstruction.for_model(model).to(accelerator.device) if t.aux_image_weight > 0 else None
+    optimizer = make_optimizer(model, cfg, *([recon] if recon is not None else []))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(t.steps, t.warmup_steps, t.min_lr_ratio)
     )
@@ -510,6 +534,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 f"{data.train_episodes}; resume with the run's own data settings"
             )
         model.load_state_dict(ckpt.load_weights(resume_dir, use_ema=False)[0], strict=True)
+        if recon is not None:
+            load_reconstruction(recon, state, resume_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
@@ -586,6 +612,7 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "ema": ema.state_dict() if ema is not None else None,
+                    **({"aux_image": recon.state_dict()} if recon is not None else {}),
                     "rng": rng_all,
                     "data": {
                         "seed": t.seed,
@@ -614,12 +641,10 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     step = start_step
     last_ckpt: Path | None = None
     val_metrics: dict[str, Any] = {}
-    window: dict[str, list[float]] = {"pred": [], "target": [], "loss": []}
+    window: dict[str, list[float]] = {"pred": [], "target": [], "loss": [], "aux_image_loss": []}
     wait_time = step_time = 0.0
     core = accelerator.unwrap_model(model)  # the model itself, for its statistics (the loop trains `model`)
-    aux = None
-    if t.aux_image_weight > 0:
-        aux = AuxImageDecoder(core, accelerator.device)
+    tap = TokenTap(core.projector) if recon is not None else None
     support = core.config.bins
     progress = _progress(t.steps, start_step, is_main)
     it = iter(train_loader)
@@ -653,8 +678,10 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                         logits, later = logits.chunk(2)
                         batch["target"], target_later = batch["target"].chunk(2)
                     loss = value_loss(logits, batch["target"], support, t.target_encoding, t.hl_gauss_sigma)
-                    if aux is not None:
-                        loss = loss + t.aux_image_weight * aux.loss(batch["observation.images"])
+                    if recon is not None:
+                        aux_loss = recon(tap.tokens, batch["observation.images"])
+                        loss = loss + t.aux_image_weight * aux_loss
+                        window["aux_image_loss"].append(float(aux_loss.detach()))
                     if paired:
                         unwrapped = accelerator.unwrap_model(model)
                         loss = loss + t.consistency_weight * consistency_loss(
@@ -667,14 +694,14 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                     )
                     window["target"] += batch["target"].cpu().tolist()
                     window["loss"].append(float(loss.detach()))
+            if recon is not None:
+                reduce_head_gradients(recon, accelerator, t.grad_clip)
             grad_norm = (
                 accelerator.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip > 0 else None
             )
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            if aux is not None:
-                aux.step()
             step += 1
             if ema is not None:
                 ema.update(accelerator.unwrap_model(model))
@@ -697,11 +724,13 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                     "samples_per_s": samples / max(step_time, 1e-9),
                     "data_wait_fraction": wait_time / max(step_time, 1e-9),
                     "epoch": sampler.epoch_of(step * t.gradient_accumulation_steps),
+                    **({"aux_image_loss": float(np.mean(window["aux_image_loss"]))}
+                       if window.get("aux_image_loss") else {}),
                 }
                 log.log("train", step, record)
                 progress.set_postfix(loss=f"{record['loss']:.4f}", ev=f"{record['ev']:.3f}")
             if step % t.log_every == 0 or step == stop_at:
-                window = {"pred": [], "target": [], "loss": []}
+                window = {"pred": [], "target": [], "loss": [], "aux_image_loss": []}
                 wait_time = step_time = 0.0
             if t.val_every and step % t.val_every == 0 and step < t.steps:
                 val_metrics = run_validation(step)
@@ -711,6 +740,8 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                 last_ckpt = save(step, val_metrics)
     finally:
         progress.close()
+        if tap is not None:
+            tap.close()
         if is_main and own_wandb and wandb_run is not None:
             wandb_run.finish()
     return TrainResult(
