@@ -89,10 +89,11 @@ def seed_spread(summary: dict, seeds: int, work: Path, overrides: tuple[str, ...
     from ove_ros.sim.episodes import ROBOT_JOINTS
 
     # The run's model settings; a summary from before they were main-job settings trained the preset as is,
-    # without joint noise.
+    # without joint noise or the image decoder.
     kept = {k: v for k, v in summary["config"].items() if k in ("train_steps", "train_config")}
     cfg = DemoConfig(**kept, model_overrides=summary["config"].get("model_overrides", {}),
-                     state_noise=summary["config"].get("state_noise", 0.0), ensemble=1)
+                     state_noise=summary["config"].get("state_noise", 0.0),
+                     aux_image_weight=summary["config"].get("aux_image_weight", 0.0), ensemble=1)
     cameras = summary["config"]["cameras"]
     episodes = [read_episode_bag(Path(e["bag"]), cameras, list(ROBOT_JOINTS), "value_estimator")
                 for e in summary["report"]["episodes"]]
@@ -261,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                               "baselines": summary["report"]["baselines"],
                               "live_parity": summary["report"]["parity"]["live"]}
         kept = ("episodes", "heldout", "train_steps", "max_steps", "model_overrides", "state_noise",
-                "ensemble")
-        results["config"] = {k: summary["config"][k] for k in kept}
+                "aux_image_weight", "ensemble")
+        results["config"] = {k: summary["config"].get(k) for k in kept}
         results["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
         for stage, seconds in results["stages_s"].items():
             print(f"  {stage:60s} {seconds:7.1f} s")

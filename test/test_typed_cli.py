@@ -257,7 +257,7 @@ def test_main_job_model_settings_reach_training_as_one_mapping(tmp_path):
     assert merged == {**default, "time_bin_frames": 5}
 
 
-def test_main_job_joint_noise_reaches_training_and_a_user_key_wins(tmp_path):
+def test_main_job_joint_noise_and_image_decoder_reach_training_and_a_user_key_wins(tmp_path):
     from ove_ros.main_job.cli import parse_args
     from ove_ros.training.config import load_config
 
@@ -279,6 +279,12 @@ def test_main_job_joint_noise_reaches_training_and_a_user_key_wins(tmp_path):
     assert trained(["state_noise=0.07", "training.augment_state=0.01"]).augment_state == 0.01
     with pytest.raises(ConfigError, match="state_noise must be >= 0"):
         parse_args(["state_noise=-1"])
+    # The image decoder's weight travels the same way.
+    assert trained([]).aux_image_weight == parse_args([]).aux_image_weight == 0.0
+    assert trained(["aux_image_weight=2"]).aux_image_weight == 2.0
+    assert trained(["aux_image_weight=3", "training.aux_image_weight=0.5"]).aux_image_weight == 0.5
+    with pytest.raises(ConfigError, match="aux_image_weight must be >= 0"):
+        parse_args(["aux_image_weight=-1"])
 
 
 def test_main_job_quality_profile_changes_only_its_keys():
