@@ -641,7 +641,10 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
     step = start_step
     last_ckpt: Path | None = None
     val_metrics: dict[str, Any] = {}
-    window: dict[str, list[float]] = {"pred": [], "target": [], "loss": [], "aux_image_loss": []}
+    def new_window() -> dict[str, list[float]]:  # what the next training log record summarizes
+        return {"pred": [], "target": [], "loss": [], "aux_image_loss": []}
+
+    window = new_window()
     wait_time = step_time = 0.0
     core = accelerator.unwrap_model(model)  # the model itself, for its statistics (the loop trains `model`)
     tap = TokenTap(core.projector) if recon is not None else None
@@ -725,12 +728,12 @@ def train(cfg: Config, wandb_run: Any = None) -> TrainResult:
                     "data_wait_fraction": wait_time / max(step_time, 1e-9),
                     "epoch": sampler.epoch_of(step * t.gradient_accumulation_steps),
                     **({"aux_image_loss": float(np.mean(window["aux_image_loss"]))}
-                       if window.get("aux_image_loss") else {}),
+                       if window["aux_image_loss"] else {}),
                 }
                 log.log("train", step, record)
                 progress.set_postfix(loss=f"{record['loss']:.4f}", ev=f"{record['ev']:.3f}")
             if step % t.log_every == 0 or step == stop_at:
-                window = {"pred": [], "target": [], "loss": [], "aux_image_loss": []}
+                window = new_window()
                 wait_time = step_time = 0.0
             if t.val_every and step % t.val_every == 0 and step < t.steps:
                 val_metrics = run_validation(step)
