@@ -127,6 +127,12 @@ def trained_run_seed1(tmp_path_factory: pytest.TempPathFactory,
                          **{"training.seed": 1})
 
 
+def log_records(run_dir: Path, split: str) -> list[dict[str, Any]]:
+    """The ``split`` records ("train" or "val") of a run's ``metrics.jsonl``, in order."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
 def run_batch(run: dict[str, Any], n: int) -> tuple[dict[str, Any], Any]:
     """``n`` frames spread over a trained run's dataset as one collated batch, and the dataset."""
     import numpy as np

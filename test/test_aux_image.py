@@ -5,8 +5,6 @@ resumes exactly, and leaves the model's weights and bundles as they were)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -16,7 +14,7 @@ from ove_ros.training.aux_image import ImageReconstruction, TokenTap
 from ove_ros.training.config import ConfigError
 from ove_ros.training.train import train
 
-from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
+from dataset_fixtures import learnable_dataset, log_records, synthetic_dataset, tiny_config  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +91,13 @@ SHORT = {"training.warmup_steps": 1, "training.learning_rate": 2e-3, "training.v
          "training.aux_image_weight": 1.0}
 
 
-def _records(run_dir):
-    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-            if r["split"] == "train"]
-
-
 def test_training_with_the_decoder_resumes_exactly_and_stays_out_of_the_weights(
         tmp_path, learnable_dataset):  # noqa: F811
     def cfg(name, **keys):
         return tiny_config(tmp_path, learnable_dataset, run_name=name, **{**SHORT, **keys})
 
     full = train(cfg("full", **{"training.steps": 6, "training.save_every": 3}))
-    records = _records(full.run_dir)
+    records = log_records(full.run_dir, "train")
     assert all(r["aux_image_loss"] > 0 for r in records)
     state = ckpt.load_training_state(full.checkpoint)
     assert set(state["aux_image"]) == {"decoder.weight", "decoder.bias"}
@@ -113,13 +106,13 @@ def test_training_with_the_decoder_resumes_exactly_and_stays_out_of_the_weights(
                                   "training.aux_image_weight": 0.0}))
     weights, _ = ckpt.load_weights(full.checkpoint, use_ema=False)
     assert weights.keys() == ckpt.load_weights(plain.checkpoint, use_ema=False)[0].keys()
-    assert "aux_image_loss" not in _records(plain.run_dir)[0]
+    assert "aux_image_loss" not in log_records(plain.run_dir, "train")[0]
     # Stopped after 2 steps and resumed: the same losses and weights as the uninterrupted run.
     part = train(cfg("part", **{"training.steps": 6, "training.save_every": 3,
                                 "training.max_steps_this_run": 2}))
     assert part.step == 2
     done = train(cfg("part", **{"training.steps": 6, "training.save_every": 3, "training.resume": True}))
-    assert [(r["step"], r["loss"], r["aux_image_loss"]) for r in _records(done.run_dir)] == [
+    assert [(r["step"], r["loss"], r["aux_image_loss"]) for r in log_records(done.run_dir, "train")] == [
         (r["step"], r["loss"], r["aux_image_loss"]) for r in records]
     resumed, _ = ckpt.load_weights(done.checkpoint, use_ema=False)
     assert all(torch.equal(resumed[k], weights[k]) for k in weights)

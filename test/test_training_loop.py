@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -18,7 +17,7 @@ from ove_ros.training.ema import EMA
 from ove_ros.training.sampler import ResumableBatchSampler, global_batch
 from ove_ros.training.train import lr_lambda, train
 
-from dataset_fixtures import learnable_dataset, synthetic_dataset, tiny_config  # noqa: F401
+from dataset_fixtures import learnable_dataset, log_records, synthetic_dataset, tiny_config  # noqa: F401
 
 
 @pytest.fixture
@@ -30,11 +29,6 @@ def make_config(tmp_path, learnable_dataset):  # noqa: F811
         return tiny_config(tmp_path, learnable_dataset, run_name=run_name, **merged, **keys)
 
     return make
-
-
-def _records(run_dir, split):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["split"] == split]
 
 
 def test_short_run_lowers_the_loss_and_raises_explained_variance(make_config):
@@ -54,12 +48,12 @@ def test_short_run_lowers_the_loss_and_raises_explained_variance(make_config):
     )
     result = train(cfg)
     assert result.step == 48 and result.checkpoint is not None and ckpt.is_checkpoint(result.checkpoint)
-    val = _records(result.run_dir, "val")
+    val = log_records(result.run_dir, "val")
     assert [r["step"] for r in val] == [8, 16, 24, 32, 40, 48]
     assert val[-1]["loss"] < val[0]["loss"]
     assert val[-1]["ev"] > val[0]["ev"] + 0.2
     assert val[-1]["ev"] > 0.4
-    train_loss = [r["loss"] for r in _records(result.run_dir, "train")]
+    train_loss = [r["loss"] for r in log_records(result.run_dir, "train")]
     assert np.mean(train_loss[-8:]) < np.mean(train_loss[:8])
     assert result.val_metrics["per_task"]["pick the bottle"]["count"] == val[-1]["count"]
     for key in ("loss", "mae", "rmse", "ev"):
@@ -102,8 +96,8 @@ def test_resumed_run_matches_an_uninterrupted_run(make_config):
     for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values(), strict=True):
         assert torch.equal(pa["exp_avg"], pb["exp_avg"])
     # Same losses step by step, and the metrics log has one record per step.
-    la = [(r["step"], r["loss"]) for r in _records(full.run_dir, "train")]
-    lb = [(r["step"], r["loss"]) for r in _records(done.run_dir, "train")]
+    la = [(r["step"], r["loss"]) for r in log_records(full.run_dir, "train")]
+    lb = [(r["step"], r["loss"]) for r in log_records(done.run_dir, "train")]
     assert la == lb and [s for s, _ in la] == list(range(1, 9))
     # keep_last=2: only the newest two checkpoints (and their state) stay; checkpoint_ema is the newest EMA.
     names = [p.name for p in ckpt.list_checkpoints(full.run_dir)]
@@ -255,8 +249,8 @@ def test_consistency_term_pairs_each_frame_with_a_later_one_and_trains(make_conf
         else:  # no frame 3 later: paired with itself, masked out
             assert not bool(item["pair_valid"]) and item["pair"]["frame_index"] == frame
     result = train(cfg)
-    losses = [r["loss"] for r in _records(result.run_dir, "train")]
+    losses = [r["loss"] for r in log_records(result.run_dir, "train")]
     assert result.step == 6 and all(math.isfinite(x) for x in losses)
     # Same weights and first batch without the term: the first step's loss is the cross-entropy alone.
     plain = train(make_config("plain", common))
-    assert losses[0] > _records(plain.run_dir, "train")[0]["loss"]
+    assert losses[0] > log_records(plain.run_dir, "train")[0]["loss"]
